@@ -1,0 +1,220 @@
+import CLMDB
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How hard a commit pushes to the disk.
+public enum Durability: String, Sendable, CaseIterable {
+    /// Data then meta page fsynced on every commit: full ACID.
+    case sync
+    /// The meta page is synced with the next commit: a system crash may undo the last commit,
+    /// a process crash loses nothing.
+    case nometasync
+}
+
+public struct EnvironmentOptions: Sendable {
+    public var maxDatabases: UInt32 = 32
+    public var maxReaders: UInt32 = 510
+    /// The initial map size; the map grows on `MDB_MAP_FULL` whatever this says.
+    public var mapSize: Int = 256 << 20
+    public var durability: Durability = .sync
+    public init() {}
+}
+
+/// An LMDB environment: one directory, one memory map, many named databases.
+///
+/// Opened with `MDB_NOTLS`, so a read transaction is tied to its `Transaction` object, not to a
+/// thread. Write transactions are serialised by LMDB's own writer lock; the trap to know is that a
+/// write transaction belongs to the thread that began it, so never `await` inside `write { }`.
+/// Open one `Environment` per directory per process.
+public final class Environment: @unchecked Sendable {
+    let handle: OpaquePointer
+    public let path: String
+    /// Readers hold it shared; a map resize holds it exclusively, because
+    /// `mdb_env_set_mapsize` must not run while any transaction of this process is open.
+    private var resizeLock = pthread_rwlock_t()
+    private var dbis: [String: MDB_dbi] = [:]
+    private let dbiLock = Mutex()
+
+    /// Reader slots left by processes that died, cleared when this environment was opened.
+    public private(set) var staleReadersCleared: Int32 = 0
+
+    public init(path: String, options: EnvironmentOptions = EnvironmentOptions()) throws {
+        self.path = path
+        var env: OpaquePointer?
+        try check(mdb_env_create(&env), "env_create")
+        guard let env else { throw LMDBError(code: EINVAL, operation: "env_create") }
+        handle = env
+        pthread_rwlock_init(&resizeLock, nil)
+        do {
+            try check(mdb_env_set_maxdbs(env, options.maxDatabases), "env_set_maxdbs")
+            try check(mdb_env_set_maxreaders(env, options.maxReaders), "env_set_maxreaders")
+            try check(mdb_env_set_mapsize(env, options.mapSize), "env_set_mapsize")
+            var flags = UInt32(MDB_NOTLS) | UInt32(MDB_NORDAHEAD)
+            if options.durability == .nometasync { flags |= UInt32(MDB_NOMETASYNC) }
+            try check(mdb_env_open(env, path, flags, 0o644), "env_open \(path)")
+            // A larger map recorded by another process wins over our initial size.
+            var info = MDB_envinfo()
+            mdb_env_info(env, &info)
+            if info.me_mapsize < options.mapSize {
+                try check(mdb_env_set_mapsize(env, options.mapSize), "env_set_mapsize")
+            }
+            var dead: Int32 = 0
+            try check(mdb_reader_check(env, &dead), "reader_check")
+            staleReadersCleared = dead
+        } catch {
+            mdb_env_close(env)
+            throw error
+        }
+    }
+
+    deinit {
+        mdb_env_close(handle)
+        pthread_rwlock_destroy(&resizeLock)
+    }
+
+    /// Opens (creating it when `create`) a named database. Handles are cached and live as long as
+    /// the environment.
+    public func database(_ name: String, create: Bool = true, integerKeys: Bool = false) throws -> Database {
+        if let dbi = dbiLock.withLock({ dbis[name] }) { return Database(dbi: dbi, name: name) }
+        var flags: UInt32 = create ? UInt32(MDB_CREATE) : 0
+        if integerKeys { flags |= UInt32(MDB_INTEGERKEY) }
+        let dbi: MDB_dbi = try write { txn in
+            var dbi = MDB_dbi()
+            try check(clmdb_dbi_open(txn.handle, name, flags, &dbi), "dbi_open", name)
+            return dbi
+        }
+        dbiLock.withLock { dbis[name] = dbi }
+        return Database(dbi: dbi, name: name)
+    }
+
+    /// Runs `body` in a read-only transaction. Keys and values seen inside are valid only inside.
+    public func read<T>(_ body: (Transaction) throws -> T) throws -> T {
+        while true {
+            pthread_rwlock_rdlock(&resizeLock)
+            var txn: OpaquePointer?
+            let rc = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn)
+            if rc == MDB_MAP_RESIZED {
+                pthread_rwlock_unlock(&resizeLock)
+                try adoptMapSize()
+                continue
+            }
+            defer { pthread_rwlock_unlock(&resizeLock) }
+            try check(rc, "txn_begin (read)")
+            let t = Transaction(handle: txn!, readOnly: true)
+            defer { mdb_txn_abort(txn) }
+            return try body(t)
+        }
+    }
+
+    /// Runs `body` in a write transaction and commits it; a throw aborts it.
+    ///
+    /// When the map is full the transaction is aborted, the map grows and `body` runs again from
+    /// the start, so `body` must do all its work through `txn` (no side effects it cannot repeat).
+    public func write<T>(_ body: (Transaction) throws -> T) throws -> T {
+        while true {
+            pthread_rwlock_rdlock(&resizeLock)
+            var txn: OpaquePointer?
+            let rc = mdb_txn_begin(handle, nil, 0, &txn)
+            if rc == MDB_MAP_RESIZED {
+                pthread_rwlock_unlock(&resizeLock)
+                try adoptMapSize()
+                continue
+            }
+            guard rc == 0, let txn else {
+                pthread_rwlock_unlock(&resizeLock)
+                throw LMDBError(code: rc, operation: "txn_begin (write)")
+            }
+            let t = Transaction(handle: txn, readOnly: false)
+            let result: T
+            do {
+                result = try body(t)
+                t.finished = true  // mdb_txn_commit frees the transaction even when it fails
+                try check(mdb_txn_commit(txn), "txn_commit")
+                pthread_rwlock_unlock(&resizeLock)
+                return result
+            } catch let error as LMDBError where error.isMapFull {
+                if !t.finished { mdb_txn_abort(txn) }
+                pthread_rwlock_unlock(&resizeLock)
+                try grow()
+            } catch {
+                if !t.finished { mdb_txn_abort(txn) }
+                pthread_rwlock_unlock(&resizeLock)
+                throw error
+            }
+        }
+    }
+
+    /// Grows the map: doubles it up to 4 GiB, then adds 4 GiB at a time.
+    public func grow() throws {
+        pthread_rwlock_wrlock(&resizeLock)
+        defer { pthread_rwlock_unlock(&resizeLock) }
+        var info = MDB_envinfo()
+        mdb_env_info(handle, &info)
+        let current = info.me_mapsize
+        let next = current < (4 << 30) ? current * 2 : current + (4 << 30)
+        try check(mdb_env_set_mapsize(handle, next), "env_set_mapsize \(next)")
+    }
+
+    private func adoptMapSize() throws {
+        pthread_rwlock_wrlock(&resizeLock)
+        defer { pthread_rwlock_unlock(&resizeLock) }
+        try check(mdb_env_set_mapsize(handle, 0), "env_set_mapsize (adopt)")
+    }
+
+    /// Flushes buffers to disk; with `nometasync` this makes the last commit durable.
+    public func sync(force: Bool = true) throws {
+        try check(mdb_env_sync(handle, force ? 1 : 0), "env_sync")
+    }
+
+    /// Clears reader slots of dead processes and returns how many it cleared.
+    @discardableResult
+    public func clearStaleReaders() throws -> Int32 {
+        var dead: Int32 = 0
+        try check(mdb_reader_check(handle, &dead), "reader_check")
+        return dead
+    }
+
+    public struct Info: Sendable {
+        public var mapSize: Int
+        public var usedBytes: Int
+        public var pageSize: Int
+        public var readersInUse: Int
+        public var maxReaders: Int
+    }
+
+    public var info: Info {
+        var info = MDB_envinfo()
+        var stat = MDB_stat()
+        mdb_env_info(handle, &info)
+        mdb_env_stat(handle, &stat)
+        let psize = Int(stat.ms_psize)
+        return Info(mapSize: info.me_mapsize, usedBytes: (info.me_last_pgno + 1) * psize,
+                    pageSize: psize, readersInUse: Int(info.me_numreaders), maxReaders: Int(info.me_maxreaders))
+    }
+
+    /// Copies the environment to `path` (a directory), omitting free pages.
+    public func copyCompacted(to path: String) throws {
+        try check(mdb_env_copy2(handle, path, UInt32(MDB_CP_COMPACT)), "env_copy2 \(path)")
+    }
+}
+
+/// A named database inside an environment. A plain handle: cheap to copy, valid while the
+/// environment is open.
+public struct Database: Sendable, Hashable {
+    let dbi: MDB_dbi
+    public let name: String
+}
+
+/// A tiny pthread mutex, for the few places that guard plain state.
+public final class Mutex: @unchecked Sendable {
+    private var m = pthread_mutex_t()
+    public init() { pthread_mutex_init(&m, nil) }
+    deinit { pthread_mutex_destroy(&m) }
+    @inline(__always)
+    public func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(&m)
+        defer { pthread_mutex_unlock(&m) }
+        return try body()
+    }
+}

@@ -1,0 +1,81 @@
+/// What a pusher has done, not derived from the log: where its cursor stands, its failure and
+/// backoff schedule, and the last badge it sent. Stored as a fixed 42-byte record so the boot
+/// check reads it without decoding anything but the cursor and the enabled flag.
+public struct ConsumerState: Sendable, Equatable {
+    /// The pos of the last log entry this pusher has finished with.
+    public var cursor: UInt64
+    public var failingSince: Int64?
+    public var nextAttempt: Int64?
+    public var lastSuccess: Int64?
+    public var lastBadge: Int64?
+    public var enabled: Bool
+    public var kind: PusherKind
+
+    public init(cursor: UInt64, failingSince: Int64? = nil, nextAttempt: Int64? = nil, lastSuccess: Int64? = nil,
+                lastBadge: Int64? = nil, enabled: Bool = true, kind: PusherKind = .http) {
+        self.cursor = cursor
+        self.failingSince = failingSince
+        self.nextAttempt = nextAttempt
+        self.lastSuccess = lastSuccess
+        self.lastBadge = lastBadge
+        self.enabled = enabled
+        self.kind = kind
+    }
+
+    static let size = 42
+    static let none = UInt64.max
+
+    public func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: Self.size)
+        w.fixed64(cursor)
+        for v in [failingSince, nextAttempt, lastSuccess, lastBadge] {
+            w.fixed64(v.map { UInt64(bitPattern: $0) } ?? Self.none)
+        }
+        w.byte(enabled ? 1 : 0)
+        w.byte(kind.code)
+        return w.bytes
+    }
+
+    public static func decode(_ b: UnsafeRawBufferPointer) throws -> ConsumerState {
+        guard b.count >= size, let kind = PusherKind(code: b[41]) else {
+            throw CorruptData(what: "consumer state", reason: "\(b.count) bytes")
+        }
+        func opt(_ at: Int) -> Int64? {
+            let v = BigEndianRead.uint64(b, at: at)
+            return v == none ? nil : Int64(bitPattern: v)
+        }
+        return ConsumerState(cursor: BigEndianRead.uint64(b, at: 0), failingSince: opt(8), nextAttempt: opt(16),
+                             lastSuccess: opt(24), lastBadge: opt(32), enabled: b[40] != 0, kind: kind)
+    }
+
+    /// Reads the cursor and enabled flag only (the boot check's hot path).
+    @inline(__always)
+    static func cursorIfEnabled(_ b: UnsafeRawBufferPointer) -> UInt64? {
+        guard b.count >= size, b[40] != 0 else { return nil }
+        return BigEndianRead.uint64(b, at: 0)
+    }
+}
+
+/// One entry of the `notifs` index: what the pusher needs to know without reading the log.
+public struct NotifIndexValue: Sendable, Equatable {
+    public var roomID: String
+    public var streamOrdering: Int64
+    public var threadID: String
+    public var highlight: Bool
+
+    func encoded() -> [UInt8] {
+        var w = ByteWriter(capacity: 48)
+        w.byte(highlight ? 1 : 0)
+        w.fixed64(UInt64(bitPattern: streamOrdering))
+        w.string(roomID)
+        w.string(threadID)
+        return w.bytes
+    }
+
+    static func decode(_ b: UnsafeRawBufferPointer) throws -> NotifIndexValue {
+        var r = ByteReader(b, what: "notification index")
+        let flags = try r.byte()
+        let so = Int64(bitPattern: try r.fixed64())
+        return NotifIndexValue(roomID: try r.string(), streamOrdering: so, threadID: try r.string(), highlight: flags & 1 != 0)
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The data directory's lock files.
+///
+/// `serve` holds `pushlog.lock` exclusively for its whole life, and so does every command that
+/// rewrites state (`cursors rewind`, `replay --rebuild`, `recover`, `compact`): two of them never
+/// run at once, and a rewriting command beside a server fails at once (exit 69). `append`
+/// and the read-only commands do not take it, since LMDB lets them run beside a server.
+/// `compact` replaces the data file, so it also waits for `append.lock`, which every appending
+/// process holds shared while it writes.
+public final class DataDirLock: @unchecked Sendable {
+    private let fd: Int32
+    public let path: String
+
+    public struct Busy: Error, CustomStringConvertible {
+        public let path: String
+        public var description: String {
+            "the data directory is in use by a running server or another rewriting command (\(path) is locked)"
+        }
+    }
+
+    private init(fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+    }
+
+    deinit { close(fd) }
+
+    /// Takes the exclusive server lock without waiting; throws `Busy` when it is held.
+    public static func exclusive(dataDir: String) throws -> DataDirLock {
+        try take(dataDir: dataDir, name: "pushlog.lock", operation: LOCK_EX | LOCK_NB)
+    }
+
+    /// Taken shared by every appending process.
+    public static func appender(dataDir: String) throws -> DataDirLock {
+        try take(dataDir: dataDir, name: "append.lock", operation: LOCK_SH)
+    }
+
+    /// Waits until no appender runs and keeps them out; throws `Busy` after `timeout` seconds.
+    public static func noAppenders(dataDir: String, timeout: Double = 30) throws -> DataDirLock {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            do { return try take(dataDir: dataDir, name: "append.lock", operation: LOCK_EX | LOCK_NB) } catch is Busy {
+                if Date() > deadline { throw Busy(path: dataDir + "/append.lock") }
+                usleep(50_000)
+            }
+        }
+    }
+
+    private static func take(dataDir: String, name: String, operation: Int32) throws -> DataDirLock {
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        let path = dataDir + "/" + name
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        if flock(fd, operation) != 0 {
+            let e = errno
+            close(fd)
+            if e == EWOULDBLOCK { throw Busy(path: path) }
+            throw POSIXError(POSIXErrorCode(rawValue: e) ?? .EIO)
+        }
+        return DataDirLock(fd: fd, path: path)
+    }
+}

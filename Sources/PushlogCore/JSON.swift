@@ -1,0 +1,298 @@
+/// A JSON value. Parsed by our own strict parser (UTF-8 checked, integers kept exact) and
+/// written back with sorted keys, so the same value always has the same bytes.
+public enum JSON: Sendable, Equatable, Hashable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case double(Double)
+    case string(String)
+    case array([JSON])
+    case object([String: JSON])
+
+    public subscript(key: String) -> JSON? {
+        if case .object(let o) = self { return o[key] }
+        return nil
+    }
+
+    public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
+    public var objectValue: [String: JSON]? { if case .object(let o) = self { return o }; return nil }
+    public var arrayValue: [JSON]? { if case .array(let a) = self { return a }; return nil }
+    public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
+    public var intValue: Int64? { if case .int(let i) = self { return i }; return nil }
+    public var isNull: Bool { if case .null = self { return true }; return false }
+
+    /// Truthiness in the Python sense Synapse uses for tweaks: false, null, 0, "" , [] and {} are false.
+    public var isTruthy: Bool {
+        switch self {
+        case .null: return false
+        case .bool(let b): return b
+        case .int(let i): return i != 0
+        case .double(let d): return d != 0
+        case .string(let s): return !s.isEmpty
+        case .array(let a): return !a.isEmpty
+        case .object(let o): return !o.isEmpty
+        }
+    }
+
+    /// The name of the value's type as a JSON reader would say it.
+    public var typeName: String {
+        switch self {
+        case .null: "null"
+        case .bool: "boolean"
+        case .int, .double: "number"
+        case .string: "string"
+        case .array: "array"
+        case .object: "object"
+        }
+    }
+}
+
+// MARK: - Writing
+
+extension JSON {
+    public func serialized() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        write(to: &out)
+        return out
+    }
+
+    public var text: String { String(decoding: serialized(), as: UTF8.self) }
+
+    public func write(to out: inout [UInt8]) {
+        switch self {
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .int(let i): out.append(contentsOf: String(i).utf8)
+        case .double(let d):
+            if d.isFinite { out.append(contentsOf: "\(d)".utf8) } else { out.append(contentsOf: "null".utf8) }
+        case .string(let s): JSON.writeString(s, to: &out)
+        case .array(let a):
+            out.append(UInt8(ascii: "["))
+            for (i, v) in a.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                v.write(to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .object(let o):
+            out.append(UInt8(ascii: "{"))
+            for (i, k) in o.keys.sorted().enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                JSON.writeString(k, to: &out)
+                out.append(UInt8(ascii: ":"))
+                o[k]!.write(to: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    static func writeString(_ s: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+            case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+            case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xF)]])
+            default: out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}
+
+// MARK: - Parsing
+
+public struct JSONParseError: Error, CustomStringConvertible, Sendable {
+    public let offset: Int
+    public let reason: String
+    public var description: String { "invalid JSON at byte \(offset + 1): \(reason)" }
+}
+
+extension JSON {
+    /// Parses exactly one JSON value (surrounding whitespace allowed). Refuses invalid UTF-8,
+    /// nesting deeper than 64 levels, and duplicate object keys.
+    public static func parse(_ bytes: some Collection<UInt8>) throws -> JSON {
+        var buffer = Array(bytes)
+        return try buffer.withUnsafeMutableBufferPointer { buf in
+            var p = Parser(buf: UnsafeBufferPointer(buf))
+            p.skipSpace()
+            let v = try p.value(depth: 0)
+            p.skipSpace()
+            if p.i != buf.count { throw p.fail("unexpected data after the value") }
+            return v
+        }
+    }
+
+    public static func parse(_ text: String) throws -> JSON { try parse(Array(text.utf8)) }
+}
+
+private struct Parser {
+    let buf: UnsafeBufferPointer<UInt8>
+    var i = 0
+
+    func fail(_ reason: String) -> JSONParseError { JSONParseError(offset: i, reason: reason) }
+
+    mutating func skipSpace() {
+        while i < buf.count, buf[i] == 0x20 || buf[i] == 0x0A || buf[i] == 0x0D || buf[i] == 0x09 { i += 1 }
+    }
+
+    mutating func value(depth: Int) throws -> JSON {
+        guard depth < 64 else { throw fail("nested too deeply") }
+        guard i < buf.count else { throw fail("unexpected end of input") }
+        switch buf[i] {
+        case UInt8(ascii: "{"):
+            i += 1
+            var o: [String: JSON] = [:]
+            skipSpace()
+            if i < buf.count, buf[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
+            while true {
+                skipSpace()
+                guard i < buf.count, buf[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+                let k = try string()
+                skipSpace()
+                guard i < buf.count, buf[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+                i += 1
+                skipSpace()
+                let v = try value(depth: depth + 1)
+                if o.updateValue(v, forKey: k) != nil { throw fail("duplicate key \"\(k)\"") }
+                skipSpace()
+                guard i < buf.count else { throw fail("unexpected end of input") }
+                if buf[i] == UInt8(ascii: ",") { i += 1; continue }
+                if buf[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
+                throw fail("expected ',' or '}'")
+            }
+        case UInt8(ascii: "["):
+            i += 1
+            var a: [JSON] = []
+            skipSpace()
+            if i < buf.count, buf[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
+            while true {
+                skipSpace()
+                a.append(try value(depth: depth + 1))
+                skipSpace()
+                guard i < buf.count else { throw fail("unexpected end of input") }
+                if buf[i] == UInt8(ascii: ",") { i += 1; continue }
+                if buf[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
+                throw fail("expected ',' or ']'")
+            }
+        case UInt8(ascii: "\""):
+            return .string(try string())
+        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
+        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
+        case UInt8(ascii: "n"): try literal("null"); return .null
+        default:
+            return try number()
+        }
+    }
+
+    mutating func literal(_ word: StaticString) throws {
+        let n = word.utf8CodeUnitCount
+        guard i + n <= buf.count else { throw fail("unexpected end of input") }
+        for k in 0..<n where buf[i + k] != word.utf8Start[k] { throw fail("invalid literal") }
+        i += n
+    }
+
+    mutating func number() throws -> JSON {
+        let start = i
+        var isInt = true
+        if i < buf.count, buf[i] == UInt8(ascii: "-") { i += 1 }
+        guard i < buf.count, buf[i] >= 0x30, buf[i] <= 0x39 else { throw fail("invalid value") }
+        if buf[i] == 0x30, i + 1 < buf.count, buf[i + 1] >= 0x30, buf[i + 1] <= 0x39 {
+            throw fail("leading zero in number")
+        }
+        while i < buf.count, buf[i] >= 0x30, buf[i] <= 0x39 { i += 1 }
+        if i < buf.count, buf[i] == UInt8(ascii: ".") {
+            isInt = false
+            i += 1
+            guard i < buf.count, buf[i] >= 0x30, buf[i] <= 0x39 else { throw fail("invalid number") }
+            while i < buf.count, buf[i] >= 0x30, buf[i] <= 0x39 { i += 1 }
+        }
+        if i < buf.count, buf[i] == UInt8(ascii: "e") || buf[i] == UInt8(ascii: "E") {
+            isInt = false
+            i += 1
+            if i < buf.count, buf[i] == UInt8(ascii: "+") || buf[i] == UInt8(ascii: "-") { i += 1 }
+            guard i < buf.count, buf[i] >= 0x30, buf[i] <= 0x39 else { throw fail("invalid number") }
+            while i < buf.count, buf[i] >= 0x30, buf[i] <= 0x39 { i += 1 }
+        }
+        let text = String(decoding: UnsafeBufferPointer(rebasing: buf[start..<i]), as: UTF8.self)
+        if isInt, let v = Int64(text) { return .int(v) }
+        guard let d = Double(text), d.isFinite else { throw JSONParseError(offset: start, reason: "number out of range") }
+        return .double(d)
+    }
+
+    mutating func hex4() throws -> UInt32 {
+        guard i + 4 <= buf.count else { throw fail("truncated \\u escape") }
+        var v: UInt32 = 0
+        for _ in 0..<4 {
+            let c = buf[i]
+            let d: UInt32
+            switch c {
+            case 0x30...0x39: d = UInt32(c - 0x30)
+            case 0x41...0x46: d = UInt32(c - 0x41 + 10)
+            case 0x61...0x66: d = UInt32(c - 0x61 + 10)
+            default: throw fail("invalid \\u escape")
+            }
+            v = v << 4 | d
+            i += 1
+        }
+        return v
+    }
+
+    mutating func string() throws -> String {
+        i += 1  // opening quote
+        var out: [UInt8] = []
+        var start = i
+        while true {
+            guard i < buf.count else { throw fail("unterminated string") }
+            let c = buf[i]
+            if c == UInt8(ascii: "\"") {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<i]))
+                i += 1
+                break
+            }
+            if c < 0x20 { throw fail("control character in string") }
+            if c == UInt8(ascii: "\\") {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<i]))
+                i += 1
+                guard i < buf.count else { throw fail("unterminated string") }
+                let e = buf[i]
+                i += 1
+                switch e {
+                case UInt8(ascii: "\""): out.append(0x22)
+                case UInt8(ascii: "\\"): out.append(0x5C)
+                case UInt8(ascii: "/"): out.append(0x2F)
+                case UInt8(ascii: "b"): out.append(0x08)
+                case UInt8(ascii: "f"): out.append(0x0C)
+                case UInt8(ascii: "n"): out.append(0x0A)
+                case UInt8(ascii: "r"): out.append(0x0D)
+                case UInt8(ascii: "t"): out.append(0x09)
+                case UInt8(ascii: "u"):
+                    var scalar = try hex4()
+                    if (0xD800..<0xDC00).contains(scalar) {
+                        guard i + 2 <= buf.count, buf[i] == UInt8(ascii: "\\"), buf[i + 1] == UInt8(ascii: "u") else {
+                            throw fail("unpaired surrogate in \\u escape")
+                        }
+                        i += 2
+                        let low = try hex4()
+                        guard (0xDC00..<0xE000).contains(low) else { throw fail("unpaired surrogate in \\u escape") }
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    } else if (0xDC00..<0xE000).contains(scalar) {
+                        throw fail("unpaired surrogate in \\u escape")
+                    }
+                    out.append(contentsOf: String(Character(Unicode.Scalar(scalar)!)).utf8)
+                default: throw fail("invalid escape")
+                }
+                start = i
+                continue
+            }
+            i += 1
+        }
+        guard let s = String(validating: out, as: UTF8.self) else { throw fail("string is not valid UTF-8") }
+        return s
+    }
+}

@@ -1,0 +1,75 @@
+import LMDB
+
+/// How keys are laid out. User ids never contain NUL (validation refuses control characters),
+/// so `user + 0x00 + …` keys sort by user first, the same order as `heads`, which is what lets
+/// the boot check walk consumers and heads side by side.
+public enum Keys {
+    public static func pos(_ p: UInt64) -> [UInt8] { BigEndian.bytes(p) }
+
+    /// `heads`: the user id alone.
+    public static func user(_ user: String) -> [UInt8] { Array(user.utf8) }
+
+    /// The `user + 0x00` prefix of every per-user key.
+    public static func userPrefix(_ user: String) -> [UInt8] {
+        var k = Array(user.utf8)
+        k.append(0)
+        return k
+    }
+
+    /// `notifs`: user, 0x00, pos.
+    public static func notif(_ user: String, _ pos: UInt64) -> [UInt8] {
+        var k = userPrefix(user)
+        BigEndian.append(pos, to: &k)
+        return k
+    }
+
+    /// `unread`: user, 0x00, room.
+    public static func room(_ user: String, _ room: String) -> [UInt8] {
+        var k = userPrefix(user)
+        k.append(contentsOf: room.utf8)
+        return k
+    }
+
+    /// `receipts`: user, 0x00, room, 0x00, then 0x00 for the unthreaded receipt or 0x01 + thread.
+    public static func receipt(_ user: String, _ room: String, thread: String?) -> [UInt8] {
+        var k = Keys.room(user, room)
+        k.append(0)
+        if let thread {
+            k.append(1)
+            k.append(contentsOf: thread.utf8)
+        } else {
+            k.append(0)
+        }
+        return k
+    }
+
+    /// SHA-256 of `app_id 0x00 pushkey`: the fixed-size half of a pusher key.
+    public static func appKeyHash(appID: String, pushkey: String) -> [UInt8] {
+        var m = Array(appID.utf8)
+        m.append(0)
+        m.append(contentsOf: pushkey.utf8)
+        return SHA256.hash(m)
+    }
+
+    /// `pushers` and `consumers`: user, 0x00, hash(app_id, pushkey).
+    public static func pusher(_ id: PusherID) -> [UInt8] {
+        userPrefix(id.userID) + appKeyHash(appID: id.appID, pushkey: id.pushkey)
+    }
+
+    /// `pusher_keys`: hash(app_id, pushkey), then the user: every user holding that pushkey.
+    public static func pusherKeyIndex(_ id: PusherID) -> [UInt8] {
+        appKeyHash(appID: id.appID, pushkey: id.pushkey) + Array(id.userID.utf8)
+    }
+
+    /// The user id at the front of a user-prefixed key.
+    public static func userID(of key: UnsafeRawBufferPointer) -> String {
+        let end = key.firstIndex(of: 0) ?? key.count
+        return String(decoding: UnsafeRawBufferPointer(rebasing: key[..<end]), as: UTF8.self)
+    }
+
+    /// Length of the user part of a user-prefixed key.
+    @inline(__always)
+    static func userLength(_ key: UnsafeRawBufferPointer) -> Int {
+        key.firstIndex(of: 0) ?? key.count
+    }
+}

@@ -1,0 +1,164 @@
+import LMDB
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The one thread that owns every write transaction of a store. Callers hand it closures; it
+/// runs all that are waiting in one transaction (each in a child transaction, so one caller's
+/// error undoes only its own writes) and commits them with one fsync: group commit.
+///
+/// A closure may run more than once (when the map is full the whole group is retried after the
+/// map grows), so it must do its work through the transaction only.
+final class StoreWriter: @unchecked Sendable {
+    private let env: Environment
+    private let lock = Mutex()
+    private var cond = pthread_cond_t()
+    private var condMutex = pthread_mutex_t()
+    private var queue: [Job] = []
+    private var stopping = false
+    private var thread: pthread_t?
+    /// Group commits done, and jobs they carried (for stats and tests).
+    private(set) var commits = 0
+    private(set) var jobsCommitted = 0
+
+    final class Job: @unchecked Sendable {
+        let body: (Transaction) throws -> Any
+        var result: Result<Any, Error>?
+        let done: @Sendable (Result<Any, Error>) -> Void
+        init(body: @escaping (Transaction) throws -> Any, done: @escaping @Sendable (Result<Any, Error>) -> Void) {
+            self.body = body
+            self.done = done
+        }
+    }
+
+    init(env: Environment) {
+        self.env = env
+        pthread_cond_init(&cond, nil)
+        pthread_mutex_init(&condMutex, nil)
+        let box = Unmanaged.passRetained(self)
+        var t = pthread_t()
+        pthread_create(&t, nil, { arg in
+            let writer = Unmanaged<StoreWriter>.fromOpaque(arg!).takeRetainedValue()
+            writer.run()
+            return nil
+        }, box.toOpaque())
+        thread = t
+    }
+
+    /// Stops the thread once the queue is drained; waits for it.
+    func stop() {
+        pthread_mutex_lock(&condMutex)
+        stopping = true
+        pthread_cond_signal(&cond)
+        pthread_mutex_unlock(&condMutex)
+        if let thread { pthread_join(thread, nil) }
+        thread = nil
+    }
+
+    func enqueue(_ job: Job) {
+        pthread_mutex_lock(&condMutex)
+        precondition(!stopping, "store writer used after close")
+        queue.append(job)
+        pthread_cond_signal(&cond)
+        pthread_mutex_unlock(&condMutex)
+    }
+
+    /// Runs `body` in the next group commit and waits for the commit (blocking this thread).
+    func write<T>(_ body: @escaping (Transaction) throws -> T) throws -> T {
+        let sem = Semaphore()
+        let box = ResultBox()
+        enqueue(Job(body: { try body($0) }, done: { r in box.set(r); sem.signal() }))
+        sem.wait()
+        return try box.get().get() as! T
+    }
+
+    /// Runs `body` in the next group commit; returns once it is committed.
+    func write<T: Sendable>(_ body: @escaping (Transaction) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, Error>) in
+            enqueue(Job(body: { try body($0) }, done: { r in
+                switch r {
+                case .success(let v): c.resume(returning: v as! T)
+                case .failure(let e): c.resume(throwing: e)
+                }
+            }))
+        }
+    }
+
+    private func run() {
+        while true {
+            pthread_mutex_lock(&condMutex)
+            while queue.isEmpty && !stopping { pthread_cond_wait(&cond, &condMutex) }
+            if queue.isEmpty && stopping {
+                pthread_mutex_unlock(&condMutex)
+                return
+            }
+            let jobs = queue
+            queue.removeAll(keepingCapacity: true)
+            pthread_mutex_unlock(&condMutex)
+            commit(jobs)
+        }
+    }
+
+    private func commit(_ jobs: [Job]) {
+        do {
+            try env.write { txn in
+                if jobs.count == 1 {
+                    jobs[0].result = .success(try jobs[0].body(txn))
+                    return
+                }
+                for job in jobs {
+                    do {
+                        job.result = .success(try txn.nested { try job.body($0) })
+                    } catch let e as LMDBError where e.isMapFull {
+                        throw e  // the whole group is retried after the map grows
+                    } catch {
+                        job.result = .failure(error)
+                    }
+                }
+            }
+            commits += 1
+            jobsCommitted += jobs.count
+            for job in jobs { job.done(job.result!) }
+        } catch {
+            if jobs.count == 1 {
+                jobs[0].done(.failure(error))
+            } else {
+                // The group failed as a whole (commit error): run each alone so one bad job
+                // cannot fail the others.
+                for job in jobs { commit([job]) }
+            }
+        }
+    }
+}
+
+final class ResultBox: @unchecked Sendable {
+    private let lock = Mutex()
+    private var value: Result<Any, Error>?
+    func set(_ r: Result<Any, Error>) { lock.withLock { value = r } }
+    func get() -> Result<Any, Error> { lock.withLock { value! } }
+}
+
+final class Semaphore: @unchecked Sendable {
+    private var m = pthread_mutex_t()
+    private var c = pthread_cond_t()
+    private var signalled = false
+    init() {
+        pthread_mutex_init(&m, nil)
+        pthread_cond_init(&c, nil)
+    }
+    deinit {
+        pthread_mutex_destroy(&m)
+        pthread_cond_destroy(&c)
+    }
+    func signal() {
+        pthread_mutex_lock(&m)
+        signalled = true
+        pthread_cond_signal(&c)
+        pthread_mutex_unlock(&m)
+    }
+    func wait() {
+        pthread_mutex_lock(&m)
+        while !signalled { pthread_cond_wait(&c, &m) }
+        pthread_mutex_unlock(&m)
+    }
+}

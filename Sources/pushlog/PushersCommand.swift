@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import PushlogCore
+
+struct Pushers: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List, create, replace and remove pushers.",
+        subcommands: [List.self, Set.self, Remove.self]
+    )
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One row per pusher with its config and delivery state.")
+        @OptionGroup var dataDir: DataDirOption
+        @Option(help: "Only this user's pushers.") var user: String?
+        @Flag(help: "JSON Lines, one PusherState per line.") var json = false
+
+        func run() throws {
+            try tool {
+                let store = try dataDir.openStore()
+                var rows: [[String]] = []
+                try store.forEachPusherState(user: user) { s in
+                    if json { Output.json(s.json) } else {
+                        rows.append([s.config.id.userID, s.config.kind.rawValue, s.config.id.appID, s.config.id.pushkey,
+                                     s.config.enabled ? "yes" : "no", String(s.state.cursor), String(s.head),
+                                     String(s.pending), formatTime(s.state.failingSince), formatTime(s.state.lastSuccess)])
+                    }
+                    return true
+                }
+                if !json {
+                    Output.table(["user", "kind", "app_id", "pushkey", "enabled", "cursor", "head", "pending",
+                                  "failing_since", "last_success"], rows)
+                }
+                Output.flush()
+            }
+        }
+    }
+
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create or replace pushers, one JSON object per line (the PUT /v1/pushers body).",
+            discussion: "All lines are validated first; `\"kind\": null` removes that pusher.")
+        @OptionGroup var dataDir: DataDirOption
+        @Argument(help: ArgumentHelp("JSON Lines file, or - for standard input.", valueName: "file"))
+        var file: String = "-"
+        @Option(help: "Pushers per commit.") var batchSize: Int = 10_000
+
+        func run() throws {
+            try tool {
+                let input = try readInput(file)
+                let now = Clock.nowMS()
+                let entries = try JSONLines.decode(input) { try EntryDecoder.pusher($0, now: now) }
+                guard !entries.isEmpty else { return note("set nothing (no pushers in the input)") }
+                let lock = try DataDirLock.appender(dataDir: dataDir.dataDir)
+                defer { withExtendedLifetime(lock) {} }
+                let store = try dataDir.openStore()
+                let progress = Progress("pushers set")
+                var done = 0
+                while done < entries.count {
+                    let batch = Array(entries[done..<min(done + batchSize, entries.count)])
+                    try store.append(batch, now: Clock.nowMS())
+                    done += batch.count
+                    progress.update(UInt64(done), UInt64(entries.count))
+                }
+                progress.finish()
+                note("set \(entries.count) pusher entr\(entries.count == 1 ? "y" : "ies")")
+            }
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove one pusher.")
+        @OptionGroup var dataDir: DataDirOption
+        @Option(help: "The owner.") var user: String
+        @Option(name: .customLong("app-id"), help: "The app id.") var appID: String
+        @Option(help: "The pushkey.") var pushkey: String
+
+        func run() throws {
+            try tool {
+                let store = try dataDir.openStore()
+                let id = PusherID(userID: user, appID: appID, pushkey: pushkey)
+                guard try store.pusherState(id) != nil else {
+                    throw InputError(field: "pushkey", message: "no pusher \(appID)/\(pushkey) for \(user)", kind: .invalid)
+                }
+                let lock = try DataDirLock.appender(dataDir: dataDir.dataDir)
+                defer { withExtendedLifetime(lock) {} }
+                try store.append([.pusherRemoved(id)])
+                note("removed pusher \(appID)/\(pushkey) of \(user)")
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import LMDB
+import PushlogCore
+
+@main
+struct Pushlog: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pushlog",
+        abstract: "Push notifications for Matrix homeservers, from an LMDB log.",
+        subcommands: [Serve.self, Append.self, Pushers.self, Cursors.self, Replay.self, Recover.self,
+                      Compact.self, Stats.self]
+    )
+}
+
+/// `--data-dir`, shared by every subcommand.
+struct DataDirOption: ParsableArguments {
+    @Option(name: .customLong("data-dir"), help: ArgumentHelp("The data directory (env PUSHLOG_DATA_DIR).", valueName: "path"))
+    var dataDir: String = ProcessInfo.processInfo.environment["PUSHLOG_DATA_DIR"] ?? "./pushlog-data"
+
+    func openStore() throws -> Store {
+        try Store(dataDir: dataDir)
+    }
+}
+
+/// The contract's exit codes.
+enum Exit {
+    static let usage: Int32 = 64
+    static let badInput: Int32 = 65
+    static let busy: Int32 = 69
+    static let internalError: Int32 = 70
+}
+
+/// Runs a command body, turning what it throws into one stderr line and the contract's exit code.
+func tool(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as ExitCode {
+        throw e
+    } catch let e as InputError {
+        fail(Exit.badInput, "\(e)")
+    } catch let e as DataDirLock.Busy {
+        fail(Exit.busy, "\(e)")
+    } catch let e as UsageError {
+        fail(Exit.usage, e.message)
+    } catch {
+        fail(Exit.internalError, "\(error)")
+    }
+}
+
+struct UsageError: Error {
+    let message: String
+}
+
+func fail(_ code: Int32, _ message: String) -> Never {
+    Output.flush()
+    FileHandle.standardError.write(Data("pushlog: error: \(message)\n".utf8))
+    exit(code)
+}
+
+func note(_ message: String) {
+    FileHandle.standardError.write(Data("\(message)\n".utf8))
+}
+
+/// Reads FILE, or standard input for `-`.
+func readInput(_ path: String) throws -> [UInt8] {
+    if path == "-" {
+        return Array(FileHandle.standardInput.readDataToEndOfFile())
+    }
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw InputError(field: "", message: "cannot read \(path)", kind: .notJSON)
+    }
+    return Array(data)
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import PushlogCore
+
+struct Recover: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The after-crash check: clear stale readers, verify the log and the projections, repair, and say who will redeliver.",
+        discussion: "Exit 0 when the store is healthy or was repaired; 70 when the log itself is damaged. Exit 69 beside a server.")
+    @OptionGroup var dataDir: DataDirOption
+    @Flag(help: "Check and report, change nothing.") var dryRun = false
+    @Flag(help: "JSON Lines: the report, then one row per pusher that will redeliver.") var json = false
+
+    func run() throws {
+        try tool {
+            let lock = try DataDirLock.exclusive(dataDir: dataDir.dataDir)
+            defer { withExtendedLifetime(lock) {} }
+            let store = try dataDir.openStore()
+            if !json { Output.line("stale reader slots cleared: \(store.staleReadersCleared)") }
+            let interrupted = try store.rebuildInterrupted()
+            if interrupted && !json { Output.line("an earlier repair was interrupted: the projections will be rebuilt") }
+
+            let progress = Progress("check log")
+            let check = try store.checkLog { progress.update($0, $1) }
+            progress.finish()
+            if !json {
+                Output.line("log: pos \(check.first)...\(check.head), \(check.entries) entries, \(check.isHealthy ? "contiguous and readable" : "DAMAGED")")
+                for p in check.problems { Output.line("  \(p)") }
+            }
+
+            let rebuildProgress = Progress("verify projections")
+            let report = try store.rebuild(repair: !dryRun) { rebuildProgress.update($0, $1) }
+            rebuildProgress.finish()
+            if json {
+                Output.json(.object([
+                    "stale_readers_cleared": .int(Int64(store.staleReadersCleared)),
+                    "log_first": .int(Int64(check.first)), "log_head": .int(Int64(check.head)),
+                    "log_entries": .int(Int64(check.entries)), "log_healthy": .bool(check.isHealthy),
+                    "log_problems": .array(check.problems.map(JSON.string)),
+                    "projections_clean": .bool(report.isClean), "repaired": .bool(report.repaired),
+                    "interrupted_repair": .bool(interrupted),
+                ]))
+            } else {
+                printReport(report, json: false)
+            }
+
+            var redeliver = 0
+            try store.forEachPusherState { s in
+                guard s.state.enabled, s.pending > 0 else { return true }
+                redeliver += 1
+                if json { Output.json(s.json) } else {
+                    Output.line("will deliver: \(s.config.id.userID) \(s.config.id.appID) \(s.config.id.pushkey): \(s.pending) pending from pos \(s.state.cursor + 1)")
+                }
+                return true
+            }
+            if !json { Output.line("\(redeliver) pusher\(redeliver == 1 ? "" : "s") will deliver on the next start") }
+            Output.flush()
+            if !check.isHealthy { fail(Exit.internalError, "the log is damaged; see above") }
+            if dryRun && !report.isClean { note("dry run: nothing was repaired") }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+import ArgumentParser
+import Foundation
+import PushlogCore
+
+struct Replay: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print log entries in order, or re-derive every projection with --rebuild.")
+    @OptionGroup var dataDir: DataDirOption
+    @Option(help: "First pos.") var from: UInt64 = 1
+    @Option(help: "Last pos.") var to: UInt64 = .max
+    @Option(help: "Only entries of this user.") var user: String?
+    @Option(help: "notification, receipt or pusher (both pusher types).") var type: EntryType?
+    @Flag(help: "JSON Lines.") var json = false
+    @Flag(help: "Re-derive the projections from the log and report any difference (exit 69 beside a server).")
+    var rebuild = false
+
+    enum EntryType: String, ExpressibleByArgument, CaseIterable {
+        case notification, receipt, pusher
+    }
+
+    func run() throws {
+        try tool {
+            if rebuild { return try runRebuild() }
+            let store = try dataDir.openStore()
+            try store.forEachEntry(from: from, to: to) { e in
+                if let user, e.entry.userID != user { return true }
+                if let type {
+                    switch (type, e.entry) {
+                    case (.notification, .notification), (.receipt, .receipt), (.pusher, .pusherSet), (.pusher, .pusherRemoved): break
+                    default: return true
+                    }
+                }
+                if json { Output.json(e.json) } else { Output.line(Self.summary(e)) }
+                return true
+            }
+            Output.flush()
+        }
+    }
+
+    static func summary(_ e: LoggedEntry) -> String {
+        let head = "\(e.pos)  \(formatTime(e.ts))  \(e.entry.typeName)"
+        switch e.entry {
+        case .notification(let n):
+            return "\(head)  \(n.userID) \(n.roomID) \(n.eventID) so=\(n.streamOrdering) thread=\(n.threadID)\(n.notifies ? "" : " (no notify)")"
+        case .receipt(let r):
+            return "\(head)  \(r.userID) \(r.roomID) \(r.eventID) so=\(r.streamOrdering) \(r.receiptType.rawValue) thread=\(r.threadID ?? "*")"
+        case .pusherSet(let c):
+            return "\(head)  \(c.id.userID) \(c.kind.rawValue) \(c.id.appID) \(c.id.pushkey)\(c.enabled ? "" : " (disabled)")"
+        case .pusherRemoved(let id):
+            return "\(head)  \(id.userID) \(id.appID) \(id.pushkey)"
+        }
+    }
+
+    func runRebuild() throws {
+        let lock = try DataDirLock.exclusive(dataDir: dataDir.dataDir)
+        defer { withExtendedLifetime(lock) {} }
+        let store = try dataDir.openStore()
+        let progress = Progress("rebuild")
+        let report = try store.rebuild(repair: true) { progress.update($0, $1) }
+        progress.finish()
+        printReport(report, json: json)
+    }
+}
+
+func printReport(_ report: RebuildReport, json: Bool) {
+    if json {
+        var o: [String: JSON] = ["entries": .int(Int64(report.entries)), "clean": .bool(report.isClean),
+                                 "repaired": .bool(report.repaired),
+                                 "orphan_consumers": .int(Int64(report.orphanConsumers)),
+                                 "missing_consumers": .int(Int64(report.missingConsumers)),
+                                 "consumer_flags_fixed": .int(Int64(report.consumerFlagsFixed))]
+        var diffs: [String: JSON] = [:]
+        for (name, d) in report.differences {
+            diffs[name] = .object(["missing": .int(Int64(d.missing)), "extra": .int(Int64(d.extra)), "changed": .int(Int64(d.changed))])
+        }
+        o["differences"] = .object(diffs)
+        Output.json(.object(o))
+    } else {
+        Output.line("replayed \(report.entries) entries")
+        for name in report.differences.keys.sorted() {
+            let d = report.differences[name]!
+            Output.line(d.isEmpty ? "  \(name): same" : "  \(name): \(d.missing) missing, \(d.extra) extra, \(d.changed) changed")
+        }
+        if report.orphanConsumers > 0 { Output.line("  consumer state without a pusher: \(report.orphanConsumers)") }
+        if report.missingConsumers > 0 { Output.line("  pushers without consumer state: \(report.missingConsumers)") }
+        if report.consumerFlagsFixed > 0 { Output.line("  consumer flags out of step: \(report.consumerFlagsFixed)") }
+        Output.line(report.isClean ? "the stored projections match the log" : report.repaired ? "repaired" : "differences found (not repaired)")
+    }
+    Output.flush()
+}
