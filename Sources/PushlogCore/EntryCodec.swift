@@ -10,7 +10,7 @@ public enum EntryCodec {
     }
 
     public static func encode(_ entry: LogEntry, ts: Int64) -> [UInt8] {
-        var w = ByteWriter()
+        var w = ByteWriter(capacity: 512)
         w.byte(format)
         switch entry {
         case .notification(let n):
@@ -147,10 +147,19 @@ struct ByteWriter {
         if let s { byte(1); string(s) } else { byte(0) }
     }
 
+    /// JSON text behind a varint length: written in place, then the length is slotted in front.
     mutating func json(_ v: JSON) {
-        let b = v.serialized()
-        varint(UInt64(b.count))
-        bytes.append(contentsOf: b)
+        let start = bytes.count
+        bytes.append(0)  // room for a one-byte length, the common case
+        v.write(to: &bytes)
+        let n = bytes.count - start - 1
+        if n < 0x80 {
+            bytes[start] = UInt8(n)
+        } else {
+            var prefix = ByteWriter(capacity: 4)
+            prefix.varint(UInt64(n))
+            bytes.replaceSubrange(start..<start + 1, with: prefix.bytes)
+        }
     }
 }
 

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (installs the system libraries first when they are missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! pkg-config --exists lmdb libcurl 2>/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq pkg-config liblmdb-dev libcurl4-openssl-dev
+fi
+swift build --build-tests
+swift test --skip-build
