@@ -46,6 +46,7 @@ public final class Environment: @unchecked Sendable {
         guard let env else { throw LMDBError(code: EINVAL, operation: "env_create") }
         handle = env
         pthread_rwlock_init(&resizeLock, nil)
+        // From here the object is fully initialised: a throw runs deinit, which closes the env.
         do {
             try check(mdb_env_set_maxdbs(env, options.maxDatabases), "env_set_maxdbs")
             try check(mdb_env_set_maxreaders(env, options.maxReaders), "env_set_maxreaders")
@@ -62,9 +63,6 @@ public final class Environment: @unchecked Sendable {
             var dead: Int32 = 0
             try check(mdb_reader_check(env, &dead), "reader_check")
             staleReadersCleared = dead
-        } catch {
-            mdb_env_close(env)
-            throw error
         }
     }
 

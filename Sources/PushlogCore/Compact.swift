@@ -36,8 +36,10 @@ extension Store {
         var receipts: [[UInt8]: LoggedEntry] = [:]
         func keep(_ e: LoggedEntry) {
             switch e.entry {
-            case .pusherSet(let c):
-                pusherSets[c.id] = e
+            case .pusherSet(var c):
+                // An update keeps the pusher's creation time, which the dropped first set carried.
+                if case .pusherSet(let first)? = pusherSets[c.id]?.entry { c.createdTS = first.createdTS }
+                pusherSets[c.id] = LoggedEntry(pos: e.pos, ts: e.ts, entry: .pusherSet(c))
                 if !c.append {
                     for id in pusherSets.keys where id.appID == c.id.appID && id.pushkey == c.id.pushkey && id.userID != c.id.userID {
                         pusherSets[id] = nil

@@ -21,7 +21,8 @@ extension Store {
     @discardableResult
     public func forEachPending(after: [UInt8]? = nil, limit: Int = .max,
                                _ body: (PendingPusher) throws -> Bool) throws -> Int {
-        try env.read { txn in
+        guard limit > 0 else { return 0 }
+        return try env.read { txn in
             var examined = 0
             var yielded = 0
             try txn.withCursor(consumers) { cc in

@@ -173,7 +173,7 @@ public enum EntryDecoder {
     /// fine, no spaces, controls, angle brackets or commas that would let an address smuggle
     /// another recipient or a header.
     public static func isEmailAddress(_ s: String) -> Bool {
-        guard s.utf8.count <= 254, let at = s.lastIndex(of: "@") else { return false }
+        guard s.utf8.count <= 254, s.filter({ $0 == "@" }).count == 1, let at = s.firstIndex(of: "@") else { return false }
         let local = s[..<at], domain = s[s.index(after: at)...]
         guard !local.isEmpty, !domain.isEmpty, domain.contains("."), !domain.hasPrefix("."), !domain.hasSuffix(".") else { return false }
         let forbidden = Set<Character>([" ", "<", ">", ",", ";", "\"", "(", ")", "[", "]", "\\"])
@@ -181,7 +181,7 @@ public enum EntryDecoder {
             if forbidden.contains(ch) { return false }
             if ch.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { return false }
         }
-        return !domain.contains("@")
+        return true
     }
 
     // MARK: helpers

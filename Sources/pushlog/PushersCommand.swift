@@ -48,7 +48,7 @@ struct Pushers: ParsableCommand {
             try tool {
                 let input = try readInput(file)
                 let now = Clock.nowMS()
-                let entries = try JSONLines.decode(input) { try EntryDecoder.pusher($0, now: now) }
+                let entries = try decodeLines(input, file: file) { try EntryDecoder.pusher($0, now: now) }
                 guard !entries.isEmpty else { return note("set nothing (no pushers in the input)") }
                 let lock = try DataDirLock.appender(dataDir: dataDir.dataDir)
                 defer { withExtendedLifetime(lock) {} }

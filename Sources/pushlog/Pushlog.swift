@@ -39,6 +39,8 @@ func tool(_ body: () throws -> Void) throws {
         throw e
     } catch let e as InputError {
         fail(Exit.badInput, "\(e)")
+    } catch let e as FileInputError {
+        fail(Exit.badInput, "\(e)")
     } catch let e as DataDirLock.Busy {
         fail(Exit.busy, "\(e)")
     } catch let e as UsageError {
@@ -60,6 +62,21 @@ func fail(_ code: Int32, _ message: String) -> Never {
 
 func note(_ message: String) {
     FileHandle.standardError.write(Data("\(message)\n".utf8))
+}
+
+/// Decodes JSON Lines input; a bad line's error names the file too.
+func decodeLines<T>(_ input: [UInt8], file: String, _ decode: (JSON) throws -> T) throws -> [T] {
+    do {
+        return try JSONLines.decode(input, decode)
+    } catch let e as InputError {
+        throw FileInputError(file: file == "-" ? "<stdin>" : file, error: e)
+    }
+}
+
+struct FileInputError: Error, CustomStringConvertible {
+    let file: String
+    let error: InputError
+    var description: String { "\(file): \(error)" }
 }
 
 /// Reads FILE, or standard input for `-`.

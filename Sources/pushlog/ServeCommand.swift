@@ -16,7 +16,6 @@ struct Serve: ParsableCommand {
             let lock = try DataDirLock.exclusive(dataDir: dataDir.dataDir)
             defer { withExtendedLifetime(lock) {} }
             let store = try dataDir.openStore()
-            note("pushlog serve: the HTTP API and pusher pool are not built yet; holding \(dataDir.dataDir) (head \(try store.head())) until SIGINT/SIGTERM")
             signal(SIGINT, SIG_IGN)
             signal(SIGTERM, SIG_IGN)
             let done = DispatchSemaphore(value: 0)
@@ -26,6 +25,8 @@ struct Serve: ParsableCommand {
                 s.resume()
                 return s
             }
+            // Ready only once the signals are handled.
+            note("pushlog serve: the HTTP API and pusher pool are not built yet; holding \(dataDir.dataDir) (head \(try store.head())) until SIGINT/SIGTERM")
             done.wait()
             withExtendedLifetime(sources) {}
             store.close()

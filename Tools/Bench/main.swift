@@ -134,7 +134,7 @@ func benchAppendCLI() {
         row.write(to: &text)
         text.append(0x0A)
     }
-    FileManager.default.createFile(atPath: file, contents: Data(text))
+    _ = FileManager.default.createFile(atPath: file, contents: Data(text))
     var rates: [Double] = []
     for _ in 0..<option("runs", 3) {
         let dir = fresh("append-cli")

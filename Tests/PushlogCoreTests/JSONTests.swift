@@ -1,0 +1,137 @@
+import Foundation
+import PushlogCore
+import Testing
+
+@Suite("JSON parser and serializer")
+struct JSONTests {
+    @Test("a valid document parses into the values it spells")
+    func parsesValid() throws {
+        let doc = #"""
+         { "s": "a\"b\\c\/d\n\t\u00e9\ud83d\ude00", "i": -42, "z": 0, "d": 1.5, "e": 2e3, "E": -1.25E-2,
+           "t": true, "f": false, "n": null, "a": [1, [], {}, "x"], "o": {"k": {"deep": [null]}} }
+        """#
+        let v = try JSON.parse(doc)
+        #expect(v["s"] == .string("a\"b\\c/d\n\t\u{e9}\u{1F600}"))
+        #expect(v["i"] == .int(-42))
+        #expect(v["z"] == .int(0))
+        #expect(v["d"] == .double(1.5))
+        #expect(v["e"] == .double(2000))
+        #expect(v["E"] == .double(-0.0125))
+        #expect(v["t"] == .bool(true))
+        #expect(v["f"] == .bool(false))
+        #expect(v["n"] == .null)
+        #expect(v["a"] == .array([.int(1), .array([]), .object([:]), .string("x")]))
+        #expect(v["o"]?["k"]?["deep"] == .array([.null]))
+        #expect(try JSON.parse("  7 ") == .int(7))
+        #expect(try JSON.parse("\"\"") == .string(""))
+    }
+
+    @Test("integers are kept exact across the whole Int64 range")
+    func bigIntegers() throws {
+        #expect(try JSON.parse("9223372036854775807") == .int(.max))
+        #expect(try JSON.parse("-9223372036854775808") == .int(.min))
+        // 2^53 + 1 is where a Double would round.
+        #expect(try JSON.parse("9007199254740993") == .int(9_007_199_254_740_993))
+        #expect(try JSON.parse(#"{"stream_ordering": 1732900000000123}"#)["stream_ordering"] == .int(1_732_900_000_000_123))
+        // Beyond Int64 it is a number, no longer an integer.
+        #expect(try JSON.parse("9223372036854775808").intValue == nil)
+    }
+
+    @Test("invalid UTF-8 is refused, in strings and as raw bytes")
+    func invalidUTF8() {
+        for bad: [UInt8] in [
+            [0x22, 0xFF, 0x22],                 // lone 0xFF
+            [0x22, 0xC0, 0x80, 0x22],           // overlong NUL
+            [0x22, 0xE2, 0x82, 0x22],           // truncated 3-byte sequence
+            [0x22, 0xED, 0xA0, 0x80, 0x22],     // UTF-16 surrogate encoded in UTF-8
+            [0x7B, 0x22, 0xF8, 0x22, 0x3A, 0x31, 0x7D],  // bad key
+        ] {
+            #expect(throws: JSONParseError.self, "\(bad)") { try JSON.parse(bad) }
+        }
+    }
+
+    @Test("duplicate object keys are refused")
+    func duplicateKeys() {
+        let e = #expect(throws: JSONParseError.self) { try JSON.parse(#"{"a": 1, "b": 2, "a": 3}"#) }
+        #expect(e?.reason.contains("duplicate") == true)
+        #expect(throws: JSONParseError.self) { try JSON.parse(#"{"x": {"k": 1, "k": 1}}"#) }
+        // The same key in sibling objects is fine.
+        #expect(throws: Never.self) { try JSON.parse(#"[{"k": 1}, {"k": 2}]"#) }
+    }
+
+    @Test("nesting up to 64 levels parses; deeper is refused, however deep, without crashing")
+    func deepNesting() throws {
+        func arrays(_ n: Int) -> String { String(repeating: "[", count: n) + String(repeating: "]", count: n) }
+        #expect(try JSON.parse(arrays(64)).arrayValue != nil)
+        let e = #expect(throws: JSONParseError.self) { try JSON.parse(arrays(65)) }
+        #expect(e?.reason.contains("deep") == true)
+        #expect(throws: JSONParseError.self) { try JSON.parse(arrays(200_000)) }
+        let objects = String(repeating: #"{"a":"#, count: 100) + "1" + String(repeating: "}", count: 100)
+        #expect(throws: JSONParseError.self) { try JSON.parse(objects) }
+    }
+
+    @Test("malformed documents are refused", arguments: [
+        "", " ", "{", "}", "[1,]", "[1 2]", "{\"a\" 1}", "{\"a\":}", "{a:1}", "{\"a\":1,}", "01", "-", "1.", ".5", "1e",
+        "+1", "tru", "nul", "True", "\"abc", "\"\\x\"", "\"\\u12\"", "\"\\ud800\"", "\"\\udc00\"", "\"\\ud800\\u0041\"",
+        "\"a\u{01}b\"", "\"tab\tin\"", "1 2", "{} x", "[\"a\"]]", "NaN", "1e999",
+    ])
+    func malformed(_ doc: String) {
+        #expect(throws: JSONParseError.self) { try JSON.parse(doc) }
+    }
+
+    @Test("the error names the byte offset where parsing failed")
+    func errorOffset() {
+        let e = #expect(throws: JSONParseError.self) { try JSON.parse(#"{"a": tru}"#) }
+        #expect(e?.offset == 6)
+        #expect(e?.description.contains("byte 7") == true)
+    }
+
+    @Test("serialization sorts keys and escapes what JSON requires")
+    func serializes() {
+        let v = JSON.object([
+            "b": .array([.bool(true), .null, .string("x\"y\\z")]), "a": .int(-1),
+            "c": .string("line\nret\rtab\t\u{01}\u{1F}é"), "d": .double(1.5), "e": .double(.infinity),
+            "f": .object([:]), "g": .array([]),
+        ])
+        #expect(v.text == #"{"a":-1,"b":[true,null,"x\"y\\z"],"c":"line\nret\rtab\t\u0001\u001fé","d":1.5,"e":null,"f":{},"g":[]}"#)
+        #expect(JSON.int(.min).text == "-9223372036854775808")
+    }
+
+    @Test("serialize then parse gives back the same value", arguments: [UInt64(1), 2, 3, 4, 5])
+    func roundTrip(seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed)
+        for _ in 0..<200 {
+            let v = randomJSON(&rng, depth: 0)
+            #expect(try JSON.parse(v.serialized()) == v)
+            #expect(try JSON.parse(v.text) == v)
+        }
+    }
+
+    func randomJSON(_ rng: inout SplitMix64, depth: Int) -> JSON {
+        let pick = Int.random(in: 0..<(depth > 4 ? 5 : 7), using: &rng)
+        switch pick {
+        case 0: return .null
+        case 1: return .bool(Bool.random(using: &rng))
+        case 2: return .int(Int64(bitPattern: rng.next()) >> Int64.random(in: 0..<63, using: &rng))
+        case 3: return .double(Double(Int.random(in: -1000...1000, using: &rng)) / 8)
+        case 4:
+            let alphabet: [Character] = ["a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\u{01}", "é", "中", "🎉", "\u{7F}"]
+            return .string(String((0..<Int.random(in: 0..<12, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }))
+        case 5: return .array((0..<Int.random(in: 0..<4, using: &rng)).map { _ in randomJSON(&rng, depth: depth + 1) })
+        default:
+            var o: [String: JSON] = [:]
+            for i in 0..<Int.random(in: 0..<4, using: &rng) { o["k\(i)\(["", "é", "\"", "\n"][i % 4])"] = randomJSON(&rng, depth: depth + 1) }
+            return .object(o)
+        }
+    }
+
+    @Test("truthiness follows Python's rules for tweaks")
+    func truthiness() {
+        #expect(!JSON.null.isTruthy)
+        #expect(!JSON.bool(false).isTruthy && JSON.bool(true).isTruthy)
+        #expect(!JSON.int(0).isTruthy && JSON.int(-1).isTruthy)
+        #expect(!JSON.string("").isTruthy && JSON.string("default").isTruthy)
+        #expect(!JSON.array([]).isTruthy && JSON.array([.null]).isTruthy)
+        #expect(!JSON.object([:]).isTruthy && JSON.object(["a": .null]).isTruthy)
+    }
+}
