@@ -1,0 +1,68 @@
+#ifndef PUSHLOG_CCURL_SHIM_H
+#define PUSHLOG_CCURL_SHIM_H
+#include <curl/curl.h>
+
+/*
+ * curl_easy_setopt, curl_easy_getinfo and curl_multi_setopt are C variadics, which Swift does
+ * not import. These typed wrappers are. Each option documents its argument type in
+ * curl_easy_setopt(3); passing a value of the wrong width through a variadic is undefined
+ * behaviour, so pick the wrapper whose type matches the option's documentation:
+ *   long          -> _long        (CURLOPT_NOSIGNAL, CURLOPT_TIMEOUT_MS, ...)
+ *   curl_off_t    -> _off_t       (options ending in _LARGE)
+ *   char *        -> _string      (curl copies strings, except CURLOPT_POSTFIELDS)
+ *   void *        -> _pointer     (CURLOPT_WRITEDATA, CURLOPT_PRIVATE, CURLOPT_ERRORBUFFER, ...)
+ *   curl_slist *  -> _slist       (CURLOPT_HTTPHEADER, CURLOPT_MAIL_RCPT; NOT copied: keep the
+ *                                  list alive until curl_easy_cleanup)
+ *   callbacks     -> _write_callback (WRITEFUNCTION, HEADERFUNCTION)
+ *                    _read_callback  (READFUNCTION, for uploads such as SMTP)
+ */
+
+static inline CURLcode ccurl_easy_setopt_long(CURL *handle, CURLoption option, long value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+static inline CURLcode ccurl_easy_setopt_off_t(CURL *handle, CURLoption option, curl_off_t value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+static inline CURLcode ccurl_easy_setopt_string(CURL *handle, CURLoption option, const char *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+static inline CURLcode ccurl_easy_setopt_pointer(CURL *handle, CURLoption option, void *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+static inline CURLcode ccurl_easy_setopt_slist(CURL *handle, CURLoption option, struct curl_slist *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+static inline CURLcode ccurl_easy_setopt_write_callback(CURL *handle, CURLoption option, curl_write_callback callback) {
+    return curl_easy_setopt(handle, option, callback);
+}
+
+static inline CURLcode ccurl_easy_setopt_read_callback(CURL *handle, CURLoption option, curl_read_callback callback) {
+    return curl_easy_setopt(handle, option, callback);
+}
+
+static inline CURLcode ccurl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {
+    return curl_easy_getinfo(handle, info, value);
+}
+
+/* CURLINFO_PRIVATE is documented as char ** but hands back whatever CURLOPT_PRIVATE stored. */
+static inline CURLcode ccurl_easy_getinfo_pointer(CURL *handle, CURLINFO info, void **value) {
+    return curl_easy_getinfo(handle, info, (char **)value);
+}
+
+static inline CURLcode ccurl_easy_getinfo_off_t(CURL *handle, CURLINFO info, curl_off_t *value) {
+    return curl_easy_getinfo(handle, info, value);
+}
+
+static inline CURLMcode ccurl_multi_setopt_long(CURLM *multi, CURLMoption option, long value) {
+    return curl_multi_setopt(multi, option, value);
+}
+
+/* CURL_GLOBAL_ALL is a macro expression; give Swift a typed value. */
+static const long ccurl_global_all = CURL_GLOBAL_ALL;
+
+#endif

@@ -1,0 +1,204 @@
+import CCurl
+import Glibc
+import Synchronization
+
+/// The one OS thread that owns a client's curl multi handle, and the queue that feeds it.
+///
+/// Why a dedicated pthread rather than a Task or a DispatchQueue: libcurl handles must never be
+/// used from two threads, and `curl_multi_poll` blocks. A blocked task would hold one of the
+/// few cooperative-pool threads (two on a two-core machine) for the client's whole life.
+///
+/// Other threads talk to it only through ``inbox`` (a mutex-protected command queue) followed
+/// by `curl_multi_wakeup`, libcurl's one call documented as safe from any thread. The loop:
+/// take the commands, `curl_multi_perform`, complete what `curl_multi_info_read` reports
+/// done, then `curl_multi_poll` until there is I/O, a curl timer, or a wakeup.
+///
+/// Traps:
+/// - `curl_multi_wakeup` must never reach a multi handle that was cleaned up: the handle is
+///   published in the inbox only while it is alive, and every wakeup happens under the lock.
+/// - A cancel may arrive before, after, or instead of its start; see ``perform(_:)``.
+/// - The thread keeps `self` alive until it exits, so shutdown must be asked for explicitly
+///   (``HTTPClient`` does it in `deinit`).
+final class CurlThread: Sendable {
+    private enum Command: Sendable {
+        case start(UInt64, TransferRequest, TransferContinuation)
+        case cancel(UInt64)
+    }
+
+    /// The multi handle as other threads may hold it: only to wake the curl thread up.
+    /// `@unchecked` because `curl_multi_wakeup` is the one libcurl call that is thread-safe;
+    /// ``Inbox/wakeup`` is cleared (under the lock) before the handle is cleaned up.
+    private struct Wakeup: @unchecked Sendable {
+        let multi: UnsafeMutableRawPointer
+
+        func callAsFunction() {
+            curl_multi_wakeup(multi)
+        }
+    }
+
+    private struct Inbox {
+        var commands: [Command] = []
+        var nextID: UInt64 = 1
+        /// Set while the multi handle is alive: nil before the thread created it and once it
+        /// is about to be cleaned up.
+        var wakeup: Wakeup?
+        var stopping = false
+        var thread: pthread_t?
+        var joinClaimed = false
+
+        mutating func post(_ command: Command) {
+            commands.append(command)
+            wakeup?()
+        }
+
+        mutating func take() -> [Command] {
+            defer { commands.removeAll() }
+            return commands
+        }
+    }
+
+    private let inbox = Mutex(Inbox())
+    private let configuration: CurlConfiguration
+
+    /// Starts the thread. Throws if libcurl cannot be initialised or the thread not created.
+    init(configuration: CurlConfiguration) throws(HTTPError) {
+        self.configuration = configuration
+        try CurlGlobal.initialise()
+        let context = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let code = pthread_create(&thread, nil, { context in
+            Unmanaged<CurlThread>.fromOpaque(context!).takeRetainedValue().run()
+            return nil
+        }, context)
+        guard code == 0 else {
+            Unmanaged<CurlThread>.fromOpaque(context).release()
+            throw HTTPError(kind: .other, message: "cannot start the curl thread: pthread_create returned \(code)")
+        }
+        inbox.withLock { $0.thread = thread }
+    }
+
+    /// Runs `request` on the curl thread and waits for it.
+    ///
+    /// Cancelling the calling task removes the transfer on the curl thread (closing its
+    /// connection if it was mid-exchange) and throws `CancellationError`. Shutdown throws
+    /// ``HTTPError/Kind/shutdown``.
+    func perform(_ request: TransferRequest) async throws -> TransferResult {
+        let id = inbox.withLock { inbox in
+            defer { inbox.nextID &+= 1 }
+            return inbox.nextID
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                submit(id: id, request: request, continuation: continuation)
+            }
+        } onCancel: {
+            inbox.withLock { $0.post(.cancel(id)) }
+        }
+    }
+
+    /// Queues a start, unless the client is stopping or the task is already cancelled.
+    ///
+    /// Why checking `Task.isCancelled` under the lock closes the cancel race: a task is marked
+    /// cancelled before its cancellation handler runs, and the handler posts under this same
+    /// lock. So either the handler's `.cancel` is queued after this `.start` (and the thread
+    /// sees them in that order), or the task is already marked cancelled here and nothing is
+    /// started; the stray `.cancel` then finds no transfer and is ignored.
+    private func submit(id: UInt64, request: TransferRequest, continuation: TransferContinuation) {
+        let refusal: (any Error)? = inbox.withLock { inbox in
+            if inbox.stopping { return HTTPError.shutDown }
+            if Task.isCancelled { return CancellationError() }
+            inbox.post(.start(id, request, continuation))
+            return nil
+        }
+        if let refusal { continuation.resume(throwing: refusal) }
+    }
+
+    /// Stops the thread: queued and running requests fail with ``HTTPError/Kind/shutdown``,
+    /// later ones are refused. The first caller waits until the thread has exited (and the
+    /// multi handle, with its connections, is gone); concurrent or later callers return at once.
+    func shutdown() {
+        let thread: pthread_t? = inbox.withLock { inbox in
+            if !inbox.stopping {
+                inbox.stopping = true
+                inbox.wakeup?()
+            }
+            guard !inbox.joinClaimed, let thread = inbox.thread else { return nil }
+            inbox.joinClaimed = true
+            return thread
+        }
+        guard let thread else { return }
+        if pthread_equal(thread, pthread_self()) != 0 {
+            // Called from the curl thread itself (e.g. a client released inside a transfer's
+            // configuration): it cannot wait for itself; it exits on its next loop turn.
+            pthread_detach(thread)
+        } else {
+            pthread_join(thread, nil)
+        }
+    }
+
+    // MARK: The curl thread
+
+    private func run() {
+        Self.blockSIGPIPE()
+        let multi: MultiHandle
+        do {
+            multi = try MultiHandle(configuration: configuration)
+        } catch {
+            let leftovers = inbox.withLock { inbox in
+                inbox.stopping = true
+                return inbox.take()
+            }
+            Self.refuse(leftovers, with: error)
+            return
+        }
+        let wakeup = Wakeup(multi: multi.raw)
+        inbox.withLock { $0.wakeup = wakeup }
+
+        while true {
+            let (commands, stopping) = inbox.withLock { inbox in (inbox.take(), inbox.stopping) }
+            for command in commands {
+                switch command {
+                case .start(let id, let request, let continuation):
+                    if stopping {
+                        continuation.resume(throwing: HTTPError.shutDown)
+                    } else {
+                        multi.start(id: id, request: request, continuation: continuation)
+                    }
+                case .cancel(let id):
+                    multi.cancel(id: id)
+                }
+            }
+            if stopping { break }
+            multi.perform()
+            // The cap only bounds how long a lost wakeup could go unnoticed; libcurl shortens
+            // the wait to its own next timeout (connect and total timeouts included).
+            multi.wait(maxMilliseconds: 1000)
+        }
+
+        // Unpublish first: from here on nobody may call curl_multi_wakeup on this handle.
+        let leftovers = inbox.withLock { inbox in
+            inbox.wakeup = nil
+            return inbox.take()
+        }
+        Self.refuse(leftovers, with: HTTPError.shutDown)
+        multi.failAll(with: HTTPError.shutDown)
+        // `multi` is released here, on this thread: its deinit runs curl_multi_cleanup.
+    }
+
+    private static func refuse(_ commands: [Command], with error: HTTPError) {
+        for case .start(_, _, let continuation) in commands {
+            continuation.resume(throwing: error)
+        }
+    }
+
+    /// With `CURLOPT_NOSIGNAL` libcurl no longer ignores SIGPIPE around its socket writes, and
+    /// a write to a connection the peer closed (through OpenSSL, say) would kill the process.
+    /// SIGPIPE from a write is delivered to the writing thread, so blocking it here is enough
+    /// and leaves the rest of the process alone.
+    private static func blockSIGPIPE() {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+    }
+}

@@ -1,0 +1,81 @@
+import CCurl
+
+/// An HTTP request, and how it configures an easy handle on the curl thread.
+struct HTTPRequest: Sendable {
+    var method: String
+    var url: String
+    var body: [UInt8]
+    var headers: [String: String]
+
+    /// Checks what libcurl would pass through unchecked: a method or header containing CR/LF
+    /// would let a caller inject headers or requests, so it is refused before any I/O.
+    func validate() throws(HTTPError) {
+        guard !method.isEmpty, method.utf8.allSatisfy(Self.isTokenByte) else {
+            throw HTTPError(kind: .invalidRequest, message: "invalid HTTP method \(String(reflecting: method))")
+        }
+        for (name, value) in headers {
+            guard !name.isEmpty, name.utf8.allSatisfy(Self.isTokenByte) else {
+                throw HTTPError(kind: .invalidRequest, message: "invalid header name \(String(reflecting: name))")
+            }
+            guard !value.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) else {
+                throw HTTPError(kind: .invalidRequest, message: "invalid value for header \(name)")
+            }
+        }
+    }
+
+    /// Runs on the curl thread, after ``Transfer/prepare(connectTimeout:timeout:)``.
+    func configure(_ transfer: Transfer) throws(HTTPError) {
+        // Only HTTP(S): the URL may come from a pusher registered by any user, and libcurl
+        // would otherwise also speak file://, gopher://, and so on.
+        try transfer.set(CURLOPT_PROTOCOLS_STR, "http,https")
+        try transfer.set(CURLOPT_URL, url)
+        // HTTP/2 when TLS ALPN offers it, so several requests to one gateway share one
+        // connection; HTTP/1.1 otherwise (cleartext h2c is not attempted).
+        try transfer.set(CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
+        if url.prefix(8).lowercased() == "https://" {
+            // Prefer waiting for a connection that may multiplex over opening another one.
+            // Only over TLS: ALPN settles the question at handshake. Over cleartext libcurl
+            // learns "no multiplexing" only from the first response's status line, so a slow
+            // first answer would hold back every concurrent request to that host.
+            try transfer.set(CURLOPT_PIPEWAIT, 1)
+        }
+
+        switch method {
+        case "GET" where body.isEmpty:
+            try transfer.set(CURLOPT_HTTPGET, 1)
+        case "HEAD" where body.isEmpty:
+            try transfer.set(CURLOPT_NOBODY, 1)
+        default:
+            if method == "POST" || !body.isEmpty {
+                try transfer.setBody(body)
+            }
+            if method != "POST" {
+                try transfer.set(CURLOPT_CUSTOMREQUEST, method)
+            }
+        }
+
+        var lines: [String] = []
+        lines.reserveCapacity(headers.count + 1)
+        for (name, value) in headers {
+            // libcurl reads "Name:" as "remove this header"; "Name;" sends it empty.
+            lines.append(value.isEmpty ? "\(name);" : "\(name): \(value)")
+        }
+        if !headers.keys.contains(where: { $0.lowercased() == "expect" }) {
+            // libcurl adds "Expect: 100-continue" to larger bodies and then waits for a
+            // "100 Continue" that many servers never send: one wasted round trip or a stall.
+            lines.append("Expect:")
+        }
+        try transfer.set(CURLOPT_HTTPHEADER, list: lines)
+    }
+
+    /// RFC 9110 token characters (method and header names).
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
+        }
+    }
+}

@@ -1,0 +1,23 @@
+/// A complete HTTP answer, whatever its status.
+///
+/// `headers` are those of the final response only (an interim `100 Continue` block is
+/// dropped), in the order received, with names as the server spelled them: look them up with
+/// ``header(_:)``, which ignores case. The body is exactly the bytes received; it is never
+/// decoded, whatever `Content-Type` says (Sygnal answers JSON as `text/html`).
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+
+    public init(status: Int, headers: [(String, String)], body: [UInt8]) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// The value of the first header called `name`, compared case-insensitively (ASCII).
+    public func header(_ name: String) -> String? {
+        let wanted = name.lowercased()
+        return headers.first { $0.0.lowercased() == wanted }?.1
+    }
+}

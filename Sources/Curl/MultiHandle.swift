@@ -1,0 +1,121 @@
+import CCurl
+
+/// The curl multi handle and the transfers it is running.
+///
+/// Traps:
+/// - Curl-thread only, like everything libcurl hands out: create, use and deinitialise it on
+///   the thread that runs ``CurlThread``'s loop. (`curl_multi_wakeup` on ``raw`` is the one
+///   call other threads may make.)
+/// - The multi handle owns the connection pool: connections outlive the easy handles that
+///   opened them, which is what makes keep-alive and HTTP/2 reuse work across requests.
+/// - A `CURLMsg` from `curl_multi_info_read` is freed by `curl_multi_remove_handle` of its
+///   easy handle: read its fields first.
+final class MultiHandle {
+    /// The `CURLM *` (a raw pointer: libcurl 7.88 declares `CURLM` as `void`).
+    let raw: UnsafeMutableRawPointer
+    private let configuration: CurlConfiguration
+    private var transfers: [UInt64: Transfer] = [:]
+
+    init(configuration: CurlConfiguration) throws(HTTPError) {
+        guard let raw = curl_multi_init() else {
+            throw HTTPError(kind: .other, message: "curl_multi_init failed")
+        }
+        self.raw = raw
+        self.configuration = configuration
+        // Beyond the cap, libcurl queues transfers internally until a connection frees up,
+        // rather than opening a connection per concurrent request.
+        try check(ccurl_multi_setopt_long(raw, CURLMOPT_MAX_HOST_CONNECTIONS, configuration.maxConnectionsPerHost))
+        // Idle connections kept for reuse. libcurl's default grows and shrinks with the number
+        // of easy handles added, so after a burst it would close most of them.
+        try check(ccurl_multi_setopt_long(raw, CURLMOPT_MAXCONNECTS, configuration.connectionCacheSize))
+        try check(ccurl_multi_setopt_long(raw, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX))
+    }
+
+    deinit {
+        // Any transfer still here would be left with a dangling multi: finish them first.
+        failAll(with: HTTPError.shutDown)
+        curl_multi_cleanup(raw)
+    }
+
+    /// Creates the request's easy handle, configures it and adds it. Failures before the
+    /// transfer starts resume the caller at once.
+    func start(id: UInt64, request: TransferRequest, continuation: TransferContinuation) {
+        guard let transfer = Transfer(id: id, continuation: continuation, maxResponseSize: configuration.maxResponseSize) else {
+            continuation.resume(throwing: HTTPError(kind: .other, message: "curl_easy_init failed"))
+            return
+        }
+        do {
+            try transfer.prepare(connectTimeout: configuration.connectTimeout, timeout: request.timeout)
+            try request.configure(transfer)
+        } catch {
+            transfer.finish(.failure(error))
+            return
+        }
+        let code = curl_multi_add_handle(raw, transfer.easy)
+        guard code == CURLM_OK else {
+            transfer.finish(.failure(HTTPError(kind: .other, curlCode: Int(code.rawValue),
+                                               message: String(cString: curl_multi_strerror(code)))))
+            return
+        }
+        transfers[id] = transfer
+    }
+
+    /// Aborts a running transfer: removing it closes its connection if it was mid-exchange.
+    /// An unknown id (already finished, or rejected before it started) is ignored.
+    func cancel(id: UInt64) {
+        guard let transfer = transfers.removeValue(forKey: id) else { return }
+        curl_multi_remove_handle(raw, transfer.easy)
+        transfer.finish(.failure(CancellationError()))
+    }
+
+    /// Does whatever I/O is ready without blocking, then completes finished transfers.
+    func perform() {
+        var running: Int32 = 0
+        // Transfer failures are reported per transfer by info_read, not here; an error here
+        // means a broken multi handle, which the next calls report again.
+        _ = curl_multi_perform(raw, &running)
+        var remaining: Int32 = 0
+        while let message = curl_multi_info_read(raw, &remaining) {
+            guard message.pointee.msg == CURLMSG_DONE else { continue }
+            let easy = message.pointee.easy_handle
+            let code = message.pointee.data.result
+            complete(easy, code)
+        }
+    }
+
+    /// Blocks until there is I/O, libcurl's next timeout is due, `curl_multi_wakeup` is called,
+    /// or `maxMilliseconds` pass.
+    func wait(maxMilliseconds: Int32) {
+        _ = curl_multi_poll(raw, nil, 0, maxMilliseconds, nil)
+    }
+
+    /// Fails every running transfer with `error` and removes it.
+    func failAll(with error: HTTPError) {
+        let running = transfers
+        transfers.removeAll()
+        for transfer in running.values {
+            curl_multi_remove_handle(raw, transfer.easy)
+            transfer.finish(.failure(error))
+        }
+    }
+
+    private func complete(_ easy: UnsafeMutableRawPointer?, _ code: CURLcode) {
+        guard let easy else { return }
+        var context: UnsafeMutableRawPointer?
+        _ = ccurl_easy_getinfo_pointer(easy, CURLINFO_PRIVATE, &context)
+        let id = UInt64(UInt(bitPattern: context))
+        guard let transfer = transfers.removeValue(forKey: id) else {
+            curl_multi_remove_handle(raw, easy)
+            return
+        }
+        let result = transfer.result(for: code)
+        curl_multi_remove_handle(raw, easy)
+        transfer.finish(result)
+    }
+
+    private func check(_ code: CURLMcode) throws(HTTPError) {
+        guard code == CURLM_OK else {
+            throw HTTPError(kind: .other, curlCode: Int(code.rawValue), message: String(cString: curl_multi_strerror(code)))
+        }
+    }
+}

@@ -1,0 +1,47 @@
+/// Client-wide settings applied to every transfer. Fixed when the client is created.
+struct CurlConfiguration: Sendable {
+    var connectTimeout: Duration
+    var maxResponseSize: Int
+    var maxConnectionsPerHost: Int
+    var connectionCacheSize: Int
+}
+
+/// A request as the curl thread receives it: the total timeout, plus a closure that sets up a
+/// fresh easy handle *on the curl thread*.
+///
+/// This is the seam for protocols other than HTTP: ``HTTPRequest/configure(_:)`` is one such
+/// closure; an SMTP upload (`smtp://` URL, `CURLOPT_MAIL_FROM`, `CURLOPT_MAIL_RCPT` via
+/// ``Transfer/set(_:list:)``, `CURLOPT_UPLOAD` with a read callback) will be another, run
+/// through the same ``CurlThread/perform(_:)``.
+///
+/// The closure must only configure: it runs on the curl thread, which every transfer of the
+/// client shares, so it must not block or await.
+struct TransferRequest: Sendable {
+    var timeout: Duration
+    var configure: @Sendable (Transfer) throws(HTTPError) -> Void
+}
+
+/// What a finished transfer produced, before it is shaped into a protocol's answer.
+/// `responseCode` is `CURLINFO_RESPONSE_CODE`: the HTTP status, or the last SMTP reply code.
+struct TransferResult: Sendable {
+    var responseCode: Int
+    var headers: [(String, String)]
+    var body: [UInt8]
+}
+
+typealias TransferContinuation = CheckedContinuation<TransferResult, any Error>
+
+extension Duration {
+    /// This duration in whole milliseconds for libcurl's `*_MS` options, rounded up and at
+    /// least 1: libcurl reads 0 as "no timeout", which a tiny or negative duration must never
+    /// silently become.
+    var curlMilliseconds: Int {
+        guard self > .zero else { return 1 }
+        let (seconds, attoseconds) = components
+        // Durations beyond ~24 days are clamped; libcurl timeouts are a `long` of ms anyway.
+        let cappedSeconds = min(seconds, Int64(Int32.max / 1000))
+        let attoPerMilli: Int64 = 1_000_000_000_000_000
+        let millis = cappedSeconds * 1000 + (attoseconds + attoPerMilli - 1) / attoPerMilli
+        return max(1, Int(millis))
+    }
+}

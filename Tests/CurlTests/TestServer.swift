@@ -1,0 +1,153 @@
+import Foundation
+import Synchronization
+
+/// A real HTTP server on 127.0.0.1 (``testServerScript`` under `python3`), one per test.
+///
+/// Tests synchronise on the lines it prints (``waitFor(_:count:)``), never on sleeps.
+final class TestServer: Sendable {
+    let port: Int
+    private let output: ServerOutput
+    /// Held only to terminate the server; `Process` is not `Sendable`, hence the box.
+    private let process: Mutex<Process?>
+    /// Closing it makes the server exit even if `terminate` is never reached.
+    private let stdin: Pipe
+
+    private init(port: Int, output: ServerOutput, process: Process, stdin: Pipe) {
+        self.port = port
+        self.output = output
+        self.process = Mutex(process)
+        self.stdin = stdin
+    }
+
+    static func start() async throws -> TestServer {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-u", "-c", testServerScript]
+        let stdin = Pipe()
+        let stdout = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+
+        let output = ServerOutput()
+        stdout.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                output.end()
+            } else {
+                output.feed(data)
+            }
+        }
+        try process.run()
+
+        let lines = await output.wait { !$0.isEmpty }
+        guard let first = lines.first, let port = Int(first) else {
+            process.terminate()
+            throw TestServerError.noPort(lines)
+        }
+        return TestServer(port: port, output: output, process: process, stdin: stdin)
+    }
+
+    func url(_ path: String) -> String {
+        "http://127.0.0.1:\(port)\(path)"
+    }
+
+    /// Waits until the server has printed `line` at least `count` times.
+    func waitFor(_ line: String, count: Int = 1) async {
+        _ = await output.wait { lines in lines.count { $0 == line } >= count }
+    }
+
+    func stop() {
+        guard let process = self.process.withLock({ $0.take() }) else { return }
+        try? stdin.fileHandleForWriting.close()
+        process.terminate()
+    }
+
+    deinit {
+        stop()
+    }
+}
+
+enum TestServerError: Error {
+    case noPort([String])
+}
+
+/// The server's stdout, split into lines, and the tasks waiting for particular lines.
+final class ServerOutput: Sendable {
+    private struct Waiter {
+        var isSatisfied: @Sendable ([String]) -> Bool
+        var continuation: CheckedContinuation<[String], Never>
+    }
+
+    private struct State {
+        var partial: [UInt8] = []
+        var lines: [String] = []
+        var ended = false
+        var waiters: [Waiter] = []
+
+        /// Removes and returns the waiters that can go on now (all of them once output ended).
+        mutating func takeReadyWaiters() -> [Waiter] {
+            let ready = waiters.filter { ended || $0.isSatisfied(lines) }
+            waiters.removeAll { ended || $0.isSatisfied(lines) }
+            return ready
+        }
+    }
+
+    private let state = Mutex(State())
+
+    func feed(_ data: Data) {
+        let (ready, lines) = state.withLock { state in
+            for byte in data {
+                if byte == UInt8(ascii: "\n") {
+                    state.lines.append(String(decoding: state.partial, as: UTF8.self))
+                    state.partial.removeAll()
+                } else {
+                    state.partial.append(byte)
+                }
+            }
+            return (state.takeReadyWaiters(), state.lines)
+        }
+        for waiter in ready { waiter.continuation.resume(returning: lines) }
+    }
+
+    func end() {
+        let (ready, lines) = state.withLock { state in
+            state.ended = true
+            return (state.takeReadyWaiters(), state.lines)
+        }
+        for waiter in ready { waiter.continuation.resume(returning: lines) }
+    }
+
+    /// Returns the lines so far once `isSatisfied` holds for them, or once the output ended
+    /// (then the caller's own checks report what is missing).
+    func wait(until isSatisfied: @escaping @Sendable ([String]) -> Bool) async -> [String] {
+        await withCheckedContinuation { continuation in
+            let lines: [String]? = state.withLock { state in
+                if state.ended || isSatisfied(state.lines) { return state.lines }
+                state.waiters.append(Waiter(isSatisfied: isSatisfied, continuation: continuation))
+                return nil
+            }
+            if let lines { continuation.resume(returning: lines) }
+        }
+    }
+}
+
+/// A TCP port on 127.0.0.1 with nothing listening: bound to get a free number, never
+/// listened on, then closed, so connecting to it is refused.
+func closedPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    precondition(fd >= 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
+            bind(fd, socketAddress, length) == 0 && getsockname(fd, socketAddress, &length) == 0
+        }
+    }
+    precondition(bound)
+    return Int(UInt16(bigEndian: address.sin_port))
+}
