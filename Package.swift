@@ -8,9 +8,12 @@ let package = Package(
         .executable(name: "pushlog", targets: ["pushlog"]),
         .library(name: "LMDB", targets: ["LMDB"]),
         .library(name: "PushlogCore", targets: ["PushlogCore"]),
+        .library(name: "Curl", targets: ["Curl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -20,6 +23,20 @@ let package = Package(
         ),
         .target(name: "LMDB", dependencies: ["CLMDB"]),
         .target(name: "PushlogCore", dependencies: ["LMDB"]),
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .target(name: "Curl", dependencies: ["CCurl"]),
+        .target(
+            name: "PushlogRuntime",
+            dependencies: [
+                "PushlogCore", "Curl",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
         .executableTarget(
             name: "pushlog",
             dependencies: [
@@ -34,7 +51,12 @@ let package = Package(
         ),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
         .testTarget(name: "PushlogCoreTests", dependencies: ["PushlogCore", "LMDB"]),
-        .testTarget(name: "PushlogCLITests", dependencies: ["PushlogCore"]),
+        .testTarget(name: "PushlogCLITests", dependencies: ["PushlogCore", "pushlog"]),
+        .testTarget(name: "CurlTests", dependencies: ["Curl"]),
+        .testTarget(
+            name: "PushlogRuntimeTests",
+            dependencies: ["PushlogRuntime", "PushlogCore", "Curl", .product(name: "Logging", package: "swift-log")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

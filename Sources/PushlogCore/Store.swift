@@ -182,6 +182,12 @@ public struct StoreWriteContext {
 }
 
 public enum Clock {
+    public static func monotonicSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
     public static func nowMS() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)

@@ -1,0 +1,23 @@
+/// The `push.*` settings (contract, Configuration). Durations in milliseconds.
+public struct PushConfig: Sendable, Equatable {
+    public var backoffInitialMS: Int64 = 1_000
+    public var backoffMaxMS: Int64 = 3_600_000
+    public var giveUpAfterMS: Int64 = 86_400_000
+    /// 0: no limit.
+    public var maxAgeMS: Int64 = 86_400_000
+    public var requestTimeoutMS: Int64 = 60_000
+    public var includeContent = true
+    public var groupUnreadCountByRoom = true
+    public var startupConcurrency = 10
+
+    public init() {}
+
+    /// The wait before the next attempt of a pusher that has been failing since `failingSince`:
+    /// the time already spent failing, at least `backoff_initial`, at most `backoff_max`, so the
+    /// waits double (1, 1, 2, 4, 8 … × initial) with nothing to remember but `failing_since`.
+    /// ±10% jitter keeps pushers that failed together from retrying together.
+    public func backoff(failingSince: Int64, now: Int64, jitter: Double = Double.random(in: -0.1...0.1)) -> Int64 {
+        let base = min(backoffMaxMS, max(backoffInitialMS, now - failingSince))
+        return max(1, base + Int64(Double(base) * jitter))
+    }
+}

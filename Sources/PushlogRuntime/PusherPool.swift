@@ -1,0 +1,209 @@
+import Curl
+import Logging
+import LMDB
+import Metrics
+import PushlogCore
+
+/// Starts and pokes the pusher loops. At most one loop per pusher; a loop runs while its pusher
+/// has work and then ends, so an idle pusher costs nothing but its rows in LMDB.
+///
+/// `onNewNotifications`, `onNewReceipts` and `onPushersChanged` return at once: they look up the
+/// pushers of the users concerned and poke them.
+public final class PusherPool: @unchecked Sendable {
+    let store: Store
+    let http: HTTPClient
+    let processes: BackgroundProcesses
+    let config: PushConfig
+    let logger: Logger
+    private let lock = Mutex()
+    private var loops: [[UInt8]: LoopState] = [:]
+    private var stopping = false
+    private var badgeUpdatesInFlight = 0
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    private var bootSlots: BootSlots
+
+    let pushesProcessed = Counter(label: "pushlog_http_pushes_processed_total")
+    let pushesFailed = Counter(label: "pushlog_http_pushes_failed_total")
+    let badgesProcessed = Counter(label: "pushlog_badge_updates_processed_total")
+    let badgesFailed = Counter(label: "pushlog_badge_updates_failed_total")
+    let bootCheckSeconds = Gauge(label: "pushlog_boot_check_seconds")
+    let pendingAtBoot = Gauge(label: "pushlog_pending_pushers")
+
+    final class LoopState: @unchecked Sendable {
+        /// Set by a poke while the loop runs: look again before ending.
+        var dirty = false
+        var task: Task<Void, Never>?
+        /// Holds a boot slot until its first pass ends.
+        var bootSlot = false
+    }
+
+    public init(store: Store, http: HTTPClient, processes: BackgroundProcesses, config: PushConfig, logger: Logger) {
+        self.store = store
+        self.http = http
+        self.processes = processes
+        self.config = config
+        self.logger = logger
+        self.bootSlots = BootSlots(limit: max(1, config.startupConcurrency))
+    }
+
+    /// Number of loops running now.
+    public var runningLoops: Int { lock.withLock { loops.count } }
+
+    /// The boot check: one `start_pushers` process finds the pending pushers (merge join of
+    /// cursors and heads) and starts their loops, `push.startup_concurrency` at a time.
+    @discardableResult
+    public func start() -> Task<Void, Never> {
+        processes.run("start_pushers") { [self] ctx in
+            let t0 = Clock.monotonicSeconds()
+            // Only the pending ones are held: memory grows with work, not with idle pushers.
+            var pending: [PendingPusher] = []
+            let total = try ctx.transaction {
+                try store.forEachPending { pending.append($0); return true }
+            }
+            let checkSeconds = Clock.monotonicSeconds() - t0
+            bootCheckSeconds.record(checkSeconds)
+            pendingAtBoot.record(pending.count)
+            ctx.logger.info("started pushers: \(pending.count) pending of \(total) in \(Int(checkSeconds * 1000)) ms")
+            // Start them, staggered: a slot is held until a loop's first pass ends.
+            for p in pending {
+                await bootSlots.acquire()
+                if !poke(key: p.key, bootSlot: true) { await bootSlots.release() }
+            }
+        }
+    }
+
+    public func onNewNotifications(users: some Sequence<String>) {
+        for user in users {
+            guard let pushers = try? store.pushers(ofUser: user) else { continue }
+            for p in pushers where p.config.kind == .http && p.state.enabled { poke(key: p.key) }
+        }
+    }
+
+    public func onNewReceipts(users: some Sequence<String>) {
+        for user in users {
+            guard let pushers = try? store.pushers(ofUser: user) else { continue }
+            for p in pushers where p.config.kind == .http && p.state.enabled {
+                lock.withLock { badgeUpdatesInFlight += 1 }
+                processes.run("http_pusher.on_new_receipts") { [self] ctx in
+                    defer { lock.withLock { badgeUpdatesInFlight -= 1 }; resumeIdleWaiters() }
+                    try await HTTPPusher(pool: self, key: p.key, context: ctx).updateBadge()
+                }
+            }
+        }
+    }
+
+    /// A pusher was created, replaced, disabled or removed: a new one starts at the head and has
+    /// nothing to do; a disabled or removed one's loop notices at its next step.
+    public func onPushersChanged(_ ids: some Sequence<PusherID>) {
+        for id in ids {
+            if let p = try? store.loadPusher(key: Keys.pusher(id)), p.state.enabled, p.config.kind == .http,
+               p.state.cursor < ((try? store.head(user: id.userID)) ?? 0) {
+                poke(key: p.key)
+            }
+        }
+    }
+
+    /// Starts the pusher's loop, or marks a running one to look again. Returns false when the
+    /// pool is stopping.
+    @discardableResult
+    func poke(key: [UInt8], bootSlot: Bool = false) -> Bool {
+        lock.withLock {
+            guard !stopping else { return false }
+            if let running = loops[key] {
+                running.dirty = true
+                if bootSlot { Task { await self.bootSlots.release() } }
+                return true
+            }
+            let state = LoopState()
+            state.bootSlot = bootSlot
+            loops[key] = state
+            state.task = processes.run("httppush.process") { [self] ctx in
+                defer { loopEnded(key: key) }
+                let pusher = HTTPPusher(pool: self, key: key, context: ctx)
+                while true {
+                    try await pusher.deliverUntilCaughtUp()
+                    releaseBootSlot(key: key)
+                    let again: Bool = lock.withLock {
+                        guard let s = loops[key], s.dirty, !stopping else { return false }
+                        s.dirty = false
+                        return true
+                    }
+                    if !again { return }
+                }
+            }
+            return true
+        }
+    }
+
+    func releaseBootSlot(key: [UInt8]) {
+        let had: Bool = lock.withLock {
+            guard let s = loops[key], s.bootSlot else { return false }
+            s.bootSlot = false
+            return true
+        }
+        if had { Task { await bootSlots.release() } }
+    }
+
+    private func loopEnded(key: [UInt8]) {
+        releaseBootSlot(key: key)
+        lock.withLock { _ = loops.removeValue(forKey: key) }
+        resumeIdleWaiters()
+    }
+
+    private func resumeIdleWaiters() {
+        let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
+            guard loops.isEmpty && badgeUpdatesInFlight == 0 else { return [] }
+            defer { idleWaiters.removeAll() }
+            return idleWaiters
+        }
+        for w in waiters { w.resume() }
+    }
+
+    /// Returns once no loop and no badge update is running (every pusher caught up or gone).
+    public func waitUntilIdle() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let idle: Bool = lock.withLock {
+                if loops.isEmpty && badgeUpdatesInFlight == 0 { return true }
+                idleWaiters.append(c)
+                return false
+            }
+            if idle { c.resume() }
+        }
+    }
+
+    /// Stops every loop (an in-flight push is cancelled and will be sent again after restart:
+    /// its cursor has not moved) and waits for them.
+    public func shutdown() async {
+        let tasks: [Task<Void, Never>] = lock.withLock {
+            stopping = true
+            return loops.values.compactMap(\.task)
+        }
+        for t in tasks { t.cancel() }
+        for t in tasks { await t.value }
+    }
+}
+
+/// A counting semaphore for the boot stagger.
+actor BootSlots {
+    let limit: Int
+    var used = 0
+    var waiters: [CheckedContinuation<Void, Never>] = []
+
+    init(limit: Int) { self.limit = limit }
+
+    func acquire() async {
+        if used < limit {
+            used += 1
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty {
+            used = max(0, used - 1)
+        } else {
+            waiters.removeFirst().resume()
+        }
+    }
+}

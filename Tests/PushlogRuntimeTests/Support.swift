@@ -1,0 +1,129 @@
+import Curl
+import Foundation
+import Logging
+import PushlogCore
+@testable import PushlogRuntime
+
+/// A store in a temp dir, a real gateway, a pool wired to both; torn down by `close()`.
+final class Harness: @unchecked Sendable {
+    let dir: String
+    var store: Store
+    let gateway: TestGateway
+    let http = try! HTTPClient()
+    let logs = LogCapture()
+    var processes: BackgroundProcesses
+    var pool: PusherPool
+    var config: PushConfig
+
+    init(config: PushConfig = Harness.fastConfig) throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("pushlog-rt-\(UUID().uuidString)").path
+        store = try Store(dataDir: dir)
+        gateway = try TestGateway()
+        self.config = config
+        processes = BackgroundProcesses(logger: logs.logger)
+        pool = PusherPool(store: store, http: http, processes: processes, config: config, logger: logs.logger)
+    }
+
+    static var fastConfig: PushConfig {
+        var c = PushConfig()
+        c.backoffInitialMS = 200
+        c.backoffMaxMS = 2_000
+        c.requestTimeoutMS = 2_000
+        return c
+    }
+
+    /// A new pool (and process registry) on the same store, as after a restart.
+    func restartPool() async {
+        await pool.shutdown()
+        processes = BackgroundProcesses(logger: logs.logger)
+        pool = PusherPool(store: store, http: http, processes: processes, config: config, logger: logs.logger)
+    }
+
+    func close() async {
+        await pool.shutdown()
+        http.shutdown()
+        store.close()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    @discardableResult
+    func addPusher(user: String = "@alice:example.org", pushkey: String = "pk1", data: [String: JSON] = [:]) throws -> PusherID {
+        let id = PusherID(userID: user, appID: "org.example.app", pushkey: pushkey)
+        var d = data
+        d["url"] = .string(gateway.url)
+        try store.append([.pusherSet(PusherConfig(id: id, kind: .http, appDisplayName: "App", deviceDisplayName: "Phone",
+                                                  data: d, append: true, createdTS: 1_732_899_000_000))])
+        return id
+    }
+
+    /// Appends notifications and pokes the pool, as the API will.
+    @discardableResult
+    func notify(_ notes: [PushlogCore.Notification]) throws -> AppendResult {
+        let r = try store.append(notes.map(LogEntry.notification))
+        pool.onNewNotifications(users: r.notifiedUsers)
+        return r
+    }
+
+    @discardableResult
+    func receipt(_ r: Receipt) throws -> AppendResult {
+        let result = try store.append([.receipt(r)])
+        pool.onNewReceipts(users: result.receiptUsers)
+        return result
+    }
+
+    func state(_ id: PusherID) throws -> ConsumerState? { try store.pusherState(id)?.state }
+}
+
+func note(_ i: Int, user: String = "@alice:example.org", room: String = "!r:example.org", so: Int64? = nil,
+          actions: [JSON] = [.string("notify")], type: String = "m.room.message", receivedTS: Int64 = Clock.nowMS(),
+          context: [String: JSON]? = nil, stateKey: String? = nil, content: [String: JSON]? = nil) -> PushlogCore.Notification {
+    var event: [String: JSON] = ["type": .string(type), "sender": .string("@bob:example.org"),
+                                 "content": .object(content ?? ["msgtype": .string("m.text"), "body": .string("message \(i)")])]
+    if let stateKey { event["state_key"] = .string(stateKey) }
+    return PushlogCore.Notification(userID: user, roomID: room, eventID: "$e\(i)", streamOrdering: so ?? Int64(1000 + i),
+                                    actions: actions, receivedTS: receivedTS, event: event, context: context)
+}
+
+/// Collects log lines in memory so tests can assert on them.
+final class LogCapture: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _lines: [(level: Logger.Level, message: String, metadata: Logger.Metadata)] = []
+
+    var lines: [(level: Logger.Level, message: String, metadata: Logger.Metadata)] {
+        lock.lock(); defer { lock.unlock() }
+        return _lines
+    }
+
+    var logger: Logger {
+        Logger(label: "test") { _ in Handler(capture: self) }
+    }
+
+    func append(_ level: Logger.Level, _ message: String, _ metadata: Logger.Metadata) {
+        lock.lock(); defer { lock.unlock() }
+        _lines.append((level, message, metadata))
+    }
+
+    struct Handler: LogHandler {
+        let capture: LogCapture
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            capture.append(event.level, event.message.description, metadata.merging(event.metadata ?? [:]) { $1 })
+        }
+    }
+}
+
+/// Waits until `condition` holds, checking after each store commit would be ideal; we poll the
+/// store with a short interval and a bound (the store has no change feed yet).
+func eventually(timeout: Double = 10, _ condition: () throws -> Bool) async throws -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try condition() { return true }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    return try condition()
+}
