@@ -46,7 +46,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "pushlog-bench",
-            dependencies: ["PushlogCore", "LMDB"],
+            dependencies: ["PushlogCore", "LMDB", "PushlogRuntime", "Curl", .product(name: "Logging", package: "swift-log")],
             path: "Tools/Bench"
         ),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),

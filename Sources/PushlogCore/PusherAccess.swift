@@ -72,3 +72,65 @@ extension StoreWriteContext {
         try txn.put(store.deadLetters, key + Keys.pos(pos), v)
     }
 }
+
+/// Everything one push needs, read in one transaction.
+public struct PushInput: Sendable {
+    public var pusher: LoadedPusher
+    /// nil when the entry is gone (compacted) or not a notification.
+    public var entry: LoggedEntry?
+    public var badge: Int
+}
+
+extension Store {
+    /// The pusher at `key` (nil when removed), the entry at `pos` and the user's badge, in one
+    /// read transaction.
+    public func pushInput(key: [UInt8], pos: UInt64, rule: BadgeRule) throws -> PushInput? {
+        try env.read { txn in
+            guard let p = try txn.get(projections.pushers, key), let s = try txn.get(consumers, key) else { return nil }
+            let config = try PusherRecord.decode(p)
+            let entry = try txn.get(log, Keys.pos(pos)).map { try EntryCodec.decode($0, pos: pos) }
+            let badge = try badge(user: config.id.userID, rule: rule, txn: txn)
+            return PushInput(pusher: LoadedPusher(key: key, config: config, state: try ConsumerState.decode(s)),
+                             entry: entry, badge: badge)
+        }
+    }
+
+    /// Queues `body` for the writer's next group commit and returns at once; `ticket.wait()`
+    /// returns when it is committed. Writes queued by one caller commit in the order queued.
+    public func writeDeferred(_ body: @escaping @Sendable (StoreWriteContext) throws -> Void) -> WriteTicket {
+        let ticket = WriteTicket()
+        writer.enqueue(StoreWriter.Job(body: { [self] txn in try body(StoreWriteContext(store: self, txn: txn)) },
+                                       done: { ticket.complete($0.map { _ in () }) }))
+        return ticket
+    }
+}
+
+/// A queued write's commit, to be awaited later.
+public final class WriteTicket: @unchecked Sendable {
+    private let lock = Mutex()
+    private var result: Result<Void, Error>?
+    private var waiters: [CheckedContinuation<Void, Error>] = []
+
+    init() {}
+
+    func complete(_ r: Result<Void, Error>) {
+        let ws: [CheckedContinuation<Void, Error>] = lock.withLock {
+            result = r
+            defer { waiters.removeAll() }
+            return waiters
+        }
+        for w in ws { w.resume(with: r) }
+    }
+
+    /// Returns once the write is committed; throws what the write threw.
+    public func wait() async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
+            let done: Result<Void, Error>? = lock.withLock {
+                if let result { return result }
+                waiters.append(c)
+                return nil
+            }
+            if let done { c.resume(with: done) }
+        }
+    }
+}

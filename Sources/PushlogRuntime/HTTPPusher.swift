@@ -22,10 +22,18 @@ struct HTTPPusher {
     }
 
     /// Runs until the pusher has nothing after its cursor (or is gone, disabled, or stopping).
+    ///
+    /// Cursor advances are queued for the writer's group commit without waiting (the next push
+    /// does not wait for an fsync); the loop tracks its cursor itself and waits for the last
+    /// advance before it ends, so a caught-up pusher's cursor is durable.
     func deliverUntilCaughtUp() async throws {
+        var lastWrite: WriteTicket?
+        var cursor: UInt64 = 0
+        let rule: BadgeRule = config.groupUnreadCountByRoom ? .rooms : .notifications
         while true {
             try Task.checkCancellation()
-            guard let pusher = try store.loadPusher(key: key), pusher.state.enabled else { return }
+            guard let pusher = try store.loadPusher(key: key), pusher.state.enabled else { break }
+            cursor = max(cursor, pusher.state.cursor)
             // A persisted backoff is honoured, across restarts too; pokes do not cut it short.
             if let next = pusher.state.nextAttempt {
                 let wait = next - Clock.nowMS()
@@ -36,55 +44,78 @@ struct HTTPPusher {
                 }
             }
             let batch = try context.transaction {
-                try store.notifications(user: pusher.config.id.userID, after: pusher.state.cursor, limit: 100)
+                try store.notifications(user: pusher.config.id.userID, after: cursor, limit: 100)
             }
-            if batch.isEmpty { return }
+            if batch.isEmpty { break }
+            var stop = false
             delivery: for n in batch {
                 try Task.checkCancellation()
                 if n.isRead {
-                    try await advance(to: n.pos)  // read before its turn: nothing to push
+                    lastWrite = advance(to: n.pos)  // read before its turn: nothing to push
+                    cursor = n.pos
                     continue
                 }
-                guard case .notification(let note)? = try store.entry(at: n.pos)?.entry else {
-                    try await advance(to: n.pos)  // compacted away
+                guard let input = try store.pushInput(key: key, pos: n.pos, rule: rule), input.pusher.state.enabled else {
+                    stop = true  // removed or disabled
+                    break delivery
+                }
+                guard let logged = input.entry, case .notification(let note) = logged.entry else {
+                    lastWrite = advance(to: n.pos)  // compacted away
+                    cursor = n.pos
                     continue
                 }
                 if config.maxAgeMS > 0, Clock.nowMS() - note.receivedTS > config.maxAgeMS {
-                    try await deadLetter(pos: n.pos, reason: .maxAge)
+                    lastWrite = deadLetter(pos: n.pos, reason: .maxAge)
+                    cursor = n.pos
                     continue
                 }
-                guard let current = try store.loadPusher(key: key), current.state.enabled else { return }
-                switch await push(note, pusher: current.config) {
+                switch try await push(note, pusher: input.pusher.config, badge: input.badge) {
                 case .delivered(let badge):
                     pool.pushesProcessed.increment()
-                    try await advance(to: n.pos, success: true, badge: badge)
+                    let latency = Double(Clock.nowMS() - logged.ts) / 1000
+                    pool.pushLatency.recordSeconds(latency)
+                    pool.onDelivered?(n.pos, latency)
+                    lastWrite = advance(to: n.pos, success: true, badge: badge)
+                    cursor = n.pos
                 case .rejected:
                     pool.pushesProcessed.increment()
-                    return
+                    stop = true
+                    break delivery
                 case .failed(let why):
                     pool.pushesFailed.increment()
-                    try await failed(pos: n.pos, pusher: current, why: why)
+                    try await lastWrite?.wait()
+                    lastWrite = nil
+                    try await failed(pos: n.pos, pusher: input.pusher, why: why)
                     break delivery  // the next attempt waits for the backoff, read from the store
                 }
             }
+            if stop { break }
+            // The next round reads the stored state: let this round's advances land first.
+            try await lastWrite?.wait()
+            lastWrite = nil
         }
+        try await lastWrite?.wait()
+        lastWrite = nil
     }
 
     /// Posts one notification.
-    func push(_ n: Notification, pusher: PusherConfig) async -> Outcome {
-        let rule: BadgeRule = config.groupUnreadCountByRoom ? .rooms : .notifications
-        let badge = (try? store.badge(user: n.userID, rule: rule)) ?? 0
+    func push(_ n: Notification, pusher: PusherConfig, badge: Int) async throws -> Outcome {
         let body = GatewayPayload.notification(n, pusher: pusher, badge: badge,
                                                options: .init(includeContent: config.includeContent))
-        return await post(body, pusher: pusher, success: .delivered(badge: badge))
+        return try await post(body, pusher: pusher, success: .delivered(badge: badge))
     }
 
-    func post(_ body: JSON, pusher: PusherConfig, success: Outcome) async -> Outcome {
+    func post(_ body: JSON, pusher: PusherConfig, success: Outcome) async throws -> Outcome {
         guard let url = pusher.data["url"]?.stringValue else { return .failed("no data.url") }
         let response: HTTPResponse
+        let slots = pool.slots(for: url)
         do {
+            try await slots.acquire()
+            defer { slots.release() }
             response = try await pool.http.post(url, body: body.serialized(), headers: ["Content-Type": "application/json"],
                                                 timeout: .milliseconds(config.requestTimeoutMS))
+        } catch is CancellationError {
+            throw CancellationError()  // stopping: not a failure of the gateway
         } catch {
             return .failed("\(error)")
         }
@@ -102,11 +133,19 @@ struct HTTPPusher {
         return success
     }
 
-    func advance(to pos: UInt64, success: Bool = false, badge: Int? = nil) async throws {
+    /// Queues a store write, charged to this process when the writer runs it.
+    func deferredWrite(_ body: @escaping @Sendable (StoreWriteContext) throws -> Void) -> WriteTicket {
+        let context = self.context
+        return store.writeDeferred { ctx in
+            try context.transaction { try body(ctx) }
+        }
+    }
+
+    /// Queues a cursor advance for the next group commit.
+    func advance(to pos: UInt64, success: Bool = false, badge: Int? = nil) -> WriteTicket {
         let key = self.key
         let now = Clock.nowMS()
-        let t0 = Clock.monotonicSeconds()
-        _ = try await store.writeAsync { ctx in
+        return deferredWrite { ctx in
             try ctx.updateConsumer(key: key) { s in
                 s.cursor = max(s.cursor, pos)
                 if success {
@@ -117,18 +156,17 @@ struct HTTPPusher {
                 }
             }
         }
-        context.recordTransaction(seconds: Clock.monotonicSeconds() - t0)
     }
 
-    func deadLetter(pos: UInt64, reason: DeadLetterReason) async throws {
+    func deadLetter(pos: UInt64, reason: DeadLetterReason) -> WriteTicket {
         let key = self.key
         let now = Clock.nowMS()
-        _ = try await store.writeAsync { ctx in
+        Counter(label: "pushlog_dead_letters_total", dimensions: [("reason", reason.label)]).increment()
+        log.warning("dead-lettered notification at pos \(pos): \(reason.label)")
+        return deferredWrite { ctx in
             try ctx.addDeadLetter(key: key, pos: pos, reason: reason, ts: now)
             try ctx.updateConsumer(key: key) { $0.cursor = max($0.cursor, pos) }
         }
-        Counter(label: "pushlog_dead_letters_total", dimensions: [("reason", reason.label)]).increment()
-        log.warning("dead-lettered notification at pos \(pos): \(reason.label)")
     }
 
     /// A failed push: schedule the next attempt, or give this notification up when the pusher
@@ -164,7 +202,7 @@ struct HTTPPusher {
         let key = self.key
         // Recorded before sending, as Synapse does: a failure is not resent with the same count.
         _ = try await store.writeAsync { ctx in try ctx.updateConsumer(key: key) { $0.lastBadge = Int64(badge) } }
-        switch await post(GatewayPayload.badge(badge, pusher: pusher.config), pusher: pusher.config, success: .delivered(badge: badge)) {
+        switch try await post(GatewayPayload.badge(badge, pusher: pusher.config), pusher: pusher.config, success: .delivered(badge: badge)) {
         case .delivered, .rejected: pool.badgesProcessed.increment()
         case .failed(let why):
             pool.badgesFailed.increment()

@@ -20,13 +20,21 @@ public final class PusherPool: @unchecked Sendable {
     private var stopping = false
     private var badgeUpdatesInFlight = 0
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
-    private var bootSlots: BootSlots
+    private let bootSlots: AsyncSemaphore
+    /// Requests in flight per gateway host: more would only queue inside curl, which walks its
+    /// whole queue on every step.
+    private var hostSlots: [String: AsyncSemaphore] = [:]
+    static let perHostInFlight = 16
 
     let pushesProcessed = Counter(label: "pushlog_http_pushes_processed_total")
     let pushesFailed = Counter(label: "pushlog_http_pushes_failed_total")
     let badgesProcessed = Counter(label: "pushlog_badge_updates_processed_total")
     let badgesFailed = Counter(label: "pushlog_badge_updates_failed_total")
     let bootCheckSeconds = Gauge(label: "pushlog_boot_check_seconds")
+    /// From the append to the gateway's answer.
+    let pushLatency = Timer(label: "pushlog_http_push_latency_seconds")
+    /// Called after each delivered push with its pos and its latency in seconds (for benchmarks).
+    public var onDelivered: (@Sendable (UInt64, Double) -> Void)?
     let pendingAtBoot = Gauge(label: "pushlog_pending_pushers")
 
     final class LoopState: @unchecked Sendable {
@@ -43,7 +51,7 @@ public final class PusherPool: @unchecked Sendable {
         self.processes = processes
         self.config = config
         self.logger = logger
-        self.bootSlots = BootSlots(limit: max(1, config.startupConcurrency))
+        self.bootSlots = AsyncSemaphore(permits: max(1, config.startupConcurrency))
     }
 
     /// Number of loops running now.
@@ -66,8 +74,8 @@ public final class PusherPool: @unchecked Sendable {
             ctx.logger.info("started pushers: \(pending.count) pending of \(total) in \(Int(checkSeconds * 1000)) ms")
             // Start them, staggered: a slot is held until a loop's first pass ends.
             for p in pending {
-                await bootSlots.acquire()
-                if !poke(key: p.key, bootSlot: true) { await bootSlots.release() }
+                try await bootSlots.acquire()
+                if !poke(key: p.key, bootSlot: true) { bootSlots.release() }
             }
         }
     }
@@ -111,7 +119,7 @@ public final class PusherPool: @unchecked Sendable {
             guard !stopping else { return false }
             if let running = loops[key] {
                 running.dirty = true
-                if bootSlot { Task { await self.bootSlots.release() } }
+                if bootSlot { bootSlots.release() }
                 return true
             }
             let state = LoopState()
@@ -141,7 +149,7 @@ public final class PusherPool: @unchecked Sendable {
             s.bootSlot = false
             return true
         }
-        if had { Task { await bootSlots.release() } }
+        if had { bootSlots.release() }
     }
 
     private func loopEnded(key: [UInt8]) {
@@ -171,6 +179,25 @@ public final class PusherPool: @unchecked Sendable {
         }
     }
 
+    /// The in-flight limit for the host of `url`.
+    func slots(for url: String) -> AsyncSemaphore {
+        let host = Self.host(of: url)
+        return lock.withLock {
+            if let s = hostSlots[host] { return s }
+            let s = AsyncSemaphore(permits: Self.perHostInFlight)
+            hostSlots[host] = s
+            return s
+        }
+    }
+
+    /// `scheme://host:port` of a URL, cheaply.
+    static func host(of url: String) -> String {
+        guard let schemeEnd = url.range(of: "://") else { return url }
+        let rest = url[schemeEnd.upperBound...]
+        let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
+        return String(url[..<end])
+    }
+
     /// Stops every loop (an in-flight push is cancelled and will be sent again after restart:
     /// its cursor has not moved) and waits for them.
     public func shutdown() async {
@@ -180,30 +207,5 @@ public final class PusherPool: @unchecked Sendable {
         }
         for t in tasks { t.cancel() }
         for t in tasks { await t.value }
-    }
-}
-
-/// A counting semaphore for the boot stagger.
-actor BootSlots {
-    let limit: Int
-    var used = 0
-    var waiters: [CheckedContinuation<Void, Never>] = []
-
-    init(limit: Int) { self.limit = limit }
-
-    func acquire() async {
-        if used < limit {
-            used += 1
-            return
-        }
-        await withCheckedContinuation { waiters.append($0) }
-    }
-
-    func release() {
-        if waiters.isEmpty {
-            used = max(0, used - 1)
-        } else {
-            waiters.removeFirst().resume()
-        }
     }
 }

@@ -217,6 +217,40 @@ struct PusherPoolTests {
         await h.close()
     }
 
+    @Test("a long backlog whose first 150 entries were read is skipped through without a stall, and the rest is pushed")
+    func noBatchStall() async throws {
+        let h = try Harness()
+        let id = try h.addPusher()
+        try h.store.append((1...250).map { .notification(note($0, so: Int64($0))) })
+        try h.store.append([.receipt(Receipt(userID: "@alice:example.org", roomID: "!r:example.org", eventID: "$e150",
+                                             streamOrdering: 150, ts: 0))])
+        h.pool.onNewNotifications(users: ["@alice:example.org"])
+        let bodies = try await h.gateway.waitForBodies(100)
+        await h.pool.waitUntilIdle()
+        #expect(bodies.count == 100)
+        #expect(bodies.first?.body["notification"]?["event_id"] == .string("$e151"))
+        #expect(bodies.last?.body["notification"]?["event_id"] == .string("$e250"))
+        #expect(try h.state(id)?.cursor == (try h.store.head(user: "@alice:example.org")))
+        await h.close()
+    }
+
+    @Test("disabling a pusher stops its loop at the next notification")
+    func disableTakesEffect() async throws {
+        let h = try Harness()
+        let id = try h.addPusher()
+        try await h.gateway.setMode("ok", delayMS: 200)
+        try h.notify((1...5).map { note($0) })
+        _ = try await h.gateway.waitForBodies(1)
+        var config = try #require(try h.store.pusherState(id)?.config)
+        config.enabled = false
+        let r = try h.store.append([.pusherSet(config)])
+        h.pool.onPushersChanged(r.pusherChanges)
+        await h.pool.waitUntilIdle()
+        #expect(try await h.gateway.bodies().count < 5)
+        #expect(try h.state(id)?.enabled == false)
+        await h.close()
+    }
+
     @Test("the boot check starts exactly the pending pushers: 10,000 pushers, 100 pending, 100 loops")
     func bootCheck() async throws {
         let h = try Harness()

@@ -12,7 +12,15 @@ final class TestGateway: @unchecked Sendable {
     var url: String { "http://127.0.0.1:\(port)/_matrix/push/v1/notify" }
 
     static let script = #"""
-import json, sys, threading, time, socket
+import json, os, sys, threading, time, socket
+os.unlink(__file__)
+parent = os.getppid()
+def watch_parent():
+    # Exit with the test process, even if it was killed before it could stop us.
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(0)
+threading.Thread(target=watch_parent, daemon=True).start()
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 
 lock = threading.Condition()

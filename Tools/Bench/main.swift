@@ -155,12 +155,12 @@ func benchAppendCLI() {
 
 // MARK: boot check
 
-func populate(_ dir: String, pushers: Int, pendingPercent: Int) {
+func populate(_ dir: String, pushers: Int, pendingPercent: Int, url: String = "http://127.0.0.1:9/_matrix/push/v1/notify") {
     let store = try! Store(dataDir: dir, options: StoreOptions(durability: .nometasync, mapSize: 4 << 30))
     var batch: [LogEntry] = []
     for i in 0..<pushers {
         batch.append(.pusherSet(PusherConfig(id: PusherID(userID: userID(i), appID: "com.example.app", pushkey: "pushkey-\(i)"),
-                                             kind: .http, data: ["url": .string("http://127.0.0.1:9/_matrix/push/v1/notify")],
+                                             kind: .http, data: ["url": .string(url)],
                                              append: true, createdTS: 1_732_900_000_000)))
         if batch.count == 10_000 || i == pushers - 1 {
             try! store.append(batch)
@@ -249,6 +249,10 @@ func benchBoot() {
 }
 
 switch args.dropFirst().first {
+case "deliver": benchDeliver()
+case "boot-deliver": benchBootDeliver()
+case "deliver-child": await deliverChild(args[2], concurrency: option("concurrency", 10))
+case "latency": await benchLatency()
 case "append": benchAppend()
 case "append-cli": benchAppendCLI()
 case "boot": benchBoot()
@@ -258,6 +262,9 @@ default:
         usage: pushlog-bench append [--n N] [--runs R]
                pushlog-bench append-cli [--n N] [--pushlog PATH]
                pushlog-bench boot [--runs R] [--quick]
+               pushlog-bench deliver [--pushers P] [--per K] [--runs R]     (nginx: Tools/nginx/gateway.sh start)
+               pushlog-bench boot-deliver [--runs R] [--quick]
+               pushlog-bench latency [--rate N] [--seconds S] [--pushers P]
         (--dir DIR for the scratch directory; build Tools/baseline first)
         """)
 }
