@@ -40,7 +40,8 @@ let package = Package(
         .executableTarget(
             name: "pushlog",
             dependencies: [
-                "PushlogCore",
+                "PushlogCore", "PushlogRuntime", "Curl",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -55,7 +56,7 @@ let package = Package(
         .testTarget(name: "CurlTests", dependencies: ["Curl"]),
         .testTarget(
             name: "PushlogRuntimeTests",
-            dependencies: ["PushlogRuntime", "PushlogCore", "Curl", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["PushlogRuntime", "PushlogCore", "Curl", "pushlog", .product(name: "Logging", package: "swift-log")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -8,10 +8,18 @@ import Synchronization
 /// used from two threads, and `curl_multi_poll` blocks. A blocked task would hold one of the
 /// few cooperative-pool threads (two on a two-core machine) for the client's whole life.
 ///
-/// Other threads talk to it only through ``inbox`` (a mutex-protected command queue) followed
-/// by `curl_multi_wakeup`, libcurl's one call documented as safe from any thread. The loop:
-/// take the commands, `curl_multi_perform`, complete what `curl_multi_info_read` reports
-/// done, then `curl_multi_poll` until there is I/O, a curl timer, or a wakeup.
+/// Other threads talk to it only through ``inbox`` (a mutex-protected command queue) followed,
+/// when the thread is (about to be) asleep in `curl_multi_poll`, by `curl_multi_wakeup`,
+/// libcurl's one call documented as safe from any thread. The loop: take all the commands in
+/// one lock hold, `curl_multi_perform`, complete what `curl_multi_info_read` reports done, then
+/// `curl_multi_poll` until there is I/O, a curl timer, or a wakeup; unless commands arrived
+/// meanwhile, in which case it goes round again without sleeping.
+///
+/// Why the ``Inbox/sleeping`` flag is enough: the thread sets it, under the lock, only after
+/// seeing the queue empty, and clears it when it next takes the queue. A poster that finds it
+/// set wakes the thread (once: it clears the flag); one that finds it clear knows the thread
+/// will look at the queue before it sleeps. A wakeup sent just before `curl_multi_poll` starts
+/// is not lost: it leaves the wakeup pipe readable, so the poll returns at once.
 ///
 /// Traps:
 /// - `curl_multi_wakeup` must never reach a multi handle that was cleaned up: the handle is
@@ -38,7 +46,9 @@ final class CurlThread: Sendable {
 
     private struct Inbox {
         var commands: [Command] = []
-        var nextID: UInt64 = 1
+        /// Set by the curl thread when it found no commands and is going to sleep in
+        /// `curl_multi_poll`; cleared by whoever wakes it or by the thread taking the queue.
+        var sleeping = false
         /// Set while the multi handle is alive: nil before the thread created it and once it
         /// is about to be cleaned up.
         var wakeup: Wakeup?
@@ -48,7 +58,17 @@ final class CurlThread: Sendable {
 
         mutating func post(_ command: Command) {
             commands.append(command)
-            wakeup?()
+            if sleeping {
+                sleeping = false
+                wakeup?()
+            }
+        }
+
+        /// Moves the queued commands into `batch` (empty on entry), handing the batch's storage
+        /// back to the queue so neither side allocates in the steady state.
+        mutating func take(into batch: inout [Command]) {
+            swap(&commands, &batch)
+            sleeping = false
         }
 
         mutating func take() -> [Command] {
@@ -58,6 +78,7 @@ final class CurlThread: Sendable {
     }
 
     private let inbox = Mutex(Inbox())
+    private let nextID = Atomic<UInt64>(1)
     private let configuration: CurlConfiguration
 
     /// Starts the thread. Throws if libcurl cannot be initialised or the thread not created.
@@ -83,12 +104,9 @@ final class CurlThread: Sendable {
     /// connection if it was mid-exchange) and throws `CancellationError`. Shutdown throws
     /// ``HTTPError/Kind/shutdown``.
     func perform(_ request: TransferRequest) async throws -> TransferResult {
-        let id = inbox.withLock { inbox in
-            defer { inbox.nextID &+= 1 }
-            return inbox.nextID
-        }
+        let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
+            try await withUnsafeThrowingContinuation { continuation in
                 submit(id: id, request: request, continuation: continuation)
             }
         } onCancel: {
@@ -154,9 +172,27 @@ final class CurlThread: Sendable {
         let wakeup = Wakeup(multi: multi.raw)
         inbox.withLock { $0.wakeup = wakeup }
 
+        var batch: [Command] = []
+        batch.reserveCapacity(64)
+        // Whether libcurl has been driven since the last poll; if so, an empty queue means sleep.
+        var performed = false
         while true {
-            let (commands, stopping) = inbox.withLock { inbox in (inbox.take(), inbox.stopping) }
-            for command in commands {
+            let (stopping, sleep) = inbox.withLock { inbox -> (Bool, Bool) in
+                if performed, inbox.commands.isEmpty, !inbox.stopping {
+                    inbox.sleeping = true
+                    return (false, true)
+                }
+                inbox.take(into: &batch)
+                return (inbox.stopping, false)
+            }
+            if sleep {
+                // The cap only bounds how long a lost wakeup could go unnoticed; libcurl
+                // shortens the wait to its own next timeout (connect and total timeouts included).
+                multi.wait(maxMilliseconds: 1000)
+                performed = false
+                continue
+            }
+            for command in batch {
                 switch command {
                 case .start(let id, let request, let continuation):
                     if stopping {
@@ -168,11 +204,10 @@ final class CurlThread: Sendable {
                     multi.cancel(id: id)
                 }
             }
+            batch.removeAll(keepingCapacity: true)
             if stopping { break }
             multi.perform()
-            // The cap only bounds how long a lost wakeup could go unnoticed; libcurl shortens
-            // the wait to its own next timeout (connect and total timeouts included).
-            multi.wait(maxMilliseconds: 1000)
+            performed = true
         }
 
         // Unpublish first: from here on nobody may call curl_multi_wakeup on this handle.

@@ -32,7 +32,7 @@ struct HTTPRequest: Sendable {
         // HTTP/2 when TLS ALPN offers it, so several requests to one gateway share one
         // connection; HTTP/1.1 otherwise (cleartext h2c is not attempted).
         try transfer.set(CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
-        if url.prefix(8).lowercased() == "https://" {
+        if Self.isHTTPS(url) {
             // Prefer waiting for a connection that may multiplex over opening another one.
             // Only over TLS: ALPN settles the question at handshake. Over cleartext libcurl
             // learns "no multiplexing" only from the first response's status line, so a slow
@@ -54,18 +54,36 @@ struct HTTPRequest: Sendable {
             }
         }
 
-        var lines: [String] = []
-        lines.reserveCapacity(headers.count + 1)
-        for (name, value) in headers {
-            // libcurl reads "Name:" as "remove this header"; "Name;" sends it empty.
-            lines.append(value.isEmpty ? "\(name);" : "\(name): \(value)")
+        // Most requests of a client carry the same headers (Content-Type, say): the handle
+        // keeps the list it built last time and sets it again when the headers are the same.
+        let headers = self.headers
+        try transfer.set(CURLOPT_HTTPHEADER, listKey: .fields(headers)) {
+            var lines: [String] = []
+            lines.reserveCapacity(headers.count + 1)
+            for (name, value) in headers {
+                // libcurl reads "Name:" as "remove this header"; "Name;" sends it empty.
+                lines.append(value.isEmpty ? "\(name);" : "\(name): \(value)")
+            }
+            if !headers.keys.contains(where: { $0.lowercased() == "expect" }) {
+                // libcurl adds "Expect: 100-continue" to larger bodies and then waits for a
+                // "100 Continue" that many servers never send: one wasted round trip or a stall.
+                lines.append("Expect:")
+            }
+            return lines
         }
-        if !headers.keys.contains(where: { $0.lowercased() == "expect" }) {
-            // libcurl adds "Expect: 100-continue" to larger bodies and then waits for a
-            // "100 Continue" that many servers never send: one wasted round trip or a stall.
-            lines.append("Expect:")
+    }
+
+    /// Whether `url` starts with `https://`, ignoring case.
+    private static func isHTTPS(_ url: String) -> Bool {
+        var scheme = "https://".utf8.makeIterator()
+        for byte in url.utf8 {
+            guard let expected = scheme.next() else { return true }
+            // ASCII letters only differ from their upper case in bit 0x20.
+            guard byte == expected || (expected >= UInt8(ascii: "a") && expected <= UInt8(ascii: "z") && byte == expected ^ 0x20) else {
+                return false
+            }
         }
-        try transfer.set(CURLOPT_HTTPHEADER, list: lines)
+        return scheme.next() == nil
     }
 
     /// RFC 9110 token characters (method and header names).
@@ -74,8 +92,12 @@ struct HTTPRequest: Sendable {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
              UInt8(ascii: "0")...UInt8(ascii: "9"):
             return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
         default:
-            return Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
+            return false
         }
     }
 }

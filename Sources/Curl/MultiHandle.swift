@@ -10,11 +10,19 @@ import CCurl
 ///   opened them, which is what makes keep-alive and HTTP/2 reuse work across requests.
 /// - A `CURLMsg` from `curl_multi_info_read` is freed by `curl_multi_remove_handle` of its
 ///   easy handle: read its fields first.
+/// - Easy handles are reused (see ``Transfer``): a finished transfer's handle is removed,
+///   reset and kept in ``idle`` (at most ``idleLimit``), and the next request takes it instead
+///   of paying for `curl_easy_init`/`curl_easy_cleanup` and the buffers around them.
 final class MultiHandle {
     /// The `CURLM *` (a raw pointer: libcurl 7.88 declares `CURLM` as `void`).
     let raw: UnsafeMutableRawPointer
     private let configuration: CurlConfiguration
     private var transfers: [UInt64: Transfer] = [:]
+    /// Reset easy handles ready for the next request, most recently used last.
+    private var idle: [Transfer] = []
+    /// The most idle handles kept; more concurrent requests than this allocate fresh handles,
+    /// which are cleaned up when they finish.
+    static let idleLimit = 64
 
     init(configuration: CurlConfiguration) throws(HTTPError) {
         guard let raw = curl_multi_init() else {
@@ -34,27 +42,36 @@ final class MultiHandle {
     deinit {
         // Any transfer still here would be left with a dangling multi: finish them first.
         failAll(with: HTTPError.shutDown)
+        idle.removeAll()  // curl_easy_cleanup of each; they are not in the multi handle
         curl_multi_cleanup(raw)
     }
 
-    /// Creates the request's easy handle, configures it and adds it. Failures before the
-    /// transfer starts resume the caller at once.
+    /// Takes an idle easy handle (or creates one), configures it and adds it. Failures before
+    /// the transfer starts resume the caller at once.
     func start(id: UInt64, request: TransferRequest, continuation: TransferContinuation) {
-        guard let transfer = Transfer(id: id, continuation: continuation, maxResponseSize: configuration.maxResponseSize) else {
+        let transfer: Transfer
+        if let reused = idle.popLast() {
+            transfer = reused
+        } else if let created = Transfer(maxResponseSize: configuration.maxResponseSize) {
+            transfer = created
+        } else {
             continuation.resume(throwing: HTTPError(kind: .other, message: "curl_easy_init failed"))
             return
         }
+        transfer.begin(id: id, continuation: continuation)
         do {
             try transfer.prepare(connectTimeout: configuration.connectTimeout, timeout: request.timeout)
             try request.configure(transfer)
         } catch {
             transfer.finish(.failure(error))
+            recycle(transfer)
             return
         }
         let code = curl_multi_add_handle(raw, transfer.easy)
         guard code == CURLM_OK else {
             transfer.finish(.failure(HTTPError(kind: .other, curlCode: Int(code.rawValue),
                                                message: String(cString: curl_multi_strerror(code)))))
+            recycle(transfer)
             return
         }
         transfers[id] = transfer
@@ -66,6 +83,7 @@ final class MultiHandle {
         guard let transfer = transfers.removeValue(forKey: id) else { return }
         curl_multi_remove_handle(raw, transfer.easy)
         transfer.finish(.failure(CancellationError()))
+        recycle(transfer)
     }
 
     /// Does whatever I/O is ready without blocking, then completes finished transfers.
@@ -110,7 +128,17 @@ final class MultiHandle {
         }
         let result = transfer.result(for: code)
         curl_multi_remove_handle(raw, easy)
+        // Resume first: the caller can go on (on another thread) while this handle is reset.
         transfer.finish(result)
+        recycle(transfer)
+    }
+
+    /// Resets a finished transfer's handle (already out of the multi handle) and keeps it for
+    /// the next request, or drops it (`curl_easy_cleanup`) when enough are idle.
+    private func recycle(_ transfer: Transfer) {
+        guard idle.count < Self.idleLimit else { return }
+        transfer.recycle()
+        idle.append(transfer)
     }
 
     private func check(_ code: CURLMcode) throws(HTTPError) {

@@ -2,17 +2,26 @@ import CCurl
 
 /// One libcurl easy handle, the buffers it fills, and the continuation waiting for it.
 ///
+/// Transfers are recycled: when one completes, ``MultiHandle`` removes its easy handle from
+/// the multi handle, calls ``recycle()`` (which runs `curl_easy_reset`) and keeps it on a free
+/// list; the next request takes it with ``begin(id:continuation:)``, then ``prepare`` and the
+/// request's own configuration set every option again. Connections live in the multi handle's
+/// connection cache, not in the easy handle, so a reset handle keeps reusing them.
+///
 /// Traps:
 /// - Lives and dies on the curl thread only (created, configured, completed and deinitialised
 ///   there); it is deliberately not `Sendable`.
 /// - libcurl keeps raw pointers to this object (`CURLOPT_WRITEDATA`, `CURLOPT_HEADERDATA`), to
-///   its error buffer and to its `curl_slist`s. They stay valid because the object outlives its
-///   easy handle: `deinit` is the only place that calls `curl_easy_cleanup`, and the multi
-///   handle removes the easy handle before dropping the transfer.
+///   its error buffer, its request-body buffer and its `curl_slist`s. They stay valid because
+///   the object outlives its easy handle: `deinit` is the only place that calls
+///   `curl_easy_cleanup`, and the multi handle removes the easy handle before recycling or
+///   dropping the transfer. The body buffer and the lists are only replaced while the handle
+///   is idle (after `curl_easy_reset`, during configuration).
 /// - The continuation is resumed exactly once, by ``finish(_:)``; a transfer dropped unfinished
 ///   fails its caller rather than leaking a suspended task.
 final class Transfer {
-    let id: UInt64
+    /// The current request's id (`CURLOPT_PRIVATE`); changes each time the handle is reused.
+    private(set) var id: UInt64 = 0
     /// The `CURL *`. Valid until `deinit`.
     let easy: UnsafeMutableRawPointer
 
@@ -23,29 +32,83 @@ final class Transfer {
     /// Set by the write callback when it refuses data for exceeding `maxResponseSize`; libcurl
     /// then reports a generic `CURLE_WRITE_ERROR`, which this turns into `.responseTooLarge`.
     private var exceededSizeLimit = false
-    /// Lists handed to libcurl (headers, SMTP recipients): libcurl does not copy them.
-    private var lists: [UnsafeMutablePointer<curl_slist>] = []
+    /// Lists handed to libcurl (headers, SMTP recipients), at most one per option, with the key
+    /// they were built from: libcurl does not copy them, and a reused handle whose request has
+    /// the same key sets the same list again instead of building a new one.
+    private var lists: [CachedList] = []
     /// `CURLOPT_ERRORBUFFER`: libcurl writes its detailed message here.
     private let errorBuffer: UnsafeMutablePointer<CChar>
+    /// `CURLOPT_POSTFIELDS` (not copied by libcurl): the request body, grown as needed and
+    /// reused. Never NULL, even for an empty body (see ``setBody(_:)``).
+    private var requestBody: UnsafeMutableRawPointer
+    private var requestBodyCapacity: Int
+
+    private struct CachedList {
+        var option: CURLoption
+        var key: ListKey
+        var list: UnsafeMutablePointer<curl_slist>?
+    }
+
+    /// What a `curl_slist` was built from, compared to decide whether it can be set again.
+    /// (Concrete cases rather than `AnyHashable`: wrapping a dictionary in `AnyHashable`
+    /// converts it to `[AnyHashable: AnyHashable]`, which costs more than it saves.)
+    enum ListKey: Equatable {
+        /// The lines themselves.
+        case lines([String])
+        /// Name/value pairs the lines are derived from (HTTP request headers).
+        case fields([String: String])
+    }
 
     /// Returns `nil` if libcurl cannot allocate an easy handle.
-    init?(id: UInt64, continuation: TransferContinuation, maxResponseSize: Int) {
+    init?(maxResponseSize: Int) {
         guard let easy = curl_easy_init() else { return nil }
-        self.id = id
         self.easy = easy
-        self.continuation = continuation
         self.maxResponseSize = maxResponseSize
         errorBuffer = .allocate(capacity: Int(CURL_ERROR_SIZE))
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
+        requestBodyCapacity = 1024
+        requestBody = .allocate(byteCount: requestBodyCapacity, alignment: 16)
     }
 
     deinit {
         curl_easy_cleanup(easy)
-        // Only after cleanup: libcurl may read the lists until then.
-        for list in lists { curl_slist_free_all(list) }
+        // Only after cleanup: libcurl may read the lists and the body until then.
+        for cached in lists {
+            if let list = cached.list { curl_slist_free_all(list) }
+        }
         errorBuffer.deallocate()
+        requestBody.deallocate()
         continuation?.resume(throwing: HTTPError(kind: .other, message: "transfer dropped before completion"))
     }
+
+    // MARK: Reuse
+
+    /// Attaches a new request to this (fresh or recycled) handle.
+    func begin(id: UInt64, continuation: TransferContinuation) {
+        self.id = id
+        self.continuation = continuation
+        errorBuffer[0] = 0
+    }
+
+    /// Makes the handle idle again: every option back to its default (`curl_easy_reset`), the
+    /// response buffers emptied. Call only once the easy handle is out of the multi handle and
+    /// the transfer is finished.
+    func recycle() {
+        curl_easy_reset(easy)
+        id = 0
+        body = []
+        headers = []
+        exceededSizeLimit = false
+        if requestBodyCapacity > Self.retainedBodyCapacity {
+            // An idle handle should not pin a large body's buffer.
+            requestBody.deallocate()
+            requestBodyCapacity = 1024
+            requestBody = .allocate(byteCount: requestBodyCapacity, alignment: 16)
+        }
+    }
+
+    /// The largest request-body buffer an idle handle keeps.
+    private static let retainedBodyCapacity = 64 << 10
 
     // MARK: Options common to every protocol
 
@@ -96,38 +159,66 @@ final class Transfer {
     }
 
     /// Sets an option taking a `struct curl_slist *` (`CURLOPT_HTTPHEADER`,
-    /// `CURLOPT_MAIL_RCPT`). The list is kept alive until the easy handle is cleaned up.
+    /// `CURLOPT_MAIL_RCPT`). The list is kept alive until the easy handle is cleaned up or the
+    /// option is given another list.
     func set(_ option: CURLoption, list values: [String]) throws(HTTPError) {
+        try set(option, listKey: .lines(values)) { values }
+    }
+
+    /// Like ``set(_:list:)``, but the lines are only built (by `lines`) when `key` differs from
+    /// the key of the list this handle last used for `option`; otherwise that list is set
+    /// again. `key` must determine the lines completely.
+    func set(_ option: CURLoption, listKey key: ListKey, lines: () -> [String]) throws(HTTPError) {
+        let index = lists.firstIndex { $0.option == option }
+        if let index, lists[index].key == key {
+            try check(ccurl_easy_setopt_slist(easy, option, lists[index].list), option)
+            return
+        }
         var list: UnsafeMutablePointer<curl_slist>?
-        for value in values {
+        for value in lines() {
             guard let extended = curl_slist_append(list, value) else {
                 if let list { curl_slist_free_all(list) }
                 throw HTTPError(kind: .other, message: "curl_slist_append: out of memory")
             }
             list = extended
         }
-        if let list { lists.append(list) }
-        try check(ccurl_easy_setopt_slist(easy, option, list), option)
+        let code = ccurl_easy_setopt_slist(easy, option, list)
+        guard code == CURLE_OK else {
+            if let list { curl_slist_free_all(list) }
+            try check(code, option)
+            return
+        }
+        // The handle now points at the new list; the old one (if any) is no longer referenced:
+        // the handle was reset since it last used it, or this call just replaced it.
+        if let index {
+            if let old = lists[index].list { curl_slist_free_all(old) }
+            lists[index] = CachedList(option: option, key: key, list: list)
+        } else {
+            lists.append(CachedList(option: option, key: key, list: list))
+        }
     }
 
     /// Sends `bytes` as the request body (and makes the request a POST unless
     /// `CURLOPT_CUSTOMREQUEST` says otherwise).
     ///
-    /// Traps handled here: the size must be set *before* `CURLOPT_COPYPOSTFIELDS`, or libcurl
-    /// measures the data with `strlen`; and the pointer must never be NULL, even for an empty
-    /// body, or libcurl falls back to its default read callback, which reads stdin.
+    /// The bytes are copied into this handle's reusable buffer, handed to libcurl with
+    /// `CURLOPT_POSTFIELDS` (not copied by libcurl; the buffer outlives the transfer).
+    /// Traps handled here: the size must be set, or libcurl measures the data with `strlen`;
+    /// and the pointer must never be NULL, even for an empty body, or libcurl falls back to its
+    /// default read callback, which reads stdin.
     func setBody(_ bytes: [UInt8]) throws(HTTPError) {
         try set(CURLOPT_POSTFIELDSIZE_LARGE, offset: curl_off_t(bytes.count))
-        var empty: UInt8 = 0
-        let code = bytes.withUnsafeBytes { buffer in
-            withUnsafeMutablePointer(to: &empty) { emptyPointer in
-                // COPYPOSTFIELDS copies now, so these pointers only need to live for the call.
-                let pointer = buffer.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
-                    ?? UnsafeMutableRawPointer(emptyPointer)
-                return ccurl_easy_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, pointer)
+        if bytes.count > requestBodyCapacity {
+            requestBody.deallocate()
+            requestBodyCapacity = max(bytes.count, requestBodyCapacity * 2)
+            requestBody = .allocate(byteCount: requestBodyCapacity, alignment: 16)
+        }
+        bytes.withUnsafeBytes { buffer in
+            if let base = buffer.baseAddress, !buffer.isEmpty {
+                requestBody.copyMemory(from: base, byteCount: buffer.count)
             }
         }
-        try check(code, CURLOPT_COPYPOSTFIELDS)
+        try check(ccurl_easy_setopt_pointer(easy, CURLOPT_POSTFIELDS, requestBody), CURLOPT_POSTFIELDS)
     }
 
     private func check(_ code: CURLcode, _ option: CURLoption) throws(HTTPError) {
@@ -158,7 +249,11 @@ final class Transfer {
         }
         var status = 0
         _ = ccurl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
-        return .success(TransferResult(responseCode: status, headers: headers, body: body))
+        // Moved out, so the caller holds the only reference to the buffers.
+        let result = TransferResult(responseCode: status, headers: headers, body: body)
+        headers = []
+        body = []
+        return .success(result)
     }
 
     // MARK: Callbacks (called by libcurl on the curl thread)
@@ -177,9 +272,12 @@ final class Transfer {
     /// it reads: interim `100 Continue`, redirects, then the final one, then any trailers.
     private func receiveHeaderLine(_ data: UnsafeRawBufferPointer) -> Int {
         let line = data.trimmingWhitespace()
-        if line.starts(with: Array("HTTP/".utf8)) {
+        if line.count >= 5, line[line.startIndex] == UInt8(ascii: "H"), line[line.startIndex + 1] == UInt8(ascii: "T"),
+           line[line.startIndex + 2] == UInt8(ascii: "T"), line[line.startIndex + 3] == UInt8(ascii: "P"),
+           line[line.startIndex + 4] == UInt8(ascii: "/") {
             // A status line starts a new response: keep only the final response's headers.
-            headers.removeAll()
+            headers.removeAll(keepingCapacity: true)
+            if headers.capacity == 0 { headers.reserveCapacity(8) }
         } else if let first = data.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
             // Obsolete line folding continues the previous header's value.
             if !headers.isEmpty, !line.isEmpty {

@@ -29,7 +29,7 @@ struct TransferResult: Sendable {
     var body: [UInt8]
 }
 
-typealias TransferContinuation = CheckedContinuation<TransferResult, any Error>
+typealias TransferContinuation = UnsafeContinuation<TransferResult, any Error>
 
 extension Duration {
     /// This duration in whole milliseconds for libcurl's `*_MS` options, rounded up and at

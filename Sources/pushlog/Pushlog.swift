@@ -4,7 +4,7 @@ import LMDB
 import PushlogCore
 
 @main
-struct Pushlog: ParsableCommand {
+struct Pushlog: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pushlog",
         abstract: "Push notifications for Matrix homeservers, from an LMDB log.",

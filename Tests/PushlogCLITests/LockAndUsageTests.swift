@@ -10,11 +10,13 @@ struct LockTests {
     static let alice = "@alice:example.org"
 
     /// A data dir with a pusher that a rewind to 1 would move, and a few notifications.
+    /// Notifications, then a pusher (which starts at the head): a server started on this has
+    /// nothing to deliver, so it changes nothing by itself.
     func seed(_ box: Sandbox) throws {
-        let p = try box.run(["pushers", "set", box.file("p.jsonl", lines: [jsonLine(Make.httpPusher(user: Self.alice, pushkey: "a"))])])
-        #expect(p.status == 0, "\(p)")
         let n = try box.run(["append", "notifications", box.file("n.jsonl", lines: (1...4).map { Make.notificationLine(event: "$s\($0)", so: $0) })])
         #expect(n.status == 0, "\(n)")
+        let p = try box.run(["pushers", "set", box.file("p.jsonl", lines: [jsonLine(Make.httpPusher(user: Self.alice, pushkey: "a"))])])
+        #expect(p.status == 0, "\(p)")
     }
 
     /// Everything a rewriting command could change, as text.

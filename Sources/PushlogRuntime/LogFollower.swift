@@ -1,0 +1,37 @@
+import PushlogCore
+
+/// Notices entries appended to the log by anyone (another process's `pushlog append`, or this
+/// one) and pokes the pool with what they concern. It polls the store's head, a single cheap
+/// read, every `interval`: LMDB has no change feed across processes.
+public enum LogFollower {
+    @discardableResult
+    public static func start(store: Store, pool: PusherPool, processes: BackgroundProcesses,
+                             interval: Duration = .milliseconds(50)) throws -> Task<Void, Never> {
+        let start = try store.head()
+        return processes.run("follow_log") { ctx in
+            var seen = start
+            while !Task.isCancelled {
+                try await Task.sleep(for: interval)
+                let head = try store.head()
+                guard head > seen else { continue }
+                var notified = Set<String>(), receipts = Set<String>(), pushers = Set<PusherID>()
+                try ctx.transaction {
+                    try store.forEachEntry(from: seen + 1, to: head) { e in
+                        switch e.entry {
+                        case .notification(let n) where n.notifies: notified.insert(n.userID)
+                        case .notification: break
+                        case .receipt(let r): receipts.insert(r.userID)
+                        case .pusherSet(let c): pushers.insert(c.id)
+                        case .pusherRemoved(let id): pushers.insert(id)
+                        }
+                        return true
+                    }
+                }
+                seen = head
+                if !pushers.isEmpty { pool.onPushersChanged(pushers) }
+                if !notified.isEmpty { pool.onNewNotifications(users: notified) }
+                if !receipts.isEmpty { pool.onNewReceipts(users: receipts) }
+            }
+        }
+    }
+}
