@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
     ],
     targets: [
         .systemLibrary(
@@ -37,10 +38,14 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
+        .target(
+            name: "PushlogConfig",
+            dependencies: ["PushlogCore", "PushlogRuntime", .product(name: "Yams", package: "Yams")]
+        ),
         .executableTarget(
             name: "pushlog",
             dependencies: [
-                "PushlogCore", "PushlogRuntime", "Curl",
+                "PushlogCore", "PushlogRuntime", "PushlogConfig", "Curl",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -54,6 +59,7 @@ let package = Package(
         .testTarget(name: "PushlogCoreTests", dependencies: ["PushlogCore", "LMDB"]),
         .testTarget(name: "PushlogCLITests", dependencies: ["PushlogCore", "pushlog"]),
         .testTarget(name: "CurlTests", dependencies: ["Curl"]),
+        .testTarget(name: "PushlogConfigTests", dependencies: ["PushlogConfig", "PushlogRuntime"]),
         .testTarget(
             name: "PushlogRuntimeTests",
             dependencies: ["PushlogRuntime", "PushlogCore", "Curl", "pushlog", .product(name: "Logging", package: "swift-log")]

@@ -15,8 +15,10 @@ struct Pushlog: AsyncParsableCommand {
 
 /// `--data-dir`, shared by every subcommand.
 struct DataDirOption: ParsableArguments {
-    @Option(name: .customLong("data-dir"), help: ArgumentHelp("The data directory (env PUSHLOG_DATA_DIR).", valueName: "path"))
-    var dataDir: String = ProcessInfo.processInfo.environment["PUSHLOG_DATA_DIR"] ?? "./pushlog-data"
+    @Option(name: .customLong("data-dir"), help: ArgumentHelp("The data directory (env PUSHLOG_DATA_DIR; default ./pushlog-data).", valueName: "path"))
+    var explicitDataDir: String?
+
+    var dataDir: String { explicitDataDir ?? ProcessInfo.processInfo.environment["PUSHLOG_DATA_DIR"] ?? "./pushlog-data" }
 
     func openStore() throws -> Store {
         try Store(dataDir: dataDir)

@@ -1,0 +1,209 @@
+import Foundation
+import PushlogCore
+import PushlogRuntime
+import Yams
+
+/// Pushlog's configuration: the contract's keys, from a YAML file, each overridable by an
+/// environment variable `PUSHLOG_<KEY>` (dots become underscores, upper case). Unknown keys and
+/// bad values stop start-up with one line naming the key.
+public struct Config: Sendable, Equatable {
+    public var listen = "127.0.0.1:8690"
+    public var dataDir = "./pushlog-data"
+    public var apiToken: String?
+    public var metricsToken: String?
+    public var apiMaxBodySize = 16 << 20
+    /// nil: grows on demand from LMDB's start size.
+    public var storeMapSize: Int?
+    public var storeDurability: String = "sync"
+    public var push = PushConfig()
+    public var email = Email()
+    public var logLevel = "info"
+    public var logFormat = "text"
+
+    public struct Email: Sendable, Equatable {
+        public var smtpURL: String?
+        public var smtpUser: String?
+        public var smtpPass: String?
+        public var requireTLS = false
+        public var notifFrom = "%(app)s <noreply@localhost>"
+        public var appName = "Matrix"
+        public var clientBaseURL = "https://matrix.to"
+        public var publicBaseURL: String?
+        public var templateDir: String?
+        public var delayBeforeMailMS: Int64 = 600_000
+        public var throttleStartMS: Int64 = 600_000
+        public var throttleMaxMS: Int64 = 86_400_000
+        public var throttleResetAfterMS: Int64 = 43_200_000
+    }
+
+    public init() {}
+
+    /// A bad configuration: which key, what is wrong, where it came from.
+    public struct Problem: Error, CustomStringConvertible, Equatable {
+        public var key: String
+        public var message: String
+        public var source: String
+        public init(key: String, message: String, source: String) {
+            self.key = key
+            self.message = message
+            self.source = source
+        }
+        public var description: String {
+            key.isEmpty ? "configuration: \(source) \(message)" : "configuration: \(source): '\(key)' \(message)"
+        }
+    }
+
+    /// Every key of the contract, in the dotted form.
+    public static let keys: [String] = setters.map(\.key)
+
+    /// Reads `yaml` (the file's text; nil for none), then the environment.
+    public static func load(yaml: String?, file: String = "config", environment: [String: String] = [:]) throws -> Config {
+        var config = Config()
+        if let yaml, !yaml.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            let tree: Any?
+            do { tree = try Yams.load(yaml: yaml) } catch {
+                throw Problem(key: "", message: "is not valid YAML: \(error)", source: file)
+            }
+            // A file of comments only is empty: the defaults.
+            let root: [String: Any]
+            if tree == nil || tree is NSNull {
+                root = [:]
+            } else if let map = tree as? [String: Any] {
+                root = map
+            } else {
+                throw Problem(key: "", message: "must be a mapping of keys", source: file)
+            }
+            for (key, value) in flatten(root, prefix: "") {
+                try config.set(key, value, source: file)
+            }
+        }
+        for key in keys {
+            let name = "PUSHLOG_" + key.uppercased().replacingOccurrences(of: ".", with: "_")
+            if let value = environment[name] { try config.set(key, value, source: "env \(name)") }
+        }
+        return config
+    }
+
+    static func flatten(_ map: [String: Any], prefix: String) -> [(String, String?)] {
+        var out: [(String, String?)] = []
+        for (k, v) in map.sorted(by: { $0.key < $1.key }) {
+            let key = prefix.isEmpty ? k : prefix + "." + k
+            if let nested = v as? [String: Any], !keys.contains(key) {
+                out += flatten(nested, prefix: key)
+            } else if v is NSNull {
+                out.append((key, nil))
+            } else {
+                out.append((key, "\(v)"))
+            }
+        }
+        return out
+    }
+
+    mutating func set(_ key: String, _ value: String?, source: String) throws {
+        guard let setter = Self.setters.first(where: { $0.key == key }) else {
+            throw Problem(key: key, message: "is not a configuration key", source: source)
+        }
+        guard let value else { return }  // `key:` with no value keeps the default
+        do { try setter.apply(&self, value) } catch let reason as Reason {
+            throw Problem(key: key, message: reason.text, source: source)
+        }
+    }
+
+    struct Reason: Error { let text: String }
+
+    struct Setter: Sendable {
+        let key: String
+        let apply: @Sendable (inout Config, String) throws -> Void
+    }
+
+    static func duration(_ v: String, allowZero: Bool = false) throws -> Int64 {
+        guard let ms = DurationText.milliseconds(v) else {
+            throw Reason(text: "must be a duration such as 250ms, 10s, 10m or 24h, not '\(v)'")
+        }
+        if ms == 0 && !allowZero { throw Reason(text: "must be longer than 0") }
+        return ms
+    }
+
+    static func size(_ v: String) throws -> Int {
+        let t = v.trimmingCharacters(in: .whitespaces)
+        for (suffix, factor) in [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("B", 1)] where t.hasSuffix(suffix) {
+            if let n = Int(t.dropLast(suffix.count)), n > 0 { return n * factor }
+        }
+        if let n = Int(t), n > 0 { return n }
+        throw Reason(text: "must be a size such as 512KiB or 16MiB, not '\(v)'")
+    }
+
+    static func bool(_ v: String) throws -> Bool {
+        switch v.lowercased() {
+        case "true", "yes", "on", "1": return true
+        case "false", "no", "off", "0": return false
+        default: throw Reason(text: "must be true or false, not '\(v)'")
+        }
+    }
+
+    static func oneOf(_ v: String, _ allowed: [String]) throws -> String {
+        guard allowed.contains(v) else {
+            throw Reason(text: "must be one of \(allowed.joined(separator: ", ")), not '\(v)'")
+        }
+        return v
+    }
+
+    static func hostPort(_ v: String) throws -> String {
+        guard let colon = v.lastIndex(of: ":"), !v[..<colon].isEmpty, let port = Int(v[v.index(after: colon)...]),
+              (1...65535).contains(port) else {
+            throw Reason(text: "must be HOST:PORT, not '\(v)'")
+        }
+        return v
+    }
+
+    static func url(_ v: String, schemes: [String]) throws -> String {
+        guard let c = URLComponents(string: v), let s = c.scheme?.lowercased(), schemes.contains(s),
+              !(c.host ?? "").isEmpty else {
+            throw Reason(text: "must be a \(schemes.joined(separator: " or ")) URL, not '\(v)'")
+        }
+        return v
+    }
+
+    static let setters: [Setter] = [
+        Setter(key: "listen") { $0.listen = try hostPort($1) },
+        Setter(key: "data_dir") { $0.dataDir = $1 },
+        Setter(key: "api.token") { $0.apiToken = $1 },
+        Setter(key: "metrics.token") { $0.metricsToken = $1 },
+        Setter(key: "api.max_body_size") { $0.apiMaxBodySize = try size($1) },
+        Setter(key: "store.map_size") { $0.storeMapSize = try size($1) },
+        Setter(key: "store.durability") { $0.storeDurability = try oneOf($1, ["sync", "nometasync"]) },
+        Setter(key: "push.backoff_initial") { $0.push.backoffInitialMS = try duration($1) },
+        Setter(key: "push.backoff_max") { $0.push.backoffMaxMS = try duration($1) },
+        Setter(key: "push.give_up_after") { $0.push.giveUpAfterMS = try duration($1) },
+        Setter(key: "push.max_age") { $0.push.maxAgeMS = try duration($1, allowZero: true) },
+        Setter(key: "push.request_timeout") { $0.push.requestTimeoutMS = try duration($1) },
+        Setter(key: "push.include_content") { $0.push.includeContent = try bool($1) },
+        Setter(key: "push.group_unread_count_by_room") { $0.push.groupUnreadCountByRoom = try bool($1) },
+        Setter(key: "push.startup_concurrency") {
+            guard let n = Int($1), n > 0 else { throw Reason(text: "must be a positive integer, not '\($1)'") }
+            $0.push.startupConcurrency = n
+        },
+        Setter(key: "email.smtp_url") { $0.email.smtpURL = try url($1, schemes: ["smtp", "smtps"]) },
+        Setter(key: "email.smtp_user") { $0.email.smtpUser = $1 },
+        Setter(key: "email.smtp_pass") { $0.email.smtpPass = $1 },
+        Setter(key: "email.require_tls") { $0.email.requireTLS = try bool($1) },
+        Setter(key: "email.notif_from") { $0.email.notifFrom = $1 },
+        Setter(key: "email.app_name") { $0.email.appName = $1 },
+        Setter(key: "email.client_base_url") { $0.email.clientBaseURL = try url($1, schemes: ["http", "https"]) },
+        Setter(key: "email.public_baseurl") { $0.email.publicBaseURL = try url($1, schemes: ["http", "https"]) },
+        Setter(key: "email.template_dir") { $0.email.templateDir = $1 },
+        Setter(key: "email.delay_before_mail") { $0.email.delayBeforeMailMS = try duration($1, allowZero: true) },
+        Setter(key: "email.throttle_start") { $0.email.throttleStartMS = try duration($1) },
+        Setter(key: "email.throttle_max") { $0.email.throttleMaxMS = try duration($1) },
+        Setter(key: "email.throttle_reset_after") { $0.email.throttleResetAfterMS = try duration($1) },
+        Setter(key: "log.level") { $0.logLevel = try oneOf($1, ["trace", "debug", "info", "notice", "warning", "error", "critical"]) },
+        Setter(key: "log.format") { $0.logFormat = try oneOf($1, ["text", "json"]) },
+    ]
+
+    /// Cross-key rules, checked once everything is read.
+    public func validate() throws {
+        if push.backoffInitialMS > push.backoffMaxMS {
+            throw Problem(key: "push.backoff_initial", message: "must not exceed push.backoff_max", source: "config")
+        }
+    }
+}

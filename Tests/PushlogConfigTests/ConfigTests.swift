@@ -1,0 +1,109 @@
+import PushlogConfig
+import PushlogRuntime
+import Testing
+
+@Suite("Configuration")
+struct ConfigTests {
+    @Test("no file and no environment gives the contract's defaults")
+    func defaults() throws {
+        let c = try Config.load(yaml: nil)
+        #expect(c.listen == "127.0.0.1:8690")
+        #expect(c.dataDir == "./pushlog-data")
+        #expect(c.apiMaxBodySize == 16 << 20)
+        #expect(c.storeDurability == "sync")
+        #expect(c.push == PushConfig())
+        #expect(c.push.backoffInitialMS == 1_000 && c.push.backoffMaxMS == 3_600_000)
+        #expect(c.push.giveUpAfterMS == 86_400_000 && c.push.maxAgeMS == 86_400_000)
+        #expect(c.push.requestTimeoutMS == 60_000 && c.push.startupConcurrency == 10)
+        #expect(c.email.delayBeforeMailMS == 600_000 && c.email.throttleMaxMS == 86_400_000)
+        #expect(c.logLevel == "info" && c.logFormat == "text")
+    }
+
+    @Test("nested YAML keys, durations and sizes are read")
+    func yaml() throws {
+        let c = try Config.load(yaml: """
+            listen: 127.0.0.1:9000
+            data_dir: /var/lib/pushlog
+            api:
+              token: s3cret
+              max_body_size: 512KiB
+            store:
+              durability: nometasync
+            push:
+              backoff_initial: 250ms
+              backoff_max: 10m
+              max_age: 0
+              include_content: false
+              startup_concurrency: 4
+            log:
+              level: debug
+            """)
+        #expect(c.listen == "127.0.0.1:9000")
+        #expect(c.dataDir == "/var/lib/pushlog")
+        #expect(c.apiToken == "s3cret")
+        #expect(c.apiMaxBodySize == 512 * 1024)
+        #expect(c.storeDurability == "nometasync")
+        #expect(c.push.backoffInitialMS == 250 && c.push.backoffMaxMS == 600_000)
+        #expect(c.push.maxAgeMS == 0)
+        #expect(c.push.includeContent == false)
+        #expect(c.push.startupConcurrency == 4)
+        #expect(c.logLevel == "debug")
+    }
+
+    @Test("PUSHLOG_ environment variables override the file")
+    func environment() throws {
+        let c = try Config.load(yaml: "push:\n  backoff_initial: 2s\n",
+                                environment: ["PUSHLOG_PUSH_BACKOFF_INITIAL": "5s", "PUSHLOG_DATA_DIR": "/tmp/x",
+                                              "PUSHLOG_BIN": "ignored: not a configuration key"])
+        #expect(c.push.backoffInitialMS == 5_000)
+        #expect(c.dataDir == "/tmp/x")
+    }
+
+    @Test("an unknown key or a bad value stops with one line naming the key")
+    func problems() {
+        let cases: [(String, String)] = [
+            ("push:\n  backof_initial: 1s\n", "push.backof_initial"),
+            ("push:\n  backoff_initial: soon\n", "push.backoff_initial"),
+            ("push:\n  backoff_initial: 0\n", "push.backoff_initial"),
+            ("api:\n  max_body_size: big\n", "api.max_body_size"),
+            ("store:\n  durability: fast\n", "store.durability"),
+            ("push:\n  include_content: maybe\n", "push.include_content"),
+            ("listen: nowhere\n", "listen"),
+            ("email:\n  smtp_url: http://mail\n", "email.smtp_url"),
+            ("log:\n  level: loud\n", "log.level"),
+            ("push:\n  startup_concurrency: -1\n", "push.startup_concurrency"),
+            ("colour: blue\n", "colour"),
+        ]
+        for (yaml, key) in cases {
+            #expect(throws: Config.Problem.self, "\(key)") { try Config.load(yaml: yaml, file: "pushlog.yaml") }
+            do {
+                _ = try Config.load(yaml: yaml, file: "pushlog.yaml")
+            } catch let p as Config.Problem {
+                #expect(p.key == key)
+                #expect(p.description.contains("'\(key)'") && p.description.contains("pushlog.yaml"))
+                #expect(!p.description.contains("\n"))
+            } catch {
+                Issue.record("unexpected \(error)")
+            }
+        }
+        #expect(throws: Config.Problem.self) {
+            try Config.load(yaml: nil, environment: ["PUSHLOG_PUSH_MAX_AGE": "forever"])
+        }
+        #expect(throws: Config.Problem.self) { try Config.load(yaml: "- a\n- b\n") }
+    }
+
+    @Test("the example configuration documents every key and loads to the defaults")
+    func example() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("data/pushlog.example.yaml")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        for key in Config.keys {
+            let leaf = String(key.split(separator: ".").last!)
+            #expect(text.contains("\(leaf):"), "\(key) is documented")
+        }
+        // Every key is commented out, so the example is the defaults.
+        #expect(try Config.load(yaml: text) == Config())
+    }
+}
+
+import Foundation
