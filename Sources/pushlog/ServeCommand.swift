@@ -65,16 +65,7 @@ struct Serve: AsyncParsableCommand {
         let pool = PusherPool(store: store, http: http, processes: processes, config: config.push, logger: logger)
 
         // Signals are handled before anything says it is running.
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let (stop, signalled) = AsyncStream<Int32>.makeStream()
-        let sources = [SIGINT, SIGTERM].map { sig in
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler { signalled.yield(sig) }
-            s.resume()
-            return s
-        }
-        defer { sources.forEach { $0.cancel() } }
+        let stop = stopSignals()
         let follower = try LogFollower.start(store: store, pool: pool, processes: processes)
         await pool.start().value
         logger.info("pushlog serve: delivering from \(config.dataDir) (no HTTP API yet)")
