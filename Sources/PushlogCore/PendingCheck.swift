@@ -10,6 +10,7 @@ public struct PendingPusher: Sendable, Equatable {
     public var userID: String
     public var cursor: UInt64
     public var head: UInt64
+    public var kind: PusherKind
 }
 
 extension Store {
@@ -43,7 +44,7 @@ extension Store {
                             let head = BigEndianRead.uint64(hv, at: 0)
                             if head > cursor {
                                 let p = PendingPusher(key: Array(ck), userID: String(decoding: user, as: UTF8.self),
-                                                      cursor: cursor, head: head)
+                                                      cursor: cursor, head: head, kind: PusherKind(code: cv[41]) ?? .http)
                                 yielded += 1
                                 if try !body(p) || yielded >= limit { return }
                             }

@@ -32,7 +32,7 @@ struct HTTPPusher {
         let rule: BadgeRule = config.groupUnreadCountByRoom ? .rooms : .notifications
         while true {
             try Task.checkCancellation()
-            guard let pusher = try store.loadPusher(key: key), pusher.state.enabled else { break }
+            guard let pusher = try store.loadPusher(key: key), pusher.state.enabled, pusher.config.kind == .http else { break }
             cursor = max(cursor, pusher.state.cursor)
             // A persisted backoff is honoured, across restarts too; pokes do not cut it short.
             if let next = pusher.state.nextAttempt {

@@ -73,7 +73,8 @@ public final class PusherPool: @unchecked Sendable {
             pendingAtBoot.record(pending.count)
             ctx.logger.info("started pushers: \(pending.count) pending of \(total) in \(Int(checkSeconds * 1000)) ms")
             // Start them, staggered: a slot is held until a loop's first pass ends.
-            for p in pending {
+            // Email pushers have their own loops (the email issue); this pool drives HTTP ones.
+            for p in pending where p.kind == .http {
                 try await bootSlots.acquire()
                 if !poke(key: p.key, bootSlot: true) { bootSlots.release() }
             }

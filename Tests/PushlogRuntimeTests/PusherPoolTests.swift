@@ -251,6 +251,22 @@ struct PusherPoolTests {
         await h.close()
     }
 
+    @Test("email pushers with work are left alone by the HTTP pool")
+    func emailPushersUntouched() async throws {
+        let h = try Harness()
+        let id = PusherID(userID: "@alice:example.org", appID: "m.email", pushkey: "alice@example.org")
+        try h.store.append([.pusherSet(PusherConfig(id: id, kind: .email, append: true, createdTS: 0))])
+        try h.store.append([.notification(note(1))])
+        await h.pool.start().value
+        h.pool.onNewNotifications(users: ["@alice:example.org"])
+        await h.pool.waitUntilIdle()
+        let s = try #require(try h.state(id))
+        #expect(s.failingSince == nil && s.nextAttempt == nil)
+        #expect(s.cursor < (try h.store.head()))
+        #expect(h.processes.snapshot()["httppush.process"]?.startCount ?? 0 == 0)
+        await h.close()
+    }
+
     @Test("the boot check starts exactly the pending pushers: 10,000 pushers, 100 pending, 100 loops")
     func bootCheck() async throws {
         let h = try Harness()
