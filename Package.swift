@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
     ],
     targets: [
         .systemLibrary(
@@ -42,10 +44,19 @@ let package = Package(
             name: "PushlogConfig",
             dependencies: ["PushlogCore", "PushlogRuntime", .product(name: "Yams", package: "Yams")]
         ),
+        .target(
+            name: "PushlogServer",
+            dependencies: [
+                "PushlogCore", "PushlogRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "pushlog",
             dependencies: [
-                "PushlogCore", "PushlogRuntime", "PushlogConfig", "Curl",
+                "PushlogCore", "PushlogRuntime", "PushlogConfig", "PushlogServer", "Curl",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -59,6 +70,14 @@ let package = Package(
         .testTarget(name: "PushlogCoreTests", dependencies: ["PushlogCore", "LMDB"]),
         .testTarget(name: "PushlogCLITests", dependencies: ["PushlogCore", "pushlog"]),
         .testTarget(name: "CurlTests", dependencies: ["Curl"]),
+        .testTarget(
+            name: "PushlogServerTests",
+            dependencies: [
+                "PushlogServer", "PushlogCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(name: "PushlogConfigTests", dependencies: ["PushlogConfig", "PushlogRuntime"]),
         .testTarget(
             name: "PushlogRuntimeTests",

@@ -200,6 +200,14 @@ public struct Config: Sendable, Equatable {
         Setter(key: "log.format") { $0.logFormat = try oneOf($1, ["text", "json"]) },
     ]
 
+    /// The host part of `listen` (brackets of an IPv6 literal removed).
+    public var listenHost: String {
+        let host = String(listen[..<(listen.lastIndex(of: ":") ?? listen.endIndex)])
+        return host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+    }
+
+    public var listenPort: Int { Int(listen[listen.index(after: listen.lastIndex(of: ":")!)...]) ?? 8690 }
+
     /// Cross-key rules, checked once everything is read.
     public func validate() throws {
         if push.backoffInitialMS > push.backoffMaxMS {

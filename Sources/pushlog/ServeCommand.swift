@@ -5,17 +5,19 @@ import Logging
 import PushlogConfig
 import PushlogCore
 import PushlogRuntime
+import PushlogServer
+import ServiceLifecycle
 
-/// The daemon, so far without its HTTP API (the daemon issue): it reads the configuration,
-/// holds the data directory, runs the boot check and the pusher pool, and delivers what
-/// `pushlog append` adds to the log (noticed within 50 ms). SIGINT/SIGTERM stop it cleanly.
+/// The daemon: it reads the configuration, holds the data directory, serves the HTTP API, runs
+/// the boot check and the pusher pool, and also delivers what `pushlog append` adds to the log
+/// from another process (noticed within 50 ms). SIGINT/SIGTERM stop it cleanly.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the daemon: the pusher pool, delivering what is appended to the log.",
-        discussion: "The HTTP API is not built yet: append with `pushlog append`. See data/pushlog.example.yaml for the keys.")
+        abstract: "Run the daemon: the HTTP API and the pusher pool.",
+        discussion: "See data/pushlog.example.yaml for the configuration keys. Refuses a non-loopback address without api.token.")
     @OptionGroup var dataDir: DataDirOption
     @Option(help: "YAML configuration file.") var config: String?
-    @Option(help: "HOST:PORT to listen on (overrides the config's listen; no HTTP API yet).") var listen: String?
+    @Option(help: "HOST:PORT to listen on (overrides the config's listen; default 127.0.0.1:8690).") var listen: String?
 
     func run() async throws {
         do {
@@ -39,8 +41,12 @@ struct Serve: AsyncParsableCommand {
         }
         var c = try Config.load(yaml: text, file: config ?? "config", environment: ProcessInfo.processInfo.environment)
         if let dir = dataDir.explicitDataDir { c.dataDir = dir }
-        if let listen { c.listen = listen }
+        if let listen { c.listen = try Config.load(yaml: "listen: \"\(listen)\"", file: "--listen").listen }
         try c.validate()
+        let host = c.listenHost
+        if c.apiToken == nil && !["127.0.0.1", "::1", "localhost", "[::1]"].contains(host) {
+            throw Config.Problem(key: "listen", message: "is not a loopback address (\(host)): set api.token first", source: config ?? "--listen")
+        }
         return c
     }
 
@@ -66,13 +72,40 @@ struct Serve: AsyncParsableCommand {
 
         // Signals are handled before anything says it is running.
         let stop = stopSignals()
+        if config.email.smtpURL == nil {
+            logger.warning("email.smtp_url is not set: email pushers are inert")
+        }
         let follower = try LogFollower.start(store: store, pool: pool, processes: processes)
+        let (listening, running) = AsyncStream<Void>.makeStream()
+        let app = makeApplication(
+            store: store, pool: pool,
+            config: APIConfig(token: config.apiToken, metricsToken: config.metricsToken, maxBodySize: config.apiMaxBodySize),
+            host: config.listenHost, port: config.listenPort, logger: logger,
+            onRunning: { running.finish() })
+        // The HTTP server runs as a service of its group; our own signal handling triggers its
+        // graceful shutdown (stop accepting, let in-flight requests finish).
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        let server = Task { try await group.run() }
         await pool.start().value
-        logger.info("pushlog serve: delivering from \(config.dataDir) (no HTTP API yet)")
+        let serverError = ServerError()
+        let stopped: Task<Void, Never> = Task {
+            if case .failure(let error) = await server.result {
+                serverError.set(error)
+                logger.error("HTTP server stopped: \(error)")
+            }
+            running.finish()
+        }
+        for await _ in listening {}  // returns once the server listens (or failed to start)
+        if let error = serverError.get() {
+            throw Config.Problem(key: "listen", message: "cannot be served: \(error)", source: config.listen)
+        }
+        logger.info("pushlog serve: listening on \(config.listen), data in \(config.dataDir)")
         for await sig in stop {
             logger.info("pushlog serve: signal \(sig), stopping")
             break
         }
+        await group.triggerGracefulShutdown()
+        await stopped.value
         follower.cancel()
         await follower.value
         await pool.shutdown()
@@ -109,4 +142,12 @@ struct JSONLogHandler: LogHandler {
         line.append(0x0A)
         FileHandle.standardError.write(Data(line))
     }
+}
+
+/// The HTTP server's failure, if it had one.
+final class ServerError: @unchecked Sendable {
+    private let lock = NSLock()
+    private var error: Error?
+    func set(_ e: Error) { lock.lock(); error = e; lock.unlock() }
+    func get() -> Error? { lock.lock(); defer { lock.unlock() }; return error }
 }

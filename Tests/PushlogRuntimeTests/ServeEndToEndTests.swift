@@ -1,3 +1,4 @@
+import Curl
 import Foundation
 import PushlogCore
 import Testing
@@ -37,15 +38,18 @@ final class Server {
     let process = Process()
     let errors = Pipe()
 
-    init(dataDir: String) throws {
+    let port: Int
+
+    init(dataDir: String, port: Int = Int.random(in: 20_000...60_000)) throws {
+        self.port = port
         process.executableURL = URL(fileURLWithPath: try pushlogBinary())
-        process.arguments = ["serve", "--data-dir", dataDir]
+        process.arguments = ["serve", "--data-dir", dataDir, "--listen", "127.0.0.1:\(port)"]
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         // The boot line of the contract says the check is done and loops are starting.
         var text = ""
-        while !text.contains("started pushers:") {
+        while !text.contains("pushlog serve: listening") {
             let chunk = errors.fileHandleForReading.availableData
             guard !chunk.isEmpty else { throw CocoaError(.fileReadUnknown) }
             text += String(decoding: chunk, as: UTF8.self)
@@ -113,5 +117,71 @@ struct ServeEndToEndTests {
         // Every cursor is durable once its push was acknowledged: nothing lags after a clean stop.
         let lagging = try pushlog(["cursors", "--lagging", "--json", "--data-dir", dir])
         #expect(lagging.status == 0 && lagging.out.isEmpty)
+    }
+
+    @Test("50 pushers, 1,000 notifications posted to the API while the gateway is slow, SIGKILL mid-way: every acknowledged push arrives")
+    func apiKillNine() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pushlog-e2e-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let gateway = try TestGateway()
+        try await gateway.setMode("ok", delayMS: 5)
+        let users = (0..<50).map { "@user\($0):example.org" }
+        var server = try Server(dataDir: dir)
+        let client = try HTTPClient()
+        defer { client.shutdown() }
+        func call(_ method: String, _ path: String, _ body: JSON) async throws -> HTTPResponse {
+            try await client.send(method: method, url: "http://127.0.0.1:\(server.port)\(path)", body: body.serialized(),
+                                  headers: ["Content-Type": "application/json"], timeout: .seconds(30))
+        }
+        for u in users {
+            let r = try await call("PUT", "/v1/pushers", .object([
+                "user_id": .string(u), "kind": .string("http"), "app_id": .string("org.example"), "pushkey": .string("pk-\(u)"),
+                "app_display_name": .string("A"), "device_display_name": .string("D"), "lang": .string("en"),
+                "data": .object(["url": .string(gateway.url)]),
+            ]))
+            #expect(r.status == 200)
+        }
+        var acknowledged = Set<String>()
+        var killed = false
+        for batch in 0..<20 {
+            let notes: [JSON] = (0..<50).map { k in
+                let i = batch * 50 + k
+                return .object(["user_id": .string(users[i % 50]), "room_id": .string("!r:example.org"), "event_id": .string("$e\(i)"),
+                                "stream_ordering": .int(Int64(i + 1)), "actions": .array([.string("notify")]),
+                                "event": .object(["type": .string("m.room.message"), "sender": .string("@bob:example.org")])])
+            }
+            let r = try await call("POST", "/v1/notifications", .object(["notifications": .array(notes)]))
+            #expect(r.status == 200)
+            if r.status == 200 {
+                for i in (batch * 50)..<(batch * 50 + 50) { acknowledged.insert("pk-\(users[i % 50]) $e\(i)") }
+            }
+            if batch == 9 {
+                // Kill mid-way, once some pushes are out; post the rest to the restarted server.
+                _ = try await gateway.waitForBodies(100)
+                server.kill9()
+                _ = server.terminate()
+                server = try Server(dataDir: dir, port: server.port)
+                killed = true
+            }
+        }
+        #expect(killed)
+        var seen: [String: Int] = [:]
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let bodies = try await gateway.waitForBodies(seen.values.reduce(0, +) + 1, timeout: deadline.timeIntervalSinceNow)
+            seen = [:]
+            for b in bodies {
+                let pk = b.body["notification"]?["devices"]?.arrayValue?.first?["pushkey"]?.stringValue ?? ""
+                let ev = b.body["notification"]?["event_id"]?.stringValue ?? ""
+                seen["\(pk) \(ev)", default: 0] += 1
+            }
+            if acknowledged.isSubset(of: Set(seen.keys)) { break }
+        }
+        #expect(acknowledged.count == 1_000)
+        #expect(acknowledged.isSubset(of: Set(seen.keys)), "missing \(acknowledged.subtracting(seen.keys).count)")
+        let duplicates = seen.values.reduce(0) { $0 + $1 - 1 }
+        // At most what was in flight or uncommitted at the kill: one per pusher plus the commit window.
+        #expect(duplicates <= 100, "\(duplicates) duplicates")
+        #expect(server.terminate() == 0)
     }
 }

@@ -1,0 +1,39 @@
+import Hummingbird
+import NIOCore
+
+/// Turns every error into the API's JSON error shape: unknown paths into 404 `M_NOT_FOUND`, a
+/// known path with the wrong method into 405, anything unexpected into 500 `M_UNKNOWN` (logged;
+/// its text is not shown to the client).
+struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    let knownPaths: Set<String>
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return try error.response(from: request, context: context)
+        } catch is NIOTooManyBytesError {
+            return try APIError.tooLarge.response(from: request, context: context)
+        } catch let error as any HTTPResponseError {
+            return try translate(error.status, request).response(from: request, context: context)
+        } catch {
+            context.logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+            return try APIError(.internalServerError, .unknown, "internal error").response(from: request, context: context)
+        }
+    }
+
+    func translate(_ status: HTTPResponse.Status, _ request: Request) -> APIError {
+        switch status {
+        case .notFound where knownPaths.contains(request.uri.path):
+            APIError(.methodNotAllowed, .unrecognized, "\(request.method) is not allowed on \(request.uri.path)")
+        case .notFound: APIError(.notFound, .notFound, "no such endpoint: \(request.uri.path)")
+        case .contentTooLarge: .tooLarge
+        case .methodNotAllowed: APIError(.methodNotAllowed, .unrecognized, "\(request.method) is not allowed on \(request.uri.path)")
+        default: APIError(status, .unknown, status.reasonPhrase)
+        }
+    }
+}
+
+extension APIError {
+    static let tooLarge = APIError(.contentTooLarge, .tooLarge, "request body is too large")
+}

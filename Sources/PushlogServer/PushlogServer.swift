@@ -1,0 +1,47 @@
+import Hummingbird
+import Logging
+import PushlogCore
+import PushlogRuntime
+
+/// What the HTTP API needs from the configuration (`api.*`, `metrics.token`).
+public struct APIConfig: Sendable {
+    /// When set, every `/v1` request needs `Authorization: Bearer <token>`.
+    public var token: String?
+    /// Guards `/metrics` (served elsewhere); kept here so one value carries the API's settings.
+    public var metricsToken: String?
+    /// Bodies larger than this get 413 `M_TOO_LARGE`.
+    public var maxBodySize: Int
+
+    public init(token: String? = nil, metricsToken: String? = nil, maxBodySize: Int = 16 << 20) {
+        self.token = token
+        self.metricsToken = metricsToken
+        self.maxBodySize = maxBodySize
+    }
+}
+
+/// The router of the HTTP API: errors as `{"errcode", "error"}`, the bearer token on `/v1`, and
+/// the routes of `Routes.swift`. `pool` is told about each successful append; nil in tests.
+public func buildRouter(store: Store, pool: PusherPool?, config: APIConfig) -> Router<BasicRequestContext> {
+    let router = Router(context: BasicRequestContext.self)
+    let api = PushlogAPI(store: store, pool: pool, maxBodySize: config.maxBodySize)
+    router.add(middleware: APIErrorMiddleware(knownPaths: PushlogAPI.paths))
+    if let token = config.token {
+        router.add(middleware: BearerTokenMiddleware(token: token))
+    }
+    api.addRoutes(to: router)
+    return router
+}
+
+/// The HTTP server as a swift-service-lifecycle `Service`, to run in the daemon's `ServiceGroup`.
+/// `onRunning` is called once the server listens.
+public func makeApplication(
+    store: Store, pool: PusherPool?, config: APIConfig, host: String, port: Int, logger: Logger,
+    onRunning: @escaping @Sendable () async -> Void = {}
+) -> some ApplicationProtocol {
+    Application(
+        router: buildRouter(store: store, pool: pool, config: config),
+        configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "pushlog"),
+        onServerRunning: { _ in await onRunning() },
+        logger: logger
+    )
+}

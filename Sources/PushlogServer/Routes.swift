@@ -1,0 +1,24 @@
+import Hummingbird
+import PushlogCore
+import PushlogRuntime
+
+/// The API's endpoints, in one place. Each handler lives in its own file, with its request and
+/// response shapes.
+struct PushlogAPI: Sendable {
+    let store: Store
+    let pool: PusherPool?
+    let maxBodySize: Int
+
+    /// Every path served, so that a known path with the wrong method gets 405, not 404.
+    static let paths: Set<String> = ["/health", "/v1/notifications", "/v1/receipts", "/v1/pushers", "/v1/pushers/rewind"]
+
+    func addRoutes(to router: Router<BasicRequestContext>) {
+        router.get("/health") { _, _ in try health() }
+        router.post("/v1/notifications") { request, _ in try await postNotifications(request) }
+        router.post("/v1/receipts") { request, _ in try await postReceipts(request) }
+        router.put("/v1/pushers") { request, _ in try await putPusher(request) }
+        router.get("/v1/pushers") { request, _ in try listPushers(request) }
+        router.delete("/v1/pushers") { request, _ in try await deletePusher(request) }
+        router.post("/v1/pushers/rewind") { request, _ in try await rewindPushers(request) }
+    }
+}
