@@ -1,3 +1,4 @@
+import Metrics
 import PushlogCore
 
 /// Notices entries appended to the log by anyone (another process's `pushlog append`, or this
@@ -8,6 +9,8 @@ public enum LogFollower {
     public static func start(store: Store, pool: PusherPool, processes: BackgroundProcesses,
                              interval: Duration = .milliseconds(50)) throws -> Task<Void, Never> {
         let start = try store.head()
+        let headGauge = Gauge(label: "pushlog_log_head")
+        headGauge.record(start)
         return processes.run("follow_log") { ctx in
             var seen = start
             while !Task.isCancelled {
@@ -28,6 +31,7 @@ public enum LogFollower {
                     }
                 }
                 seen = head
+                headGauge.record(head)
                 if !pushers.isEmpty { pool.onPushersChanged(pushers) }
                 if !notified.isEmpty { pool.onNewNotifications(users: notified) }
                 if !receipts.isEmpty { pool.onNewReceipts(users: receipts) }

@@ -7,14 +7,18 @@ import PushlogRuntime
 public struct APIConfig: Sendable {
     /// When set, every `/v1` request needs `Authorization: Bearer <token>`.
     public var token: String?
-    /// Guards `/metrics` (served elsewhere); kept here so one value carries the API's settings.
+    /// Guards `/metrics`.
     public var metricsToken: String?
+    /// Renders the metrics in Prometheus text format; nil: `/metrics` is not served.
+    public var metricsText: (@Sendable () -> [UInt8])?
     /// Bodies larger than this get 413 `M_TOO_LARGE`.
     public var maxBodySize: Int
 
-    public init(token: String? = nil, metricsToken: String? = nil, maxBodySize: Int = 16 << 20) {
+    public init(token: String? = nil, metricsToken: String? = nil, maxBodySize: Int = 16 << 20,
+                metricsText: (@Sendable () -> [UInt8])? = nil) {
         self.token = token
         self.metricsToken = metricsToken
+        self.metricsText = metricsText
         self.maxBodySize = maxBodySize
     }
 }
@@ -23,7 +27,8 @@ public struct APIConfig: Sendable {
 /// the routes of `Routes.swift`. `pool` is told about each successful append; nil in tests.
 public func buildRouter(store: Store, pool: PusherPool?, config: APIConfig) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
-    let api = PushlogAPI(store: store, pool: pool, maxBodySize: config.maxBodySize)
+    let api = PushlogAPI(store: store, pool: pool, maxBodySize: config.maxBodySize,
+                         metricsText: config.metricsText, metricsToken: config.metricsToken)
     router.add(middleware: APIErrorMiddleware(knownPaths: PushlogAPI.paths))
     if let token = config.token {
         router.add(middleware: BearerTokenMiddleware(token: token))

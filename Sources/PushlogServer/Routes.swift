@@ -8,12 +8,16 @@ struct PushlogAPI: Sendable {
     let store: Store
     let pool: PusherPool?
     let maxBodySize: Int
+    /// Renders `/metrics`; nil: not served.
+    let metricsText: (@Sendable () -> [UInt8])?
+    let metricsToken: String?
 
     /// Every path served, so that a known path with the wrong method gets 405, not 404.
-    static let paths: Set<String> = ["/health", "/v1/notifications", "/v1/receipts", "/v1/pushers", "/v1/pushers/rewind"]
+    static let paths: Set<String> = ["/health", "/metrics", "/v1/notifications", "/v1/receipts", "/v1/pushers", "/v1/pushers/rewind"]
 
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/health") { _, _ in try health() }
+        router.get("/metrics") { request, _ in try metrics(request) }
         router.post("/v1/notifications") { request, _ in try await postNotifications(request) }
         router.post("/v1/receipts") { request, _ in try await postReceipts(request) }
         router.put("/v1/pushers") { request, _ in try await putPusher(request) }

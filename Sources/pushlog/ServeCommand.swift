@@ -5,6 +5,8 @@ import Logging
 import PushlogConfig
 import PushlogCore
 import PushlogRuntime
+import Metrics
+import Prometheus
 import PushlogServer
 import ServiceLifecycle
 
@@ -63,6 +65,9 @@ struct Serve: AsyncParsableCommand {
             return h
         }
         let logger = Logger(label: "pushlog")
+        // Before any metric is created: everything the runtime counts lands in this registry.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         var storeOptions = StoreOptions(durability: config.storeDurability == "nometasync" ? .nometasync : .sync)
         if let size = config.storeMapSize { storeOptions.mapSize = size }
         let store = try Store(dataDir: config.dataDir, options: storeOptions)
@@ -79,7 +84,8 @@ struct Serve: AsyncParsableCommand {
         let (listening, running) = AsyncStream<Void>.makeStream()
         let app = makeApplication(
             store: store, pool: pool,
-            config: APIConfig(token: config.apiToken, metricsToken: config.metricsToken, maxBodySize: config.apiMaxBodySize),
+            config: APIConfig(token: config.apiToken, metricsToken: config.metricsToken, maxBodySize: config.apiMaxBodySize,
+                              metricsText: { registry.emitToBuffer() }),
             host: config.listenHost, port: config.listenPort, logger: logger,
             onRunning: { running.finish() })
         // The HTTP server runs as a service of its group; our own signal handling triggers its
