@@ -39,6 +39,8 @@ struct HTTPPusher {
                 let wait = next - Clock.nowMS()
                 if wait > 0 {
                     pool.releaseBootSlot(key: key)
+                    if pool.setSleeping(key: key, true) { break }
+                    defer { _ = pool.setSleeping(key: key, false) }
                     try await Task.sleep(for: .milliseconds(wait))
                     continue
                 }
@@ -50,6 +52,10 @@ struct HTTPPusher {
             var stop = false
             delivery: for n in batch {
                 try Task.checkCancellation()
+                if pool.isStopping {
+                    stop = true  // shutting down: send nothing new
+                    break delivery
+                }
                 if n.isRead {
                     lastWrite = advance(to: n.pos)  // read before its turn: nothing to push
                     cursor = n.pos

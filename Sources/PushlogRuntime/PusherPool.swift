@@ -43,6 +43,8 @@ public final class PusherPool: @unchecked Sendable {
         var task: Task<Void, Never>?
         /// Holds a boot slot until its first pass ends.
         var bootSlot = false
+        /// Waiting out a backoff: nothing in flight, so shutdown cancels it at once.
+        var sleeping = false
     }
 
     public init(store: Store, http: HTTPClient, processes: BackgroundProcesses, config: PushConfig, logger: Logger) {
@@ -199,14 +201,43 @@ public final class PusherPool: @unchecked Sendable {
         return String(url[..<end])
     }
 
-    /// Stops every loop (an in-flight push is cancelled and will be sent again after restart:
-    /// its cursor has not moved) and waits for them.
-    public func shutdown() async {
-        let tasks: [Task<Void, Never>] = lock.withLock {
-            stopping = true
-            return loops.values.compactMap(\.task)
+    /// True once shutdown began: loops send nothing new.
+    var isStopping: Bool { lock.withLock { stopping } }
+
+    /// Marks a loop as waiting out its backoff (or not), and whether to stop instead.
+    func setSleeping(key: [UInt8], _ sleeping: Bool) -> Bool {
+        lock.withLock {
+            loops[key]?.sleeping = sleeping
+            return stopping
         }
-        for t in tasks { t.cancel() }
-        for t in tasks { await t.value }
+    }
+
+    /// Stops every loop: no new push is sent; pushes in flight may finish for up to `grace`
+    /// (their cursors are committed, so a restart repeats nothing); loops waiting out a backoff
+    /// stop at once. After `grace`, what is left is cancelled (and sent again after a restart).
+    public func shutdown(grace: Duration = .seconds(10)) async {
+        let (tasks, sleepers): ([Task<Void, Never>], [Task<Void, Never>]) = lock.withLock {
+            stopping = true
+            return (loops.values.compactMap(\.task), loops.values.filter(\.sleeping).compactMap(\.task))
+        }
+        for t in sleepers { t.cancel() }
+        let finished = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                for t in tasks { await t.value }
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: grace)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        if !finished {
+            logger.warning("pushes still in flight after \(grace): cancelling them (they will be sent again)")
+            for t in tasks { t.cancel() }
+            for t in tasks { await t.value }
+        }
     }
 }

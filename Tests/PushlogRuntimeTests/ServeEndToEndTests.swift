@@ -184,4 +184,41 @@ struct ServeEndToEndTests {
         #expect(duplicates <= 100, "\(duplicates) duplicates")
         #expect(server.terminate() == 0)
     }
+
+    @Test("a graceful SIGTERM mid-delivery loses and repeats nothing")
+    func gracefulStop() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pushlog-e2e-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let gateway = try TestGateway()
+        try await gateway.setMode("ok", delayMS: 20)
+        let users = (0..<20).map { "@user\($0):example.org" }
+        let pushers = users.map { u in
+            #"{"user_id":"\#(u)","kind":"http","app_id":"org.example","pushkey":"pk-\#(u)","app_display_name":"A","device_display_name":"D","lang":"en","data":{"url":"\#(gateway.url)"}}"#
+        }.joined(separator: "\n")
+        #expect(try pushlog(["pushers", "set", "--data-dir", dir], stdin: pushers).status == 0)
+        let lines = (0..<200).map { i in
+            #"{"user_id":"\#(users[i % 20])","room_id":"!r:example.org","event_id":"$e\#(i)","stream_ordering":\#(i + 1),"actions":["notify"],"event":{"type":"m.room.message","sender":"@bob:example.org"}}"#
+        }
+        #expect(try pushlog(["append", "notifications", "--data-dir", dir], stdin: lines.joined(separator: "\n")).status == 0)
+        var server = try Server(dataDir: dir)
+        _ = try await gateway.waitForBodies(40)
+        #expect(server.terminate() == 0)
+        server = try Server(dataDir: dir)
+        let expected = Set((0..<200).map { "pk-\(users[$0 % 20]) $e\($0)" })
+        var seen: [String: Int] = [:]
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let bodies = try await gateway.waitForBodies(seen.values.reduce(0, +) + 1, timeout: deadline.timeIntervalSinceNow)
+            seen = [:]
+            for b in bodies {
+                let pk = b.body["notification"]?["devices"]?.arrayValue?.first?["pushkey"]?.stringValue ?? ""
+                let ev = b.body["notification"]?["event_id"]?.stringValue ?? ""
+                seen["\(pk) \(ev)", default: 0] += 1
+            }
+            if expected.isSubset(of: Set(seen.keys)) { break }
+        }
+        #expect(expected.isSubset(of: Set(seen.keys)), "missing \(expected.subtracting(seen.keys).count)")
+        #expect(seen.values.allSatisfy { $0 == 1 }, "repeated: \(seen.filter { $0.value > 1 }.keys.sorted().prefix(5))")
+        #expect(server.terminate() == 0)
+    }
 }
