@@ -189,3 +189,84 @@ func benchLatency() async {
     http.shutdown()
     store.close()
 }
+
+/// Ingest through `POST /v1/notifications` of a running `pushlog serve` (release), 16 requests
+/// in flight, batches of 100 and of 1, beside `pushlog append` of the same notifications.
+func benchIngest() async {
+    let pushlog = stringOption("pushlog", here.deletingLastPathComponent().appendingPathComponent(".build/release/pushlog").path)
+    let port = 18_795
+    let http = try! HTTPClient()
+    func line(_ i: Int) -> JSON {
+        let n = sampleNotification(i, users: 10_000)
+        return .object(["user_id": .string(n.userID), "room_id": .string(n.roomID), "event_id": .string(n.eventID),
+                        "stream_ordering": .int(n.streamOrdering), "actions": .array(n.actions),
+                        "event": .object(n.event), "context": .object(n.context!)])
+    }
+    var rows: [[String]] = []
+    for (batch, total) in [(100, 100_000), (1, 20_000)] {
+        let dir = fresh("ingest-\(batch)")
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: pushlog)
+        server.arguments = ["serve", "--data-dir", dir, "--listen", "127.0.0.1:\(port)"]
+        let err = Pipe()
+        server.standardError = err
+        try! server.run()
+        var text = ""
+        while !text.contains("pushlog serve: listening") {
+            text += String(decoding: err.fileHandleForReading.availableData, as: UTF8.self)
+        }
+        let drain = err.fileHandleForReading
+        Thread.detachNewThread { while !drain.availableData.isEmpty {} }
+        let bodies: [[UInt8]] = stride(from: 0, to: total, by: batch).map { start in
+            JSON.object(["notifications": .array((start..<min(total, start + batch)).map(line))]).serialized()
+        }
+        let t0 = now()
+        await withTaskGroup(of: Void.self) { group in
+            let next = Ticket()
+            for _ in 0..<16 {
+                group.addTask {
+                    while true {
+                        let i = next.take()
+                        guard i < bodies.count else { return }
+                        let r = try! await http.post("http://127.0.0.1:\(port)/v1/notifications", body: bodies[i],
+                                                     headers: ["Content-Type": "application/json"], timeout: .seconds(60))
+                        precondition(r.status == 200, "status \(r.status)")
+                    }
+                }
+            }
+        }
+        let rate = Double(total) / (now() - t0)
+        kill(server.processIdentifier, SIGTERM)
+        server.waitUntilExit()
+        rows.append(["POST /v1/notifications, batches of \(batch)", "\(total)", fmt(rate)])
+    }
+    http.shutdown()
+    // The store's own rate through the CLI, same notifications.
+    let file = scratch + "/ingest.jsonl"
+    var text: [UInt8] = []
+    for i in 0..<100_000 { line(i).write(to: &text); text.append(0x0A) }
+    _ = FileManager.default.createFile(atPath: file, contents: Data(text))
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: pushlog)
+    p.arguments = ["append", "notifications", file, "--data-dir", fresh("ingest-cli")]
+    p.standardOutput = FileHandle.nullDevice
+    let t0 = now()
+    try! p.run()
+    p.waitUntilExit()
+    rows.append(["pushlog append (one process, commits of 10,000)", "100000", fmt(100_000 / (now() - t0))])
+    print("## Ingest: notifications per second into a durable (sync) store, 16 requests in flight\n")
+    table(["path", "notifications", "notifications/s"], rows)
+    print()
+}
+
+/// Hands out 0, 1, 2, … to concurrent senders.
+final class Ticket: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func take() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        value += 1
+        return value - 1
+    }
+}

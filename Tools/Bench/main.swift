@@ -263,6 +263,7 @@ case "deliver": benchDeliver()
 case "boot-deliver": benchBootDeliver()
 case "deliver-child": await deliverChild(args[2], concurrency: option("concurrency", 10))
 case "latency": await benchLatency()
+case "ingest": await benchIngest()
 case "append": benchAppend()
 case "append-cli": benchAppendCLI()
 case "boot": benchBoot()
@@ -275,6 +276,7 @@ default:
                pushlog-bench deliver [--pushers P] [--per K] [--runs R]     (nginx: Tools/nginx/gateway.sh start)
                pushlog-bench boot-deliver [--runs R] [--quick]
                pushlog-bench latency [--rate N] [--seconds S] [--pushers P]
+               pushlog-bench ingest
         (--dir DIR for the scratch directory; build Tools/baseline first)
         """)
 }
