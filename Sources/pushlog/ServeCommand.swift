@@ -88,11 +88,12 @@ struct Serve: AsyncParsableCommand {
                               metricsText: { registry.emitToBuffer() }),
             host: config.listenHost, port: config.listenPort, logger: logger,
             onRunning: { running.finish() })
-        // The HTTP server runs as a service of its group; our own signal handling triggers its
-        // graceful shutdown (stop accepting, let in-flight requests finish).
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        // The pusher pool and the HTTP server are the services of one group; our own signal
+        // handling triggers its graceful shutdown, which stops them in reverse order: the server
+        // stops accepting and finishes its requests, then the pool lets in-flight pushes finish.
+        let group = ServiceGroup(configuration: .init(services: [PoolService(pool: pool), app],
+                                                      gracefulShutdownSignals: [], logger: logger))
         let server = Task { try await group.run() }
-        await pool.start().value
         let serverError = ServerError()
         let stopped: Task<Void, Never> = Task {
             if case .failure(let error) = await server.result {
@@ -114,10 +115,21 @@ struct Serve: AsyncParsableCommand {
         await stopped.value
         follower.cancel()
         await follower.value
-        await pool.shutdown()
         http.shutdown()
         store.close()
         logger.info("pushlog serve: stopped")
+    }
+}
+
+/// The pusher pool as a service: the boot check and loops while the group runs, a graceful stop
+/// when it shuts down.
+struct PoolService: Service {
+    let pool: PusherPool
+
+    func run() async throws {
+        await pool.start().value
+        try? await gracefulShutdown()
+        await pool.shutdown()
     }
 }
 

@@ -264,6 +264,7 @@ case "boot-deliver": benchBootDeliver()
 case "deliver-child": await deliverChild(args[2], concurrency: option("concurrency", 10))
 case "latency": await benchLatency()
 case "ingest": await benchIngest()
+case "serve-boot": await benchServeBoot()
 case "append": benchAppend()
 case "append-cli": benchAppendCLI()
 case "boot": benchBoot()
@@ -277,6 +278,7 @@ default:
                pushlog-bench boot-deliver [--runs R] [--quick]
                pushlog-bench latency [--rate N] [--seconds S] [--pushers P]
                pushlog-bench ingest
+               pushlog-bench serve-boot [--runs R] [--quick]   (nginx running)
         (--dir DIR for the scratch directory; build Tools/baseline first)
         """)
 }
