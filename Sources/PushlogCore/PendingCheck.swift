@@ -108,3 +108,17 @@ func compareKeys(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> In
     }
     return a.count - b.count
 }
+
+extension Store {
+    /// Pushers by kind, enabled or not: one sequential scan of the consumer records.
+    public func pusherCountsByKind() throws -> [PusherKind: Int] {
+        try env.read { txn in
+            var counts: [PusherKind: Int] = [:]
+            try txn.forEach(consumers) { _, v in
+                if v.count >= ConsumerState.size, let kind = PusherKind(code: v[41]) { counts[kind, default: 0] += 1 }
+                return true
+            }
+            return counts
+        }
+    }
+}

@@ -74,12 +74,23 @@ public final class PusherPool: @unchecked Sendable {
             bootCheckSeconds.record(checkSeconds)
             pendingAtBoot.record(pending.count)
             ctx.logger.info("started pushers: \(pending.count) pending of \(total) in \(Int(checkSeconds * 1000)) ms")
+            let lag = Recorder(label: "pushlog_pusher_lag_entries", aggregate: true)
+            for p in pending { lag.record(p.head - p.cursor) }  // log entries between cursor and head
+            try recordPusherCounts()
             // Start them, staggered: a slot is held until a loop's first pass ends.
             // Email pushers have their own loops (the email issue); this pool drives HTTP ones.
             for p in pending where p.kind == .http {
                 try await bootSlots.acquire()
                 if !poke(key: p.key, bootSlot: true) { bootSlots.release() }
             }
+        }
+    }
+
+    /// Sets the `pushers{kind}` gauges from the store.
+    public func recordPusherCounts() throws {
+        let counts = try store.pusherCountsByKind()
+        for kind in PusherKind.allCases {
+            Gauge(label: "pushlog_pushers", dimensions: [("kind", kind.rawValue)]).record(counts[kind] ?? 0)
         }
     }
 
