@@ -34,6 +34,13 @@ public final class DataDirLock: @unchecked Sendable {
         try take(dataDir: dataDir, name: "pushlog.lock", operation: LOCK_EX | LOCK_NB)
     }
 
+    /// What a command that rewrites state over several commits holds: the server lock (refused
+    /// beside a server) and, waiting for running appenders to finish, the appenders' lock.
+    public static func forRewrite(dataDir: String) throws -> [DataDirLock] {
+        let server = try exclusive(dataDir: dataDir)
+        return [server, try noAppenders(dataDir: dataDir)]
+    }
+
     /// Taken shared by every appending process.
     public static func appender(dataDir: String) throws -> DataDirLock {
         try take(dataDir: dataDir, name: "append.lock", operation: LOCK_SH)

@@ -11,7 +11,6 @@ import Glibc
 /// map grows), so it must do its work through the transaction only.
 final class StoreWriter: @unchecked Sendable {
     private let env: Environment
-    private let lock = Mutex()
     private var cond = pthread_cond_t()
     private var condMutex = pthread_mutex_t()
     private var queue: [Job] = []

@@ -29,7 +29,7 @@ struct HTTPPusher {
     func deliverUntilCaughtUp() async throws {
         var lastWrite: WriteTicket?
         var cursor: UInt64 = 0
-        let rule: BadgeRule = config.groupUnreadCountByRoom ? .rooms : .notifications
+        let rule = config.badgeRule
         while true {
             try Task.checkCancellation()
             guard let pusher = try store.loadPusher(key: key), pusher.state.enabled, pusher.config.kind == .http else { break }
@@ -202,7 +202,7 @@ struct HTTPPusher {
     func updateBadge() async throws {
         guard let pusher = try store.loadPusher(key: key), pusher.state.enabled,
               !GatewayPayload.badgeDisabled(pusher.config) else { return }
-        let rule: BadgeRule = config.groupUnreadCountByRoom ? .rooms : .notifications
+        let rule = config.badgeRule
         let badge = try store.badge(user: pusher.config.id.userID, rule: rule)
         if let last = pusher.state.lastBadge, last == Int64(badge) { return }
         let key = self.key

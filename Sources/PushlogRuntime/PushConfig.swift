@@ -1,3 +1,5 @@
+import PushlogCore
+
 /// The `push.*` settings (contract, Configuration). Durations in milliseconds.
 public struct PushConfig: Sendable, Equatable {
     public var backoffInitialMS: Int64 = 1_000
@@ -11,6 +13,9 @@ public struct PushConfig: Sendable, Equatable {
     public var startupConcurrency = 10
 
     public init() {}
+
+    /// What `counts.unread` counts.
+    public var badgeRule: BadgeRule { groupUnreadCountByRoom ? .rooms : .notifications }
 
     /// The wait before the next attempt of a pusher that has been failing since `failingSince`:
     /// the time already spent failing, at least `backoff_initial`, at most `backoff_max`, so the

@@ -15,10 +15,9 @@ struct Compact: ParsableCommand {
 
     func run() throws {
         try tool {
-            let lock = try DataDirLock.exclusive(dataDir: dataDir.dataDir)
-            defer { withExtendedLifetime(lock) {} }
-            let appenders = try DataDirLock.noAppenders(dataDir: dataDir.dataDir)
-            defer { withExtendedLifetime(appenders) {} }
+            // The data file is replaced: no append may be writing to the old one.
+            let locks = try DataDirLock.forRewrite(dataDir: dataDir.dataDir)
+            defer { withExtendedLifetime(locks) {} }
             var report: CompactReport
             do {
                 let store = try dataDir.openStore()

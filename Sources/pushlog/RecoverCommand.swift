@@ -12,11 +12,9 @@ struct Recover: ParsableCommand {
 
     func run() throws {
         try tool {
-            let lock = try DataDirLock.exclusive(dataDir: dataDir.dataDir)
-            defer { withExtendedLifetime(lock) {} }
             // The repair replaces projections over several commits: no append may land in between.
-            let appenders = try DataDirLock.noAppenders(dataDir: dataDir.dataDir)
-            defer { withExtendedLifetime(appenders) {} }
+            let locks = try DataDirLock.forRewrite(dataDir: dataDir.dataDir)
+            defer { withExtendedLifetime(locks) {} }
             let store = try dataDir.openStore()
             if !json { Output.line("stale reader slots cleared: \(store.staleReadersCleared)") }
             let interrupted = try store.rebuildInterrupted()

@@ -52,11 +52,9 @@ struct Replay: ParsableCommand {
     }
 
     func runRebuild() throws {
-        let lock = try DataDirLock.exclusive(dataDir: dataDir.dataDir)
-        defer { withExtendedLifetime(lock) {} }
         // The repair replaces projections over several commits: no append may land in between.
-        let appenders = try DataDirLock.noAppenders(dataDir: dataDir.dataDir)
-        defer { withExtendedLifetime(appenders) {} }
+        let locks = try DataDirLock.forRewrite(dataDir: dataDir.dataDir)
+        defer { withExtendedLifetime(locks) {} }
         let store = try dataDir.openStore()
         let progress = Progress("rebuild")
         let report = try store.rebuild(repair: true) { progress.update($0, $1) }

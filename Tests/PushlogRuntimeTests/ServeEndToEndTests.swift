@@ -96,19 +96,7 @@ struct ServeEndToEndTests {
 
         server = try Server(dataDir: dir)
         let expected = Set((0..<100).map { "pk-\(users[$0 % 10]) $e\($0)" })
-        var seen: [String: Int] = [:]
-        let deadline = Date().addingTimeInterval(30)
-        // Each wait returns as soon as one more body than before has arrived (or at the deadline).
-        while Date() < deadline {
-            let bodies = try await gateway.waitForBodies(seen.values.reduce(0, +) + 1, timeout: deadline.timeIntervalSinceNow)
-            seen = [:]
-            for b in bodies {
-                let pk = b.body["notification"]?["devices"]?.arrayValue?.first?["pushkey"]?.stringValue ?? ""
-                let ev = b.body["notification"]?["event_id"]?.stringValue ?? ""
-                seen["\(pk) \(ev)", default: 0] += 1
-            }
-            if expected.isSubset(of: Set(seen.keys)) { break }
-        }
+        let seen = try await gateway.deliveries(covering: expected, timeout: 30)
         #expect(expected.isSubset(of: Set(seen.keys)), "missing: \(expected.subtracting(seen.keys).sorted().prefix(5))")
         // A crash may repeat what was in flight or not yet committed: at most a few per pusher.
         let duplicates = seen.values.reduce(0) { $0 + $1 - 1 }
@@ -165,18 +153,7 @@ struct ServeEndToEndTests {
             }
         }
         #expect(killed)
-        var seen: [String: Int] = [:]
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            let bodies = try await gateway.waitForBodies(seen.values.reduce(0, +) + 1, timeout: deadline.timeIntervalSinceNow)
-            seen = [:]
-            for b in bodies {
-                let pk = b.body["notification"]?["devices"]?.arrayValue?.first?["pushkey"]?.stringValue ?? ""
-                let ev = b.body["notification"]?["event_id"]?.stringValue ?? ""
-                seen["\(pk) \(ev)", default: 0] += 1
-            }
-            if acknowledged.isSubset(of: Set(seen.keys)) { break }
-        }
+        let seen = try await gateway.deliveries(covering: acknowledged, timeout: 60)
         #expect(acknowledged.count == 1_000)
         #expect(acknowledged.isSubset(of: Set(seen.keys)), "missing \(acknowledged.subtracting(seen.keys).count)")
         let duplicates = seen.values.reduce(0) { $0 + $1 - 1 }
@@ -205,18 +182,7 @@ struct ServeEndToEndTests {
         #expect(server.terminate() == 0)
         server = try Server(dataDir: dir)
         let expected = Set((0..<200).map { "pk-\(users[$0 % 20]) $e\($0)" })
-        var seen: [String: Int] = [:]
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline {
-            let bodies = try await gateway.waitForBodies(seen.values.reduce(0, +) + 1, timeout: deadline.timeIntervalSinceNow)
-            seen = [:]
-            for b in bodies {
-                let pk = b.body["notification"]?["devices"]?.arrayValue?.first?["pushkey"]?.stringValue ?? ""
-                let ev = b.body["notification"]?["event_id"]?.stringValue ?? ""
-                seen["\(pk) \(ev)", default: 0] += 1
-            }
-            if expected.isSubset(of: Set(seen.keys)) { break }
-        }
+        let seen = try await gateway.deliveries(covering: expected, timeout: 30)
         #expect(expected.isSubset(of: Set(seen.keys)), "missing \(expected.subtracting(seen.keys).count)")
         #expect(seen.values.allSatisfy { $0 == 1 }, "repeated: \(seen.filter { $0.value > 1 }.keys.sorted().prefix(5))")
         #expect(server.terminate() == 0)

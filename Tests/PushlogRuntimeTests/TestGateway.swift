@@ -140,5 +140,23 @@ s.serve_forever()
         return rows.map { ($0["t"]?.intValue ?? 0, $0["body"] ?? .null) }
     }
 
+    /// How often each "pushkey event_id" pair arrived, once every pair of `expected` has (or at
+    /// the timeout). Each wait returns as soon as one more body than before has arrived.
+    func deliveries(covering expected: Set<String>, timeout: Double) async throws -> [String: Int] {
+        var seen: [String: Int] = [:]
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let bodies = try await waitForBodies(seen.values.reduce(0, +) + 1, timeout: deadline.timeIntervalSinceNow)
+            seen = [:]
+            for b in bodies {
+                let pk = b.body["notification"]?["devices"]?.arrayValue?.first?["pushkey"]?.stringValue ?? ""
+                let ev = b.body["notification"]?["event_id"]?.stringValue ?? ""
+                seen["\(pk) \(ev)", default: 0] += 1
+            }
+            if expected.isSubset(of: Set(seen.keys)) { break }
+        }
+        return seen
+    }
+
     func bodies() async throws -> [JSON] { try await waitForBodies(0, timeout: 0).map(\.body) }
 }
