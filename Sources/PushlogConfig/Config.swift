@@ -150,7 +150,7 @@ public struct Config: Sendable, Equatable {
 
     static func hostPort(_ v: String) throws -> String {
         guard let colon = v.lastIndex(of: ":"), !v[..<colon].isEmpty, let port = Int(v[v.index(after: colon)...]),
-              (1...65535).contains(port) else {
+              (0...65535).contains(port) else {
             throw Reason(text: "must be HOST:PORT, not '\(v)'")
         }
         return v

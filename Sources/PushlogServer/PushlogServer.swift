@@ -38,15 +38,16 @@ public func buildRouter(store: Store, pool: PusherPool?, config: APIConfig) -> R
 }
 
 /// The HTTP server as a swift-service-lifecycle `Service`, to run in the daemon's `ServiceGroup`.
-/// `onRunning` is called once the server listens.
+/// `onRunning` is called once the server listens, with the port it is bound to (port 0 in the
+/// configuration picks a free one).
 public func makeApplication(
     store: Store, pool: PusherPool?, config: APIConfig, host: String, port: Int, logger: Logger,
-    onRunning: @escaping @Sendable () async -> Void = {}
+    onRunning: @escaping @Sendable (Int?) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     Application(
         router: buildRouter(store: store, pool: pool, config: config),
         configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "pushlog"),
-        onServerRunning: { _ in await onRunning() },
+        onServerRunning: { channel in await onRunning(channel.localAddress?.port) },
         logger: logger
     )
 }

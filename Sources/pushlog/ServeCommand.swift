@@ -81,13 +81,13 @@ struct Serve: AsyncParsableCommand {
             logger.warning("email.smtp_url is not set: email pushers are inert")
         }
         let follower = try LogFollower.start(store: store, pool: pool, processes: processes)
-        let (listening, running) = AsyncStream<Void>.makeStream()
+        let (listening, running) = AsyncStream<Int?>.makeStream()
         let app = makeApplication(
             store: store, pool: pool,
             config: APIConfig(token: config.apiToken, metricsToken: config.metricsToken, maxBodySize: config.apiMaxBodySize,
                               metricsText: { registry.emitToBuffer() }),
             host: config.listenHost, port: config.listenPort, logger: logger,
-            onRunning: { running.finish() })
+            onRunning: { port in running.yield(port); running.finish() })
         // The pusher pool and the HTTP server are the services of one group; our own signal
         // handling triggers its graceful shutdown, which stops them in reverse order: the server
         // stops accepting and finishes its requests, then the pool lets in-flight pushes finish.
@@ -102,11 +102,15 @@ struct Serve: AsyncParsableCommand {
             }
             running.finish()
         }
-        for await _ in listening {}  // returns once the server listens (or failed to start)
+        var boundPort: Int?
+        for await port in listening { boundPort = port }  // once the server listens (or failed to start)
         if let error = serverError.get() {
             throw Config.Problem(key: "listen", message: "cannot be served: \(error)", source: config.listen)
         }
-        logger.info("pushlog serve: listening on \(config.listen), data in \(config.dataDir)")
+        // With port 0 in the configuration the system picked one: the line names the real one.
+        let host = config.listenHost.contains(":") ? "[\(config.listenHost)]" : config.listenHost
+        let address = boundPort.map { "\(host):\($0)" } ?? config.listen
+        logger.info("pushlog serve: listening on \(address), data in \(config.dataDir)")
         for await sig in stop {
             logger.info("pushlog serve: signal \(sig), stopping")
             break

@@ -347,9 +347,8 @@ final class ServerProcess: @unchecked Sendable {
 
     init(dataDir: String, extra: [String] = []) throws {
         process.executableURL = try PushlogBinary.require()
-        // A port of its own, so servers of tests running in parallel do not collide once serve listens.
-        let port = Int.random(in: 20_000...60_000)
-        process.arguments = ["serve", "--data-dir", dataDir, "--listen", "127.0.0.1:\(port)"] + extra
+        // Port 0: the system picks a free port, so no two servers (or anything else) collide.
+        process.arguments = ["serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0"] + extra
         process.environment = childEnvironment()
         process.standardOutput = FileHandle.nullDevice
         process.standardError = stderrPipe
@@ -374,9 +373,8 @@ final class ServerProcess: @unchecked Sendable {
         return String(decoding: buffer, as: UTF8.self)
     }
 
-    /// What serve prints once it holds the data dir: the placeholder's line, or the daemon's
-    /// boot line of the contract (`started pushers: P pending of N in T ms`).
-    static let readyMarkers = ["pushlog serve", "started pushers"]
+    /// What serve prints once it holds the data dir and listens.
+    static let readyMarkers = ["pushlog serve: listening on"]
 
     /// Waits until serve says it is ready (holds the data dir).
     func waitUntilReady(timeout: Double = 30) -> Bool {

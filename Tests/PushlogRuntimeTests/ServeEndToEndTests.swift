@@ -38,10 +38,10 @@ final class Server {
     let process = Process()
     let errors = Pipe()
 
-    let port: Int
+    private(set) var port = 0
 
-    init(dataDir: String, port: Int = Int.random(in: 20_000...60_000)) throws {
-        self.port = port
+    /// Port 0 lets the system pick a free port; the listening line names it.
+    init(dataDir: String, port: Int = 0) throws {
         process.executableURL = URL(fileURLWithPath: try pushlogBinary())
         process.arguments = ["serve", "--data-dir", dataDir, "--listen", "127.0.0.1:\(port)"]
         process.standardError = errors
@@ -49,11 +49,14 @@ final class Server {
         try process.run()
         // The boot line of the contract says the check is done and loops are starting.
         var text = ""
-        while !text.contains("pushlog serve: listening") {
+        let marker = "pushlog serve: listening on 127.0.0.1:"
+        while !(text.range(of: marker).map { text[$0.upperBound...].contains(",") } ?? false) {
             let chunk = errors.fileHandleForReading.availableData
             guard !chunk.isEmpty else { throw CocoaError(.fileReadUnknown) }
             text += String(decoding: chunk, as: UTF8.self)
         }
+        let after = text[text.range(of: marker)!.upperBound...]
+        self.port = Int(after.prefix { $0.isNumber }) ?? 0
         // Keep draining stderr so the server never blocks on a full pipe.
         let handle = errors.fileHandleForReading
         Thread.detachNewThread { while !handle.availableData.isEmpty {} }
