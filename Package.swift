@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", exact: "2.1.1"),
     ],
     targets: [
         .systemLibrary(
@@ -33,6 +34,14 @@ let package = Package(
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
         .target(name: "Curl", dependencies: ["CCurl"]),
+        .target(
+            name: "PushlogMail",
+            dependencies: [
+                "PushlogCore", "Curl",
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "PushlogRuntime",
             dependencies: [
@@ -73,6 +82,7 @@ let package = Package(
         .testTarget(name: "PushlogCoreTests", dependencies: ["PushlogCore", "LMDB"]),
         .testTarget(name: "PushlogCLITests", dependencies: ["PushlogCore", "pushlog"]),
         .testTarget(name: "CurlTests", dependencies: ["Curl"]),
+        .testTarget(name: "PushlogMailTests", dependencies: ["PushlogMail", "PushlogCore", "Curl"]),
         .testTarget(
             name: "PushlogServerTests",
             dependencies: [
