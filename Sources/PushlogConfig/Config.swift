@@ -20,21 +20,8 @@ public struct Config: Sendable, Equatable {
     public var logLevel = "info"
     public var logFormat = "text"
 
-    public struct Email: Sendable, Equatable {
-        public var smtpURL: String?
-        public var smtpUser: String?
-        public var smtpPass: String?
-        public var requireTLS = false
-        public var notifFrom = "%(app)s <noreply@localhost>"
-        public var appName = "Matrix"
-        public var clientBaseURL = "https://matrix.to"
-        public var publicBaseURL: String?
-        public var templateDir: String?
-        public var delayBeforeMailMS: Int64 = 600_000
-        public var throttleStartMS: Int64 = 600_000
-        public var throttleMaxMS: Int64 = 86_400_000
-        public var throttleResetAfterMS: Int64 = 43_200_000
-    }
+    /// The `email.*` settings.
+    public typealias Email = EmailConfig
 
     public init() {}
 
