@@ -11,6 +11,7 @@ struct APIError: HTTPResponseError, Equatable {
         case missingToken = "M_MISSING_TOKEN"
         case unknownToken = "M_UNKNOWN_TOKEN"
         case notFound = "M_NOT_FOUND"
+        case forbidden = "M_FORBIDDEN"
         /// Matrix's code for a known path asked with the wrong method.
         case unrecognized = "M_UNRECOGNIZED"
         case tooLarge = "M_TOO_LARGE"

@@ -1,6 +1,7 @@
 import Hummingbird
 
-/// `Authorization: Bearer <token>` on every `/v1` request; `/health` needs none.
+/// `Authorization: Bearer <token>` on every `/v1` request; `/health` needs none, and neither does
+/// `/v1/unsubscribe`, whose signed link is its own authority (it arrives from a mail client).
 struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: [UInt8]
 
@@ -8,7 +9,7 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
-        guard path == "/v1" || path.hasPrefix("/v1/") else { return try await next(request, context) }
+        guard path == "/v1" || path.hasPrefix("/v1/"), path != "/v1/unsubscribe" else { return try await next(request, context) }
         let parts = request.headers[.authorization]?.split(separator: " ", maxSplits: 1) ?? []
         guard let scheme = parts.first, scheme.lowercased() == "bearer" else {
             throw APIError(.unauthorized, .missingToken, "missing access token")

@@ -13,10 +13,13 @@ public struct APIConfig: Sendable {
     public var metricsText: (@Sendable () -> [UInt8])?
     /// Bodies larger than this get 413 `M_TOO_LARGE`.
     public var maxBodySize: Int
+    /// Verifies the signed `/v1/unsubscribe` links of emails; nil: they are all refused.
+    public var unsubscribeSigner: UnsubscribeSigner?
 
     public init(token: String? = nil, metricsToken: String? = nil, maxBodySize: Int = 16 << 20,
-                metricsText: (@Sendable () -> [UInt8])? = nil) {
+                metricsText: (@Sendable () -> [UInt8])? = nil, unsubscribeSigner: UnsubscribeSigner? = nil) {
         self.token = token
+        self.unsubscribeSigner = unsubscribeSigner
         self.metricsToken = metricsToken
         self.metricsText = metricsText
         self.maxBodySize = maxBodySize
@@ -28,7 +31,8 @@ public struct APIConfig: Sendable {
 public func buildRouter(store: Store, pool: PusherPool?, config: APIConfig) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     let api = PushlogAPI(store: store, pool: pool, maxBodySize: config.maxBodySize,
-                         metricsText: config.metricsText, metricsToken: config.metricsToken)
+                         metricsText: config.metricsText, metricsToken: config.metricsToken,
+                         unsubscribeSigner: config.unsubscribeSigner)
     router.add(middleware: APIErrorMiddleware(knownPaths: PushlogAPI.paths))
     if let token = config.token {
         router.add(middleware: BearerTokenMiddleware(token: token))

@@ -11,9 +11,11 @@ struct PushlogAPI: Sendable {
     /// Renders `/metrics`; nil: not served.
     let metricsText: (@Sendable () -> [UInt8])?
     let metricsToken: String?
+    /// Verifies `/v1/unsubscribe` links; nil: every link is refused.
+    let unsubscribeSigner: UnsubscribeSigner?
 
     /// Every path served, so that a known path with the wrong method gets 405, not 404.
-    static let paths: Set<String> = ["/health", "/metrics", "/v1/notifications", "/v1/receipts", "/v1/pushers", "/v1/pushers/rewind"]
+    static let paths: Set<String> = ["/health", "/metrics", "/v1/notifications", "/v1/receipts", "/v1/pushers", "/v1/pushers/rewind", "/v1/unsubscribe"]
 
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/health") { _, _ in try health() }
@@ -24,5 +26,7 @@ struct PushlogAPI: Sendable {
         router.get("/v1/pushers") { request, _ in try listPushers(request) }
         router.delete("/v1/pushers") { request, _ in try await deletePusher(request) }
         router.post("/v1/pushers/rewind") { request, _ in try await rewindPushers(request) }
+        router.get("/v1/unsubscribe") { request, _ in try await unsubscribe(request) }
+        router.post("/v1/unsubscribe") { request, _ in try await unsubscribe(request) }
     }
 }
