@@ -14,13 +14,18 @@ public final class PusherPool: @unchecked Sendable {
     let http: HTTPClient
     let processes: BackgroundProcesses
     let config: PushConfig
+    /// nil: email pushers are inert (no `email.smtp_url`).
+    let email: EmailDelivery?
     let logger: Logger
-    private let lock = Mutex()
+    let lock = Mutex()
     private var loops: [[UInt8]: LoopState] = [:]
-    private var stopping = false
+    var emailLoops: [[UInt8]: EmailLoop] = [:]
+    /// Email passes running now (a loop waiting for its next due time is not counted).
+    var emailPassesInFlight = 0
+    var stopping = false
     private var badgeUpdatesInFlight = 0
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
-    private let bootSlots: AsyncSemaphore
+    let bootSlots: AsyncSemaphore
     /// Requests in flight per gateway host: more would only queue inside curl, which walks its
     /// whole queue on every step.
     private var hostSlots: [String: AsyncSemaphore] = [:]
@@ -36,6 +41,8 @@ public final class PusherPool: @unchecked Sendable {
     /// Called after each delivered push with its pos and its latency in seconds (for benchmarks).
     public var onDelivered: (@Sendable (UInt64, Double) -> Void)?
     let pendingAtBoot = Gauge(label: "pushlog_pending_pushers")
+    let emailsSent = Counter(label: "pushlog_emails_sent_total")
+    let emailsFailed = Counter(label: "pushlog_emails_failed_total")
 
     final class LoopState: @unchecked Sendable {
         /// Set by a poke while the loop runs: look again before ending.
@@ -47,11 +54,22 @@ public final class PusherPool: @unchecked Sendable {
         var sleeping = false
     }
 
-    public init(store: Store, http: HTTPClient, processes: BackgroundProcesses, config: PushConfig, logger: Logger) {
+    /// An email pusher's loop: one `emailpush.process` per pass, and between passes a wait for
+    /// the next due time that a poke cuts short (a new notification may be due sooner).
+    final class EmailLoop: @unchecked Sendable {
+        var dirty = false
+        var bootSlot = false
+        var runner: Task<Void, Never>?
+        var waiter: Task<Void, Error>?
+    }
+
+    public init(store: Store, http: HTTPClient, processes: BackgroundProcesses, config: PushConfig,
+                email: EmailDelivery? = nil, logger: Logger) {
         self.store = store
         self.http = http
         self.processes = processes
         self.config = config
+        self.email = email
         self.logger = logger
         self.bootSlots = AsyncSemaphore(permits: max(1, config.startupConcurrency))
     }
@@ -78,10 +96,10 @@ public final class PusherPool: @unchecked Sendable {
             for p in pending { lag.record(p.head - p.cursor) }  // log entries between cursor and head
             try recordPusherCounts()
             // Start them, staggered: a slot is held until a loop's first pass ends.
-            // Email pushers have their own loops (the email issue); this pool drives HTTP ones.
-            for p in pending where p.kind == .http {
+            for p in pending where p.kind == .http || email != nil {
                 try await bootSlots.acquire()
-                if !poke(key: p.key, bootSlot: true) { bootSlots.release() }
+                let started = p.kind == .http ? poke(key: p.key, bootSlot: true) : pokeEmail(key: p.key, bootSlot: true)
+                if !started { bootSlots.release() }
             }
         }
     }
@@ -97,7 +115,9 @@ public final class PusherPool: @unchecked Sendable {
     public func onNewNotifications(users: some Sequence<String>) {
         for user in users {
             guard let pushers = try? store.pushers(ofUser: user) else { continue }
-            for p in pushers where p.config.kind == .http && p.state.enabled { poke(key: p.key) }
+            for p in pushers where p.state.enabled {
+                if p.config.kind == .http { poke(key: p.key) } else if email != nil { pokeEmail(key: p.key) }
+            }
         }
     }
 
@@ -118,9 +138,9 @@ public final class PusherPool: @unchecked Sendable {
     /// nothing to do; a disabled or removed one's loop notices at its next step.
     public func onPushersChanged(_ ids: some Sequence<PusherID>) {
         for id in ids {
-            if let p = try? store.loadPusher(key: Keys.pusher(id)), p.state.enabled, p.config.kind == .http,
+            if let p = try? store.loadPusher(key: Keys.pusher(id)), p.state.enabled,
                p.state.cursor < ((try? store.head(user: id.userID)) ?? 0) {
-                poke(key: p.key)
+                if p.config.kind == .http { poke(key: p.key) } else if email != nil { pokeEmail(key: p.key) }
             }
         }
     }
@@ -172,20 +192,21 @@ public final class PusherPool: @unchecked Sendable {
         resumeIdleWaiters()
     }
 
-    private func resumeIdleWaiters() {
+    func resumeIdleWaiters() {
         let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
-            guard loops.isEmpty && badgeUpdatesInFlight == 0 else { return [] }
+            guard loops.isEmpty && badgeUpdatesInFlight == 0 && emailPassesInFlight == 0 else { return [] }
             defer { idleWaiters.removeAll() }
             return idleWaiters
         }
         for w in waiters { w.resume() }
     }
 
-    /// Returns once no loop and no badge update is running (every pusher caught up or gone).
+    /// Returns once no loop, badge update or email pass is running (every HTTP pusher caught up
+    /// or gone; email pushers may still wait for their next due time).
     public func waitUntilIdle() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let idle: Bool = lock.withLock {
-                if loops.isEmpty && badgeUpdatesInFlight == 0 { return true }
+                if loops.isEmpty && badgeUpdatesInFlight == 0 && emailPassesInFlight == 0 { return true }
                 idleWaiters.append(c)
                 return false
             }
@@ -229,9 +250,12 @@ public final class PusherPool: @unchecked Sendable {
     public func shutdown(grace: Duration = .seconds(10)) async {
         let (tasks, sleepers): ([Task<Void, Never>], [Task<Void, Never>]) = lock.withLock {
             stopping = true
-            return (loops.values.compactMap(\.task), loops.values.filter(\.sleeping).compactMap(\.task))
+            return (loops.values.compactMap(\.task) + emailLoops.values.compactMap(\.runner),
+                    loops.values.filter(\.sleeping).compactMap(\.task))
         }
         for t in sleepers { t.cancel() }
+        let emailWaiters = lock.withLock { emailLoops.values.compactMap(\.waiter) }
+        for w in emailWaiters { w.cancel() }
         let finished = await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 for t in tasks { await t.value }

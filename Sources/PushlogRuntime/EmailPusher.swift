@@ -1,0 +1,114 @@
+import Logging
+import Metrics
+import PushlogCore
+
+/// One email pusher's pass: load its state and room throttles, decide with `EmailPlanner`, and
+/// mail what is due. The cursor and throttles move only after the SMTP server accepted the mail
+/// (so a crash before that mails again, never loses); a failed send waits out a backoff and
+/// touches no throttle (Synapse never retries a failed mail).
+struct EmailPusher {
+    let pool: PusherPool
+    let delivery: EmailDelivery
+    let key: [UInt8]
+    let context: BackgroundProcessContext
+
+    var store: Store { pool.store }
+    var log: Logger { context.logger }
+
+    /// What the loop does next.
+    enum Next: Equatable {
+        /// Nothing more to do until new notifications arrive.
+        case idle
+        /// Look again at this time (ms): a notification or room becomes due, or a retry.
+        case wake(at: Int64)
+        /// A mail went: look again at once.
+        case again
+    }
+
+    func process() async throws -> Next {
+        guard let pusher = try context.transaction({ try store.loadPusher(key: key) }),
+              pusher.state.enabled, pusher.config.kind == .email else { return .idle }
+        let now = Clock.nowMS()
+        // A failed mail waits out its backoff, whatever pokes it.
+        if let next = pusher.state.nextAttempt, next > now { return .wake(at: next) }
+        let user = pusher.config.id.userID
+        let cursor = pusher.state.cursor
+        // Throttles first: nothing is decided with a room's throttle unknown.
+        let (throttles, unread, scanned, notes) = try context.transaction {
+            let throttles = try store.emailThrottles(key: key)
+            var unread: [UserNotification] = []
+            var scanned = cursor
+            try store.forEachNotification(user: user, after: cursor) { n in
+                scanned = n.pos
+                if !n.isRead { unread.append(n) }  // read before its mail was due: never mailed
+                return true
+            }
+            return (throttles, unread, scanned, try store.notifications(at: unread.map(\.pos)))
+        }
+        let pending = unread.compactMap { n in
+            notes[n.pos].map { EmailPlanner.Pending(pos: n.pos, roomID: n.roomID, receivedTS: $0.receivedTS) }
+        }
+        switch EmailPlanner(config: delivery.config).decide(unread: pending, scannedThrough: scanned, cursor: cursor,
+                                                            throttles: throttles, now: now) {
+        case .wait(let newCursor, let wakeAt):
+            if newCursor > cursor {
+                try await write { ctx in try ctx.updateConsumer(key: key) { $0.cursor = max($0.cursor, newCursor) } }
+            }
+            return wakeAt.map { .wake(at: $0) } ?? .idle
+        case .send(let mail):
+            return try await send(mail, pusher: pusher, notes: notes, now: now)
+        }
+    }
+
+    func send(_ mail: EmailPlanner.Mail, pusher: LoadedPusher, notes: [UInt64: Notification], now: Int64) async throws -> Next {
+        let id = pusher.config.id
+        let link = delivery.signer.link(baseURL: delivery.publicBaseURL, id)
+        let request = DigestRequest(userID: id.userID, to: id.pushkey, notifications: mail.positions.compactMap { notes[$0] },
+                                    reason: mail.reason, unsubscribeLink: link, now: now)
+        do {
+            let composed = try delivery.compose(request)
+            try await delivery.send(id.pushkey, composed, link)
+        } catch is CancellationError {
+            throw CancellationError()  // stopping: mailed again after a restart
+        } catch {
+            pool.emailsFailed.increment()
+            return try await failed(pusher: pusher, why: "\(error)")
+        }
+        pool.emailsSent.increment()
+        log.info("sent notification email covering \(mail.positions.count) notifications in \(mail.throttles.count) rooms")
+        let key = self.key
+        let done = Clock.nowMS()
+        try await write { ctx in
+            guard try ctx.updateConsumer(key: key, { s in
+                s.cursor = max(s.cursor, mail.cursorAfter)
+                s.lastSuccess = done
+                s.failingSince = nil
+                s.nextAttempt = nil
+            }) != nil else { return }
+            try ctx.setEmailThrottles(key: key, mail.throttles)
+        }
+        return .again
+    }
+
+    /// A mail the server did not take: retry after the `push.backoff_*` schedule; the cursor
+    /// and throttles stay as they were.
+    func failed(pusher: LoadedPusher, why: String) async throws -> Next {
+        let now = Clock.nowMS()
+        let since = pusher.state.failingSince ?? now
+        let delay = pool.config.backoff(failingSince: since, now: now)
+        let key = self.key
+        try await write { ctx in
+            try ctx.updateConsumer(key: key) { s in
+                s.failingSince = since
+                s.nextAttempt = now + delay
+            }
+        }
+        log.warning("sending notification email failed (\(why)); next attempt in \(delay) ms")
+        return .wake(at: now + delay)
+    }
+
+    func write(_ body: @escaping @Sendable (StoreWriteContext) throws -> Void) async throws {
+        let context = self.context
+        _ = try await store.writeAsync { ctx in try context.transaction { try body(ctx) } }
+    }
+}

@@ -1,0 +1,76 @@
+import PushlogCore
+
+extension PusherPool {
+    /// Starts the email pusher's loop, or makes a running one look again at once (cutting short
+    /// its wait for the next due time). Returns false when the pool is stopping or email is off.
+    @discardableResult
+    func pokeEmail(key: [UInt8], bootSlot: Bool = false) -> Bool {
+        guard let email else { return false }
+        return lock.withLock {
+            guard !stopping else { return false }
+            if let running = emailLoops[key] {
+                running.dirty = true
+                running.waiter?.cancel()
+                if bootSlot { bootSlots.release() }
+                return true
+            }
+            let loop = EmailLoop()
+            loop.bootSlot = bootSlot
+            emailLoops[key] = loop
+            loop.runner = Task { await runEmailLoop(key: key, loop: loop, delivery: email) }
+            return true
+        }
+    }
+
+    private func runEmailLoop(key: [UInt8], loop: EmailLoop, delivery: EmailDelivery) async {
+        defer {
+            releaseEmailBootSlot(loop)
+            lock.withLock { if emailLoops[key] === loop { emailLoops.removeValue(forKey: key) } }
+            resumeIdleWaiters()
+        }
+        while true {
+            let carry = NextBox()
+            let go: Bool = lock.withLock {
+                guard !stopping else { return false }
+                loop.dirty = false
+                emailPassesInFlight += 1
+                return true
+            }
+            guard go else { return }
+            let pass = processes.run("emailpush.process") { [self] ctx in
+                carry.value = try await EmailPusher(pool: self, delivery: delivery, key: key, context: ctx).process()
+            }
+            await withTaskCancellationHandler { await pass.value } onCancel: { pass.cancel() }
+            lock.withLock { emailPassesInFlight -= 1 }
+            releaseEmailBootSlot(loop)
+            resumeIdleWaiters()
+            // A pass that threw (logged by its process) is retried after the backoff's start.
+            let next = carry.value ?? .wake(at: Clock.nowMS() + config.backoffInitialMS)
+            let waiter: Task<Void, Error>? = lock.withLock {
+                if stopping { return nil }
+                if loop.dirty || next == .again { return Task {} }
+                guard case .wake(let at) = next else {
+                    _ = emailLoops.removeValue(forKey: key)  // idle: a poke starts a new loop
+                    return nil
+                }
+                let wait = at - Clock.nowMS()
+                loop.waiter = Task { if wait > 0 { try await Task.sleep(for: .milliseconds(wait)) } }
+                return loop.waiter
+            }
+            guard let waiter else { return }
+            _ = await waiter.result  // cancelled by a poke or by shutdown
+        }
+    }
+
+    private func releaseEmailBootSlot(_ loop: EmailLoop) {
+        let had: Bool = lock.withLock {
+            defer { loop.bootSlot = false }
+            return loop.bootSlot
+        }
+        if had { bootSlots.release() }
+    }
+
+    final class NextBox: @unchecked Sendable {
+        var value: EmailPusher.Next?
+    }
+}
