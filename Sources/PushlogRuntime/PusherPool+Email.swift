@@ -9,6 +9,12 @@ extension PusherPool {
         return lock.withLock {
             guard !stopping else { return false }
             if let running = emailLoops[key] {
+                // A new notification is due no sooner than delay_before_mail from now: a loop
+                // already waking before that has nothing to look at sooner.
+                if running.waiter != nil, let at = running.wakeAt, at <= Clock.nowMS() + email.config.delayBeforeMailMS {
+                    if bootSlot { bootSlots.release() }
+                    return true
+                }
                 running.dirty = true
                 running.waiter?.cancel()
                 if bootSlot { bootSlots.release() }
@@ -54,11 +60,16 @@ extension PusherPool {
                     return nil
                 }
                 let wait = at - Clock.nowMS()
+                loop.wakeAt = at
                 loop.waiter = Task { if wait > 0 { try await Task.sleep(for: .milliseconds(wait)) } }
                 return loop.waiter
             }
             guard let waiter else { return }
             _ = await waiter.result  // cancelled by a poke or by shutdown
+            lock.withLock {
+                loop.waiter = nil
+                loop.wakeAt = nil
+            }
         }
     }
 

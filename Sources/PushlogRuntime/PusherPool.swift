@@ -60,7 +60,9 @@ public final class PusherPool: @unchecked Sendable {
         var dirty = false
         var bootSlot = false
         var runner: Task<Void, Never>?
+        /// Set while waiting for the next due time.
         var waiter: Task<Void, Error>?
+        var wakeAt: Int64?
     }
 
     public init(store: Store, http: HTTPClient, processes: BackgroundProcesses, config: PushConfig,
