@@ -40,8 +40,12 @@ let package = Package(
                 "PushlogCore", "Curl",
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            plugins: ["EmbedTemplates"]
         ),
+        // Compiles data/templates/ into PushlogMail (EmailTemplates.builtinTemplates).
+        .executableTarget(name: "EmbedTemplatesTool", path: "Tools/EmbedTemplates"),
+        .plugin(name: "EmbedTemplates", capability: .buildTool(), dependencies: ["EmbedTemplatesTool"]),
         .target(
             name: "PushlogRuntime",
             dependencies: [
