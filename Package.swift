@@ -49,7 +49,7 @@ let package = Package(
         .target(
             name: "PushlogRuntime",
             dependencies: [
-                "PushlogCore", "Curl",
+                "PushlogCore", "Curl", "PushlogMail",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
@@ -69,7 +69,7 @@ let package = Package(
         .executableTarget(
             name: "pushlog",
             dependencies: [
-                "PushlogCore", "PushlogRuntime", "PushlogConfig", "PushlogServer", "Curl",
+                "PushlogCore", "PushlogRuntime", "PushlogConfig", "PushlogServer", "PushlogMail", "Curl",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "PushlogConfigTests", dependencies: ["PushlogConfig", "PushlogRuntime"]),
         .testTarget(
             name: "PushlogRuntimeTests",
-            dependencies: ["PushlogRuntime", "PushlogCore", "Curl", "pushlog", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["PushlogRuntime", "PushlogCore", "PushlogMail", "Curl", "pushlog", .product(name: "Logging", package: "swift-log")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -37,15 +37,16 @@ public struct EmailDelivery: Sendable {
     /// accepted it, throws when it did not.
     public var send: @Sendable (_ to: String, _ mail: ComposedEmail, _ unsubscribeLink: String) async throws -> Void
     public var signer: UnsubscribeSigner
-    /// The base of unsubscribe links, ending with `/`.
-    public var publicBaseURL: String
+    /// The base of unsubscribe links (`email.public_baseurl`), asked when a mail is made: with
+    /// `listen` on port 0 the port is known only once the server listens.
+    public var publicBaseURL: @Sendable () -> String
 
-    public init(config: EmailConfig, signer: UnsubscribeSigner, publicBaseURL: String,
+    public init(config: EmailConfig, signer: UnsubscribeSigner, publicBaseURL: @escaping @Sendable () -> String,
                 compose: @escaping @Sendable (DigestRequest) throws -> ComposedEmail,
                 send: @escaping @Sendable (String, ComposedEmail, String) async throws -> Void) {
         self.config = config
         self.signer = signer
-        self.publicBaseURL = publicBaseURL.hasSuffix("/") ? publicBaseURL : publicBaseURL + "/"
+        self.publicBaseURL = publicBaseURL
         self.compose = compose
         self.send = send
     }

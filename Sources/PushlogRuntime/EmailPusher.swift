@@ -62,7 +62,7 @@ struct EmailPusher {
 
     func send(_ mail: EmailPlanner.Mail, pusher: LoadedPusher, notes: [UInt64: Notification], now: Int64) async throws -> Next {
         let id = pusher.config.id
-        let link = delivery.signer.link(baseURL: delivery.publicBaseURL, id)
+        let link = delivery.signer.link(baseURL: delivery.publicBaseURL(), id)
         let request = DigestRequest(userID: id.userID, to: id.pushkey, notifications: mail.positions.compactMap { notes[$0] },
                                     reason: mail.reason, unsubscribeLink: link, now: now)
         do {

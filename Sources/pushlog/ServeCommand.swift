@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import PushlogConfig
 import PushlogCore
+import PushlogMail
 import PushlogRuntime
 import Metrics
 import Prometheus
@@ -73,19 +74,22 @@ struct Serve: AsyncParsableCommand {
         let store = try Store(dataDir: config.dataDir, options: storeOptions)
         let http = try HTTPClient()
         let processes = BackgroundProcesses(logger: logger)
-        let pool = PusherPool(store: store, http: http, processes: processes, config: config.push, logger: logger)
+        let signer = try UnsubscribeSigner.load(dataDir: config.dataDir)
+        // Unsubscribe links name the address the server listens on unless email.public_baseurl
+        // says otherwise; with port 0 that is known once it listens.
+        let boundAddress = ServerError()
+        let email = try emailDelivery(config, http: http, signer: signer, logger: logger,
+                                      publicBaseURL: { config.email.publicBaseURL ?? "http://\(boundAddress.address ?? config.listen)/" })
+        let pool = PusherPool(store: store, http: http, processes: processes, config: config.push, email: email, logger: logger)
 
         // Signals are handled before anything says it is running.
         let stop = stopSignals()
-        if config.email.smtpURL == nil {
-            logger.warning("email.smtp_url is not set: email pushers are inert")
-        }
         let follower = try LogFollower.start(store: store, pool: pool, processes: processes)
         let (listening, running) = AsyncStream<Int?>.makeStream()
         let app = makeApplication(
             store: store, pool: pool,
             config: APIConfig(token: config.apiToken, metricsToken: config.metricsToken, maxBodySize: config.apiMaxBodySize,
-                              metricsText: { registry.emitToBuffer() }),
+                              metricsText: { registry.emitToBuffer() }, unsubscribeSigner: signer),
             host: config.listenHost, port: config.listenPort, logger: logger,
             onRunning: { port in running.yield(port); running.finish() })
         // The pusher pool and the HTTP server are the services of one group; our own signal
@@ -110,6 +114,7 @@ struct Serve: AsyncParsableCommand {
         // With port 0 in the configuration the system picked one: the line names the real one.
         let host = config.listenHost.contains(":") ? "[\(config.listenHost)]" : config.listenHost
         let address = boundPort.map { "\(host):\($0)" } ?? config.listen
+        boundAddress.address = address
         logger.info("pushlog serve: listening on \(address), data in \(config.dataDir)")
         for await sig in stop {
             logger.info("pushlog serve: signal \(sig), stopping")
@@ -122,6 +127,29 @@ struct Serve: AsyncParsableCommand {
         http.shutdown()
         store.close()
         logger.info("pushlog serve: stopped")
+    }
+}
+
+extension Serve {
+    /// Email over SMTP when `email.smtp_url` is set (the templates loaded and the mailer's
+    /// settings checked now, so a bad one stops start-up naming its key); nil with one warning
+    /// when it is not.
+    func emailDelivery(_ config: Config, http: HTTPClient, signer: UnsubscribeSigner, logger: Logger,
+                       publicBaseURL: @escaping @Sendable () -> String) throws -> EmailDelivery? {
+        guard config.email.smtpURL != nil else {
+            logger.warning("email.smtp_url is not set: email pushers are inert")
+            return nil
+        }
+        do {
+            let templates = try EmailTemplates.load(directory: config.email.templateDir, logger: logger)
+            return try EmailDelivery.smtp(config: config.email, client: http, templates: templates, signer: signer,
+                                          publicBaseURL: publicBaseURL)
+        } catch let e as MailError {
+            if case .invalidConfig(let key, let reason) = e { throw Config.Problem(key: key, message: reason, source: "config") }
+            throw Config.Problem(key: "email", message: "\(e)", source: "config")
+        } catch let e as EmailTemplateError {
+            throw Config.Problem(key: "email.template_dir", message: "\(e)", source: "config")
+        }
     }
 }
 
@@ -170,6 +198,12 @@ struct JSONLogHandler: LogHandler {
 final class ServerError: @unchecked Sendable {
     private let lock = NSLock()
     private var error: Error?
+    private var bound: String?
     func set(_ e: Error) { lock.lock(); error = e; lock.unlock() }
     func get() -> Error? { lock.lock(); defer { lock.unlock() }; return error }
+    /// HOST:PORT the server listens on, once it does.
+    var address: String? {
+        get { lock.lock(); defer { lock.unlock() }; return bound }
+        set { lock.lock(); bound = newValue; lock.unlock() }
+    }
 }
