@@ -7,7 +7,10 @@ public struct MailerConfig: Sendable, Equatable {
     /// `email.smtp_user` / `email.smtp_pass`: AUTH credentials, none by default.
     public var smtpUser: String?
     public var smtpPass: String?
-    /// `email.require_tls`: refuse to send over `smtp://` unless STARTTLS succeeds.
+    /// `email.require_tls`: refuse to send over `smtp://` unless STARTTLS succeeds. When
+    /// false, STARTTLS is still used if the server offers it, and its certificate must then be
+    /// trusted (as in Synapse): a server offering STARTTLS with a self-signed certificate
+    /// needs ``caFile``.
     public var requireTLS: Bool
     /// `email.notif_from`: the From, `Display Name <addr>` or `addr`; `%(app)s` stands for
     /// ``appName``.

@@ -166,6 +166,7 @@ final class TestSMTPServer: Sendable {
             kill(pid, SIGKILL)
             reap(pid)
             close(stdin)
+            unlink(stderrPath)
             throw Failure.cannotStart("\(error)")
         }
         return TestSMTPServer(port: port, tls: tls, certificatePath: certificatePath, events: events, pid: pid, stdin: stdin)
@@ -203,7 +204,8 @@ final class TestSMTPServer: Sendable {
         _ = try await events.wait(for: "mode \(mode.argument)", timeout: timeout) { $0.modeChanges > before }
     }
 
-    /// Kills the server (SIGKILL) and reaps it. Calling it again does nothing.
+    /// Kills the server (SIGKILL), reaps it and removes its stderr file. Calling it again does
+    /// nothing.
     func stop() {
         guard let (pid, stdin) = child.withLock({ state -> (pid_t, Int32)? in
             defer { state = nil }
@@ -212,6 +214,7 @@ final class TestSMTPServer: Sendable {
         kill(pid, SIGKILL)
         Self.reap(pid)
         close(stdin)
+        unlink(events.stderrPath)
     }
 
     // MARK: Process
@@ -333,7 +336,8 @@ private final class EventLog: Sendable {
     }
 
     private let state = Mutex(State())
-    private let stderrPath: String
+    /// Where the server's stderr goes; quoted when it exits unexpectedly.
+    let stderrPath: String
 
     init(stderrPath: String) {
         self.stderrPath = stderrPath
