@@ -39,7 +39,8 @@ public struct SMTPRequest: Sendable {
     public var message: [UInt8]
     /// Time allowed to connect (TCP and any implicit TLS); `nil` uses the client's.
     public var connectTimeout: Duration?
-    /// Time allowed for the whole exchange, connecting included.
+    /// Time allowed for the whole exchange, connecting included. After a timeout libcurl
+    /// still sends `QUIT` and waits for its reply, at most this long again (in whole seconds).
     public var timeout: Duration
 
     public init(
