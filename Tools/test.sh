@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole test suite (installs the system libraries first when they are missing).
+# Runs the whole test suite (installs the system libraries and aiosmtpd first when they are missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! pkg-config --exists lmdb libcurl 2>/dev/null; then
@@ -7,6 +7,10 @@ if ! pkg-config --exists lmdb libcurl 2>/dev/null; then
     apt-get update -qq
     apt-get install -y -qq pkg-config liblmdb-dev libcurl4-openssl-dev
 fi
+# The mail tests run a real SMTP server written with Python's aiosmtpd (from PyPI); they fail,
+# saying so, without it. Debian's own python refuses a plain pip install: fall back.
+python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd \
+    || python3 -m pip install --quiet --break-system-packages aiosmtpd
 swift build --build-tests
 # One test at a time: several suites start real processes and servers, and on two cores
 # parallel runs starve each other into timeouts.

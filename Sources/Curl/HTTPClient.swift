@@ -6,6 +6,11 @@
 /// TLS), at most `maxConnectionsPerHost` per host; further concurrent requests to that host
 /// wait inside libcurl for a free connection, and that wait counts against their timeout.
 ///
+/// The client also sends mail over SMTP (``sendMail(_:)``), with the same machinery on a
+/// second thread of its own, started with the first message: libcurl waits for an SMTP
+/// server's answer to the end of a message in a blocking call, which on the HTTP thread would
+/// hold up every HTTP request for as long as the mail server takes.
+///
 /// Traps:
 /// - Call ``shutdown()`` (or drop the last reference) to stop the thread; until then it lives
 ///   on, because its thread keeps its state alive.
@@ -23,6 +28,8 @@ public final class HTTPClient: Sendable {
     public let maxConnectionsPerHost: Int
 
     private let thread: CurlThread
+    /// Runs ``sendMail(_:)``'s transfers.
+    let mailThread: LazyCurlThread
 
     /// Starts the client's thread.
     ///
@@ -41,16 +48,19 @@ public final class HTTPClient: Sendable {
         self.connectTimeout = connectTimeout
         self.maxResponseSize = maxResponseSize
         self.maxConnectionsPerHost = maxConnectionsPerHost
-        thread = try CurlThread(configuration: CurlConfiguration(
+        let configuration = CurlConfiguration(
             connectTimeout: connectTimeout,
             maxResponseSize: maxResponseSize,
             maxConnectionsPerHost: maxConnectionsPerHost,
             connectionCacheSize: connectionCacheSize
-        ))
+        )
+        thread = try CurlThread(configuration: configuration)
+        mailThread = LazyCurlThread(configuration: configuration)
     }
 
     deinit {
         thread.shutdown()
+        mailThread.shutdown()
     }
 
     /// POSTs `body` to `url` and returns the answer, whatever its status.
@@ -90,10 +100,11 @@ public final class HTTPClient: Sendable {
         return HTTPResponse(status: result.responseCode, headers: result.headers, body: result.body)
     }
 
-    /// Stops the client: pending requests fail with ``HTTPError/Kind/shutdown``, later ones
-    /// are refused with it, and open connections are closed. Blocks (briefly) until the curl
-    /// thread has exited. Calling it again does nothing.
+    /// Stops the client: pending requests fail with ``HTTPError/Kind/shutdown`` (mail with
+    /// ``SMTPError/Kind/shutdown``), later ones are refused with it, and open connections are
+    /// closed. Blocks (briefly) until the curl threads have exited. Calling it again does nothing.
     public func shutdown() {
         thread.shutdown()
+        mailThread.shutdown()
     }
 }

@@ -37,11 +37,15 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
     public var curlCode: Int?
     /// libcurl's detailed message (its error buffer), or a description of the failure.
     public var message: String
+    /// The last response code read before the failure (`CURLINFO_RESPONSE_CODE`: an HTTP
+    /// status, or an SMTP reply code), or `nil` when none was read.
+    public var responseCode: Int?
 
-    public init(kind: Kind, curlCode: Int? = nil, message: String) {
+    public init(kind: Kind, curlCode: Int? = nil, message: String, responseCode: Int? = nil) {
         self.kind = kind
         self.curlCode = curlCode
         self.message = message
+        self.responseCode = responseCode
     }
 
     public var description: String {

@@ -81,6 +81,7 @@ final class MultiHandle {
     /// An unknown id (already finished, or rejected before it started) is ignored.
     func cancel(id: UInt64) {
         guard let transfer = transfers.removeValue(forKey: id) else { return }
+        transfer.prepareForRemoval()
         curl_multi_remove_handle(raw, transfer.easy)
         transfer.finish(.failure(CancellationError()))
         recycle(transfer)
@@ -112,6 +113,7 @@ final class MultiHandle {
         let running = transfers
         transfers.removeAll()
         for transfer in running.values {
+            transfer.prepareForRemoval()
             curl_multi_remove_handle(raw, transfer.easy)
             transfer.finish(.failure(error))
         }

@@ -42,6 +42,15 @@ final class Transfer {
     /// reused. Never NULL, even for an empty body (see ``setBody(_:)``).
     private var requestBody: UnsafeMutableRawPointer
     private var requestBodyCapacity: Int
+    /// `CURLOPT_UPLOAD` data (an SMTP message), handed to libcurl piece by piece by the read
+    /// callback; ``uploadOffset`` is how much of it libcurl has taken.
+    private var upload: [UInt8] = []
+    private var uploadOffset = 0
+    /// Set by ``usesSMTP()``: the last error reply is kept (``lastErrorReply``), so that a
+    /// failure can quote the server's own words ("550 5.1.1 no such user"), and
+    /// ``prepareForRemoval()`` works around libcurl's SMTP done phase.
+    private var speaksSMTP = false
+    private var lastErrorReply: String?
 
     private struct CachedList {
         var option: CURLoption
@@ -99,6 +108,10 @@ final class Transfer {
         body = []
         headers = []
         exceededSizeLimit = false
+        upload = []
+        uploadOffset = 0
+        speaksSMTP = false
+        lastErrorReply = nil
         if requestBodyCapacity > Self.retainedBodyCapacity {
             // An idle handle should not pin a large body's buffer.
             requestBody.deallocate()
@@ -221,6 +234,41 @@ final class Transfer {
         try check(ccurl_easy_setopt_pointer(easy, CURLOPT_POSTFIELDS, requestBody), CURLOPT_POSTFIELDS)
     }
 
+    /// Uploads `bytes` (`CURLOPT_UPLOAD`), as SMTP sends its message after `DATA`.
+    ///
+    /// The bytes are kept by this handle and given to libcurl through a read callback, so
+    /// nothing libcurl holds points into Swift storage. libcurl does the protocol's escaping
+    /// itself (for SMTP: dot-stuffing and the final `CRLF.CRLF`).
+    func setUpload(_ bytes: [UInt8]) throws(HTTPError) {
+        upload = bytes
+        uploadOffset = 0
+        try set(CURLOPT_UPLOAD, 1)
+        try set(CURLOPT_INFILESIZE_LARGE, offset: curl_off_t(bytes.count))
+        try check(ccurl_easy_setopt_read_callback(easy, CURLOPT_READFUNCTION, { buffer, size, count, context in
+            guard let context, let buffer else { return Int(CURL_READFUNC_ABORT) }
+            return Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+                .readUpload(into: UnsafeMutableRawBufferPointer(start: buffer, count: size * count))
+        }), CURLOPT_READFUNCTION)
+        try check(ccurl_easy_setopt_pointer(easy, CURLOPT_READDATA, Unmanaged.passUnretained(self).toOpaque()), CURLOPT_READDATA)
+    }
+
+    /// Marks the transfer as SMTP: the last error reply (4xx, 5xx) the server sends is kept,
+    /// and a failure whose response code is that reply's quotes it.
+    func usesSMTP() {
+        speaksSMTP = true
+    }
+
+    /// Call just before removing a transfer that has not completed (cancel, shutdown).
+    ///
+    /// Why: libcurl's SMTP (7.88 at least) finishes a removed transfer as if the message were
+    /// complete: it sends the end-of-data mark, even in the middle of `RCPT TO`, and waits for
+    /// the reply in a blocking call, up to the whole timeout. Without recipients set, its done
+    /// phase skips that and the connection is simply dropped.
+    func prepareForRemoval() {
+        guard speaksSMTP else { return }
+        _ = ccurl_easy_setopt_slist(easy, CURLOPT_MAIL_RCPT, nil)
+    }
+
     private func check(_ code: CURLcode, _ option: CURLoption) throws(HTTPError) {
         guard code == CURLE_OK else {
             let reason = String(cString: curl_easy_strerror(code))
@@ -244,11 +292,16 @@ final class Transfer {
             return .failure(HTTPError(kind: .responseTooLarge, curlCode: Int(code.rawValue),
                                       message: "response body larger than \(maxResponseSize) bytes"))
         }
-        guard code == CURLE_OK else {
-            return .failure(HTTPError(code: code, detail: String(cString: errorBuffer)))
-        }
         var status = 0
         _ = ccurl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+        guard code == CURLE_OK else {
+            var error = HTTPError(code: code, detail: String(cString: errorBuffer))
+            error.responseCode = status == 0 ? nil : status
+            if let lastErrorReply, status != 0, lastErrorReply.hasPrefix(String(status)) {
+                error.message += " (server said: \(lastErrorReply))"
+            }
+            return .failure(error)
+        }
         // Moved out, so the caller holds the only reference to the buffers.
         let result = TransferResult(responseCode: status, headers: headers, body: body)
         headers = []
@@ -268,10 +321,26 @@ final class Transfer {
         return data.count
     }
 
+    /// Copies the next piece of ``upload`` into libcurl's buffer; 0 tells it the upload is done.
+    private func readUpload(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        let count = min(buffer.count, upload.count - uploadOffset)
+        guard count > 0, let destination = buffer.baseAddress else { return 0 }
+        upload.withUnsafeBytes { source in
+            destination.copyMemory(from: source.baseAddress! + uploadOffset, byteCount: count)
+        }
+        uploadOffset += count
+        return count
+    }
+
     /// libcurl delivers one complete header line per call, CRLF included, for every response
     /// it reads: interim `100 Continue`, redirects, then the final one, then any trailers.
+    /// For SMTP the "headers" are the server's reply lines.
     private func receiveHeaderLine(_ data: UnsafeRawBufferPointer) -> Int {
         let line = data.trimmingWhitespace()
+        if speaksSMTP, let first = line.first, first == UInt8(ascii: "4") || first == UInt8(ascii: "5") {
+            // Not just the last line: libcurl may read a QUIT's "221" after the failure.
+            lastErrorReply = String(decoding: line, as: UTF8.self)
+        }
         if line.count >= 5, line[line.startIndex] == UInt8(ascii: "H"), line[line.startIndex + 1] == UInt8(ascii: "T"),
            line[line.startIndex + 2] == UInt8(ascii: "T"), line[line.startIndex + 3] == UInt8(ascii: "P"),
            line[line.startIndex + 4] == UInt8(ascii: "/") {

@@ -9,10 +9,9 @@ struct CurlConfiguration: Sendable {
 /// A request as the curl thread receives it: the total timeout, plus a closure that sets up a
 /// fresh easy handle *on the curl thread*.
 ///
-/// This is the seam for protocols other than HTTP: ``HTTPRequest/configure(_:)`` is one such
-/// closure; an SMTP upload (`smtp://` URL, `CURLOPT_MAIL_FROM`, `CURLOPT_MAIL_RCPT` via
-/// ``Transfer/set(_:list:)``, `CURLOPT_UPLOAD` with a read callback) will be another, run
-/// through the same ``CurlThread/perform(_:)``.
+/// This is the seam between protocols: ``HTTPRequest/configure(_:)`` is one such closure,
+/// ``SMTPRequest/configure(_:)`` another (run by the client's second, mail-only ``CurlThread``;
+/// see ``HTTPClient``).
 ///
 /// The closure must only configure: it runs on the curl thread, which every transfer of the
 /// client shares, so it must not block or await.
