@@ -86,7 +86,10 @@ let package = Package(
         .testTarget(name: "PushlogCoreTests", dependencies: ["PushlogCore", "LMDB"]),
         .testTarget(name: "PushlogCLITests", dependencies: ["PushlogCore", "pushlog"]),
         .testTarget(name: "CurlTests", dependencies: ["Curl"]),
-        .testTarget(name: "PushlogMailTests", dependencies: ["PushlogMail", "PushlogCore", "Curl"]),
+        .testTarget(
+            name: "PushlogMailTests",
+            dependencies: ["PushlogMail", "PushlogCore", "PushlogRuntime", "Curl", "pushlog", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(
             name: "PushlogServerTests",
             dependencies: [

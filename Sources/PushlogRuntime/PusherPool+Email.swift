@@ -1,6 +1,9 @@
 import PushlogCore
 
 extension PusherPool {
+    /// Email loops now: running a pass or waiting for their next due time.
+    public var runningEmailLoops: Int { lock.withLock { emailLoops.count } }
+
     /// Starts the email pusher's loop, or makes a running one look again at once (cutting short
     /// its wait for the next due time). Returns false when the pool is stopping or email is off.
     @discardableResult

@@ -142,8 +142,10 @@ final class TestSMTPServer: Sendable {
     /// Starts a server and waits until it listens.
     /// - Throws: ``Failure/cannotStart(_:)`` with the server's stderr when it could not
     ///   (aiosmtpd missing, python3 missing, certificate generation failed).
-    static func start(tls: TLS = .none, auth: (user: String, password: String)? = nil, mode: Mode = .accept) async throws -> TestSMTPServer {
-        var arguments = ["python3", "-u", scriptPath, "--mode", mode.argument]
+    /// `port`: 0 lets the system pick one; another number restarts a stopped server where it was.
+    static func start(tls: TLS = .none, auth: (user: String, password: String)? = nil, mode: Mode = .accept,
+                      port: Int = 0) async throws -> TestSMTPServer {
+        var arguments = ["python3", "-u", scriptPath, "--mode", mode.argument, "--port", "\(port)"]
         var certificatePath: String?
         if tls != .none {
             let pair = try testCertificate.get()

@@ -177,6 +177,7 @@ def main():
     parser.add_argument("--tls", choices=["none", "starttls", "implicit"], default="none")
     parser.add_argument("--cert")
     parser.add_argument("--key")
+    parser.add_argument("--port", type=int, default=0)
     options = parser.parse_args()
     State.mode = parse_mode(options.mode)
 
@@ -210,7 +211,7 @@ def main():
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     server = loop.run_until_complete(loop.create_server(
-        factory, "127.0.0.1", 0,
+        factory, "127.0.0.1", options.port, reuse_address=True,
         ssl=context if options.tls == "implicit" else None))
     print(server.sockets[0].getsockname()[1], flush=True)
 
