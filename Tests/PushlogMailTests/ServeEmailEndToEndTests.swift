@@ -43,14 +43,15 @@ final class ServeProcess {
         throw CocoaError(.fileNoSuchFile)
     }
 
-    /// Sends `signal` and returns the exit status (reaping by pid: Foundation's wait can hang in tests).
+    /// Sends `signal` and returns how serve ended, once Foundation has reaped it (its own
+    /// reaping races any waitpid here, and its waitUntilExit can hang inside tests).
     @discardableResult
-    func stop(_ signal: Int32) -> (status: Int32, signalled: Bool) {
+    func stop(_ signal: Int32, timeout: Double = 15) -> (status: Int32, signalled: Bool) {
         kill(process.processIdentifier, signal)
-        var status: Int32 = 0
-        while waitpid(process.processIdentifier, &status, 0) < 0 && errno == EINTR {}
-        let signalled = (status & 0x7f) != 0
-        return (signalled ? status & 0x7f : (status >> 8) & 0xff, signalled)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); return (-1, true) }
+        return (process.terminationStatus, process.terminationReason == .uncaughtSignal)
     }
 }
 

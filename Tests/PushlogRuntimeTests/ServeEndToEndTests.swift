@@ -64,12 +64,17 @@ final class Server {
 
     func kill9() { kill(process.processIdentifier, SIGKILL) }
 
-    /// SIGTERM, then the exit status (polling the pid: Foundation's wait can hang in tests).
+    /// SIGTERM, then the exit status once Foundation reaped serve (a waitpid here would race its
+    /// own reaping, and its waitUntilExit can hang in tests); -1 when killed by a signal.
     func terminate() -> Int32 {
         kill(process.processIdentifier, SIGTERM)
-        var status: Int32 = 0
-        while waitpid(process.processIdentifier, &status, 0) < 0 && errno == EINTR {}
-        return (status >> 8) & 0xFF
+        let deadline = Date().addingTimeInterval(30)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        guard !process.isRunning else {
+            kill(process.processIdentifier, SIGKILL)
+            return -1
+        }
+        return process.terminationReason == .uncaughtSignal ? -1 : process.terminationStatus
     }
 }
 
