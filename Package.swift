@@ -79,7 +79,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "pushlog-bench",
-            dependencies: ["PushlogCore", "LMDB", "PushlogRuntime", "Curl", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PushlogCore", "LMDB", "PushlogRuntime", "PushlogMail", "Curl", .product(name: "Logging", package: "swift-log")],
             path: "Tools/Bench"
         ),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),

@@ -26,15 +26,20 @@ extension PusherPool {
             let loop = EmailLoop()
             loop.bootSlot = bootSlot
             emailLoops[key] = loop
+            emailLoopsAwake += 1
             loop.runner = Task { await runEmailLoop(key: key, loop: loop, delivery: email) }
             return true
         }
     }
 
     private func runEmailLoop(key: [UInt8], loop: EmailLoop, delivery: EmailDelivery) async {
+        // Awake (counted in emailLoopsAwake) from its start, except while it waits.
         defer {
             releaseEmailBootSlot(loop)
-            lock.withLock { if emailLoops[key] === loop { emailLoops.removeValue(forKey: key) } }
+            lock.withLock {
+                if emailLoops[key] === loop { emailLoops.removeValue(forKey: key) }
+                emailLoopsAwake -= 1
+            }
             resumeIdleWaiters()
         }
         while true {
@@ -42,7 +47,6 @@ extension PusherPool {
             let go: Bool = lock.withLock {
                 guard !stopping else { return false }
                 loop.dirty = false
-                emailPassesInFlight += 1
                 return true
             }
             guard go else { return }
@@ -50,14 +54,13 @@ extension PusherPool {
                 carry.value = try await EmailPusher(pool: self, delivery: delivery, key: key, context: ctx).process()
             }
             await withTaskCancellationHandler { await pass.value } onCancel: { pass.cancel() }
-            lock.withLock { emailPassesInFlight -= 1 }
             releaseEmailBootSlot(loop)
-            resumeIdleWaiters()
             // A pass that threw (logged by its process) is retried after the backoff's start.
             let next = carry.value ?? .wake(at: Clock.nowMS() + config.backoffInitialMS)
+            if next == .again { continue }
             let waiter: Task<Void, Error>? = lock.withLock {
                 if stopping { return nil }
-                if loop.dirty || next == .again { return Task {} }
+                if loop.dirty { return Task {} }
                 guard case .wake(let at) = next else {
                     _ = emailLoops.removeValue(forKey: key)  // idle: a poke starts a new loop
                     return nil
@@ -65,13 +68,16 @@ extension PusherPool {
                 let wait = at - Clock.nowMS()
                 loop.wakeAt = at
                 loop.waiter = Task { if wait > 0 { try await Task.sleep(for: .milliseconds(wait)) } }
+                emailLoopsAwake -= 1
                 return loop.waiter
             }
             guard let waiter else { return }
+            resumeIdleWaiters()
             _ = await waiter.result  // cancelled by a poke or by shutdown
             lock.withLock {
                 loop.waiter = nil
                 loop.wakeAt = nil
+                emailLoopsAwake += 1
             }
         }
     }

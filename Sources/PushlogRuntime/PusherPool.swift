@@ -20,8 +20,8 @@ public final class PusherPool: @unchecked Sendable {
     let lock = Mutex()
     private var loops: [[UInt8]: LoopState] = [:]
     var emailLoops: [[UInt8]: EmailLoop] = [:]
-    /// Email passes running now (a loop waiting for its next due time is not counted).
-    var emailPassesInFlight = 0
+    /// Email loops not waiting for their next due time (running a pass, or about to).
+    var emailLoopsAwake = 0
     var stopping = false
     private var badgeUpdatesInFlight = 0
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
@@ -196,19 +196,19 @@ public final class PusherPool: @unchecked Sendable {
 
     func resumeIdleWaiters() {
         let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
-            guard loops.isEmpty && badgeUpdatesInFlight == 0 && emailPassesInFlight == 0 else { return [] }
+            guard loops.isEmpty && badgeUpdatesInFlight == 0 && emailLoopsAwake == 0 else { return [] }
             defer { idleWaiters.removeAll() }
             return idleWaiters
         }
         for w in waiters { w.resume() }
     }
 
-    /// Returns once no loop, badge update or email pass is running (every HTTP pusher caught up
+    /// Returns once no loop, badge update or awake email loop is running (every HTTP pusher caught up
     /// or gone; email pushers may still wait for their next due time).
     public func waitUntilIdle() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let idle: Bool = lock.withLock {
-                if loops.isEmpty && badgeUpdatesInFlight == 0 && emailPassesInFlight == 0 { return true }
+                if loops.isEmpty && badgeUpdatesInFlight == 0 && emailLoopsAwake == 0 { return true }
                 idleWaiters.append(c)
                 return false
             }

@@ -260,6 +260,7 @@ func benchBoot() {
 
 switch args.dropFirst().first {
 case "deliver": benchDeliver()
+case "email": await benchEmail()
 case "boot-deliver": benchBootDeliver()
 case "deliver-child": await deliverChild(args[2], concurrency: option("concurrency", 10))
 case "latency": await benchLatency()
