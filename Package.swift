@@ -88,7 +88,10 @@ let package = Package(
         .testTarget(name: "CurlTests", dependencies: ["Curl"]),
         .testTarget(
             name: "PushlogMailTests",
-            dependencies: ["PushlogMail", "PushlogCore", "PushlogRuntime", "Curl", "pushlog", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "PushlogMail", "PushlogCore", "PushlogRuntime", "Curl", "pushlog",
+                .product(name: "Logging", package: "swift-log"), .product(name: "Mustache", package: "swift-mustache"),
+            ]
         ),
         .testTarget(
             name: "PushlogServerTests",

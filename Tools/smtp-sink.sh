@@ -15,7 +15,9 @@ start)
     fi
     [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
     # -c: count; 256 connections at most in the backlog; accepts and drops every message.
-    /usr/sbin/smtp-sink -c 127.0.0.1:"$port" 256 >/dev/null 2>&1 &
+    # -u: as root it must drop privileges; nobody will do.
+    runas=(); [ "$(id -u)" = 0 ] && runas=(-u nobody)
+    /usr/sbin/smtp-sink "${runas[@]}" -c 127.0.0.1:"$port" 256 >/dev/null 2>&1 &
     echo $! > "$pidfile"
     echo "smtp-sink on smtp://127.0.0.1:$port (pid $(cat "$pidfile"))"
     ;;

@@ -1,5 +1,5 @@
 // What the digest templates see. Property names are the template variables (snake_case, as
-// templates spell them), looked up by swift-mustache through reflection. Names are unique across
+// templates spell them), looked up by swift-mustache through `child(named:)` (DigestView+Mustache.swift). Names are unique across
 // levels on purpose: a nil value makes Mustache look further up the stack, and must not find a
 // same-named value of the enclosing room or email.
 

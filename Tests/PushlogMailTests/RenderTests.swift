@@ -1,4 +1,5 @@
 import Foundation
+import Mustache
 import PushlogCore
 import Testing
 @testable import PushlogMail
@@ -303,5 +304,45 @@ struct RenderTests {
         #expect(!mail.text.contains("&hellip;") && !mail.text.contains("&middot;"))
         #expect(mail.html.hasPrefix("<!DOCTYPE html>"))
         #expect(mail.html.hasSuffix("</html>\n"))
+    }
+}
+
+@Suite("Digest views as the templates see them")
+struct DigestViewLookupTests {
+    /// Every stored property is reachable by its name through `child(named:)`, so templates see
+    /// exactly what reflection would show them.
+    func expectCovers<T: MustacheParent>(_ value: T, sourceLocation: SourceLocation = #_sourceLocation) {
+        for case (let label?, let child) in Mirror(reflecting: value).children {
+            let isNil = Mirror(reflecting: child).displayStyle == .optional && Mirror(reflecting: child).children.isEmpty
+            #expect((value.child(named: label) == nil) == isNil, "\(T.self).\(label)", sourceLocation: sourceLocation)
+        }
+        #expect(value.child(named: "no_such_variable") == nil, sourceLocation: sourceLocation)
+    }
+
+    @Test("child(named:) answers every property of every view, and nothing else")
+    func everyProperty() {
+        let message = MessageView(event_id: "$e", event_link: "l", sender_id: "@b", sender_name: "Bob", sender_avatar_url: "a",
+                                  time: "t", ts: 1, is_text: true, is_emote: false, is_image: false, is_encrypted: false,
+                                  is_unrecognised: false, body_text: "b", body_html: "h", image_url: "i")
+        let invite = InviteView(inviter_id: "@b", inviter_name: "Bob", room_title: "R", invite_link: "l", time: "t")
+        let room = RoomView(room_id: "!r", title: "R", room_link: "l", room_avatar_url: "a", invites: [invite], messages: [message],
+                            more_messages: MoreMessagesView(count: 2, plural: true))
+        let reason = ReasonView(room_id: "!r", room_name: "R", room_link: "l", received_at: "t", delay: "d", delay_before_mail_ms: 1,
+                                last_sent_at: "t", last_sent_ts: 1, throttle: "d", throttle_ms: 1, now: "n")
+        let digest = DigestView(app_name: "A", user_id: "@a", user_display_name: "Alice", summary: "s", headline: "h",
+                                unsubscribe_link: "u", rooms: [room],
+                                more_rooms: MoreRoomsView(count: 1, plural: false, messages: 3, messages_plural: true),
+                                reason: reason)
+        expectCovers(message)
+        expectCovers(invite)
+        expectCovers(room)
+        expectCovers(room.more_messages!)
+        expectCovers(reason)
+        expectCovers(digest)
+        expectCovers(digest.more_rooms!)
+        var bare = message
+        bare.image_url = nil
+        bare.sender_avatar_url = nil
+        expectCovers(bare)
     }
 }
