@@ -43,6 +43,7 @@ public struct EmailTemplates: Sendable {
     ///   UTF-8 or does not parse, or naming the directory when it cannot be listed.
     public static func load(directory: String?, logger: Logger) throws -> EmailTemplates {
         var sources: [String: (text: String, origin: Origin)] = builtinTemplates.mapValues { ($0, .builtIn) }
+        var read: String?
         if let directory {
             var isDirectory: ObjCBool = false
             let exists = FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory)
@@ -55,15 +56,19 @@ public struct EmailTemplates: Sendable {
                 for (name, path) in try overrideFiles(in: directory) {
                     sources[name] = (try readText(path), .file(path))
                 }
-                let overridden = sources.filter { $0.value.origin != .builtIn }.keys.sorted()
-                logger.info(
-                    "email templates from \(directory): \(overridden.isEmpty ? "none" : overridden.joined(separator: ", ")); the rest built in",
-                    metadata: ["template_dir": "\(directory)"])
+                read = directory
             }
         }
         var library = MustacheLibrary()
         for (name, source) in sources {
             library.register(try parse(source.text, name: name, origin: source.origin), named: name)
+        }
+        // Said once everything parsed: a start-up that fails says only why.
+        if let directory = read {
+            let overridden = sources.filter { $0.value.origin != .builtIn }.keys.sorted()
+            logger.info(
+                "email templates from \(directory): \(overridden.isEmpty ? "none" : overridden.joined(separator: ", ")); the rest built in",
+                metadata: ["template_dir": "\(directory)"])
         }
         return EmailTemplates(origins: sources.mapValues(\.origin), library: library)
     }

@@ -160,6 +160,25 @@ struct UsageTests {
         #expect(try box.run(["replay", "--json"]).out == before)
     }
 
+    @Test("serve with a bad email setting or a broken override template exits 64 with one line naming it",
+          arguments: [
+              ("email:\n  smtp_url: smtp://127.0.0.1:1\n  notif_from: \"Pushlog <<noreply>\"\n", "email.notif_from"),
+              ("email:\n  smtp_url: ftp://127.0.0.1:1\n", "email.smtp_url"),
+              ("email:\n  smtp_url: smtp://127.0.0.1:1\n  template_dir: TEMPLATES\n", "notif_mail.txt"),
+          ])
+    func badEmailConfig(_ yaml: String, _ named: String) throws {
+        let box = try Sandbox()
+        defer { box.cleanup() }
+        let templates = box.root.appendingPathComponent("templates")
+        try FileManager.default.createDirectory(at: templates, withIntermediateDirectories: true)
+        try Data("{{#rooms}} never closed\n".utf8).write(to: templates.appendingPathComponent("notif_mail.txt"))
+        let config = box.root.appendingPathComponent("pushlog.yaml")
+        try Data(yaml.replacingOccurrences(of: "TEMPLATES", with: templates.path).utf8).write(to: config)
+        let r = try box.run(["serve", "--config", config.path, "--listen", "127.0.0.1:0"], timeout: 30)
+        #expect(r.status == 64, "\(r)")
+        #expect(r.errLines.count == 1 && r.err.contains(named), "\(r.errLines)")
+    }
+
     @Test("a subcommand without --data-dir uses PUSHLOG_DATA_DIR, not the current directory")
     func dataDirFromEnvironment() throws {
         let box = try Sandbox()
