@@ -31,6 +31,8 @@ final class CurlThread: Sendable {
     private enum Command: Sendable {
         case start(UInt64, TransferRequest, TransferContinuation)
         case cancel(UInt64)
+        /// Call a batcher's handler (see ``PostBatcher``).
+        case wake(BatchSink)
     }
 
     /// The multi handle as other threads may hold it: only to wake the curl thread up.
@@ -121,6 +123,13 @@ final class CurlThread: Sendable {
     /// lock. So either the handler's `.cancel` is queued after this `.start` (and the thread
     /// sees them in that order), or the task is already marked cancelled here and nothing is
     /// started; the stray `.cancel` then finds no transfer and is ignored.
+    /// Queues a call of `sink`'s handler, unless the client is stopping.
+    func wake(_ sink: BatchSink) {
+        inbox.withLock { inbox in
+            if !inbox.stopping { inbox.post(.wake(sink)) }
+        }
+    }
+
     private func submit(id: UInt64, request: TransferRequest, continuation: TransferContinuation) {
         let refusal: (any Error)? = inbox.withLock { inbox in
             if inbox.stopping { return HTTPError.shutDown }
@@ -174,6 +183,8 @@ final class CurlThread: Sendable {
 
         var batch: [Command] = []
         batch.reserveCapacity(64)
+        // Batchers with running requests or a pending wake (few: one per pusher pool).
+        var sinks: [ObjectIdentifier: BatchSink] = [:]
         // Whether libcurl has been driven since the last poll; if so, an empty queue means sleep.
         var performed = false
         while true {
@@ -198,16 +209,26 @@ final class CurlThread: Sendable {
                     if stopping {
                         continuation.resume(throwing: HTTPError.shutDown)
                     } else {
-                        multi.start(id: id, request: request, continuation: continuation)
+                        multi.start(id: id, request: request, sink: .continuation(continuation))
                     }
                 case .cancel(let id):
                     multi.cancel(id: id)
+                case .wake(let sink):
+                    sink.wakePending.store(false, ordering: .releasing)
+                    sink.woken = true
+                    sinks[ObjectIdentifier(sink)] = sink
                 }
             }
             batch.removeAll(keepingCapacity: true)
             if stopping { break }
             multi.perform()
             performed = true
+            // Handlers run after the step that completed their requests; what they start (or
+            // what completes at once) is driven before the thread sleeps.
+            for (key, sink) in sinks {
+                if sink.hasWork, runBatch(sink, multi: multi, refusing: nil) { performed = false }
+                if !sink.hasWork, sink.running.isEmpty { sinks[key] = nil }
+            }
         }
 
         // Unpublish first: from here on nobody may call curl_multi_wakeup on this handle.
@@ -217,7 +238,43 @@ final class CurlThread: Sendable {
         }
         Self.refuse(leftovers, with: HTTPError.shutDown)
         multi.failAll(with: HTTPError.shutDown)
+        // Batchers get their failed requests; what they start now is refused. A few rounds
+        // only: a handler that keeps starting requests is not waited for.
+        for _ in 0..<3 {
+            for sink in sinks.values where sink.hasWork {
+                _ = runBatch(sink, multi: multi, refusing: HTTPError.shutDown)
+            }
+        }
         // `multi` is released here, on this thread: its deinit runs curl_multi_cleanup.
+    }
+
+    /// Calls `sink`'s handler with its completions, then starts and cancels what it asked for
+    /// (or fails its starts with `refusing`). Returns whether anything was started or the sink
+    /// has work again.
+    private func runBatch(_ sink: BatchSink, multi: MultiHandle, refusing: HTTPError?) -> Bool {
+        var posts = PostBatch(completions: sink.takeCompletions())
+        sink.handler(&posts)
+        for tag in posts.cancels {
+            if let id = sink.running[tag] { multi.cancel(id: id) }
+        }
+        for post in posts.starts {
+            if let refusing {
+                sink.completed(tag: post.tag, .failure(refusing))
+                continue
+            }
+            let request = HTTPRequest(method: "POST", url: post.url, body: post.body, headers: post.headers)
+            do {
+                try request.validate()
+            } catch {
+                sink.completed(tag: post.tag, .failure(error))
+                continue
+            }
+            let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+            sink.running[post.tag] = id
+            multi.start(id: id, request: TransferRequest(timeout: post.timeout, configure: request.configure),
+                        sink: .batch(sink, tag: post.tag))
+        }
+        return !posts.starts.isEmpty || sink.hasWork
     }
 
     private static func refuse(_ commands: [Command], with error: HTTPError) {

@@ -27,7 +27,7 @@ public final class HTTPClient: Sendable {
     /// The most connections open at once to one host (`CURLMOPT_MAX_HOST_CONNECTIONS`).
     public let maxConnectionsPerHost: Int
 
-    private let thread: CurlThread
+    let thread: CurlThread
     /// Runs ``sendMail(_:)``'s transfers.
     let mailThread: LazyCurlThread
 

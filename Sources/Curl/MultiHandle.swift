@@ -48,17 +48,17 @@ final class MultiHandle {
 
     /// Takes an idle easy handle (or creates one), configures it and adds it. Failures before
     /// the transfer starts resume the caller at once.
-    func start(id: UInt64, request: TransferRequest, continuation: TransferContinuation) {
+    func start(id: UInt64, request: TransferRequest, sink: TransferSink) {
         let transfer: Transfer
         if let reused = idle.popLast() {
             transfer = reused
         } else if let created = Transfer(maxResponseSize: configuration.maxResponseSize) {
             transfer = created
         } else {
-            continuation.resume(throwing: HTTPError(kind: .other, message: "curl_easy_init failed"))
+            sink.deliver(.failure(HTTPError(kind: .other, message: "curl_easy_init failed")))
             return
         }
-        transfer.begin(id: id, continuation: continuation)
+        transfer.begin(id: id, sink: sink)
         do {
             try transfer.prepare(connectTimeout: configuration.connectTimeout, timeout: request.timeout)
             try request.configure(transfer)

@@ -1,10 +1,11 @@
 import CCurl
 
-/// One libcurl easy handle, the buffers it fills, and the continuation waiting for it.
+/// One libcurl easy handle, the buffers it fills, and who waits for it (a continuation, or a
+/// ``BatchSink`` collecting completions for its handler).
 ///
 /// Transfers are recycled: when one completes, ``MultiHandle`` removes its easy handle from
 /// the multi handle, calls ``recycle()`` (which runs `curl_easy_reset`) and keeps it on a free
-/// list; the next request takes it with ``begin(id:continuation:)``, then ``prepare`` and the
+/// list; the next request takes it with ``begin(id:sink:)``, then ``prepare`` and the
 /// request's own configuration set every option again. Connections live in the multi handle's
 /// connection cache, not in the easy handle, so a reset handle keeps reusing them.
 ///
@@ -17,7 +18,7 @@ import CCurl
 ///   `curl_easy_cleanup`, and the multi handle removes the easy handle before recycling or
 ///   dropping the transfer. The body buffer and the lists are only replaced while the handle
 ///   is idle (after `curl_easy_reset`, during configuration).
-/// - The continuation is resumed exactly once, by ``finish(_:)``; a transfer dropped unfinished
+/// - The sink is given a result exactly once, by ``finish(_:)``; a transfer dropped unfinished
 ///   fails its caller rather than leaking a suspended task.
 final class Transfer {
     /// The current request's id (`CURLOPT_PRIVATE`); changes each time the handle is reused.
@@ -25,7 +26,7 @@ final class Transfer {
     /// The `CURL *`. Valid until `deinit`.
     let easy: UnsafeMutableRawPointer
 
-    private var continuation: TransferContinuation?
+    private var sink: TransferSink?
     private let maxResponseSize: Int
     private var body: [UInt8] = []
     private var headers: [(String, String)] = []
@@ -87,15 +88,15 @@ final class Transfer {
         }
         errorBuffer.deallocate()
         requestBody.deallocate()
-        continuation?.resume(throwing: HTTPError(kind: .other, message: "transfer dropped before completion"))
+        sink?.deliver(.failure(HTTPError(kind: .other, message: "transfer dropped before completion")))
     }
 
     // MARK: Reuse
 
     /// Attaches a new request to this (fresh or recycled) handle.
-    func begin(id: UInt64, continuation: TransferContinuation) {
+    func begin(id: UInt64, sink: TransferSink) {
         self.id = id
-        self.continuation = continuation
+        self.sink = sink
         errorBuffer[0] = 0
     }
 
@@ -279,11 +280,11 @@ final class Transfer {
 
     // MARK: Completion
 
-    /// Resumes the caller with `result`. Later calls do nothing.
+    /// Resumes the caller (or hands the result to its batch) with `result`. Later calls do nothing.
     func finish(_ result: Result<TransferResult, any Error>) {
-        guard let continuation else { return }
-        self.continuation = nil
-        continuation.resume(with: result)
+        guard let sink else { return }
+        self.sink = nil
+        sink.deliver(result)
     }
 
     /// Shapes what libcurl reported for this transfer into its result.

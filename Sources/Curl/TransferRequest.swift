@@ -30,6 +30,20 @@ struct TransferResult: Sendable {
 
 typealias TransferContinuation = UnsafeContinuation<TransferResult, any Error>
 
+/// Who receives a transfer's result: an awaiting caller, or a batch (see ``PostBatcher``).
+enum TransferSink: @unchecked Sendable {
+    case continuation(TransferContinuation)
+    /// Curl-thread only: the result is appended to the sink's completions under `tag`.
+    case batch(BatchSink, tag: UInt64)
+
+    func deliver(_ result: Result<TransferResult, any Error>) {
+        switch self {
+        case .continuation(let c): c.resume(with: result)
+        case .batch(let sink, let tag): sink.completed(tag: tag, result)
+        }
+    }
+}
+
 extension Duration {
     /// This duration in whole milliseconds for libcurl's `*_MS` options, rounded up and at
     /// least 1: libcurl reads 0 as "no timeout", which a tiny or negative duration must never

@@ -35,7 +35,11 @@ extension Store {
 
     /// The pusher stored under `key`, or nil when it was removed.
     public func loadPusher(key: [UInt8]) throws -> LoadedPusher? {
-        try env.read { txn in
+        try env.read { txn in try loadPusher(key: key, txn: txn) }
+    }
+
+    func loadPusher(key: [UInt8], txn: Transaction) throws -> LoadedPusher? {
+        do {
             guard let p = try txn.get(projections.pushers, key), let s = try txn.get(consumers, key) else { return nil }
             return LoadedPusher(key: key, config: try PusherRecord.decode(p), state: try ConsumerState.decode(s))
         }
@@ -85,7 +89,11 @@ extension Store {
     /// The pusher at `key` (nil when removed), the entry at `pos` and the user's badge, in one
     /// read transaction.
     public func pushInput(key: [UInt8], pos: UInt64, rule: BadgeRule) throws -> PushInput? {
-        try env.read { txn in
+        try env.read { txn in try pushInput(key: key, pos: pos, rule: rule, txn: txn) }
+    }
+
+    func pushInput(key: [UInt8], pos: UInt64, rule: BadgeRule, txn: Transaction) throws -> PushInput? {
+        do {
             guard let p = try txn.get(projections.pushers, key), let s = try txn.get(consumers, key) else { return nil }
             let config = try PusherRecord.decode(p)
             let entry = try txn.get(log, Keys.pos(pos)).map { try EntryCodec.decode($0, pos: pos) }
@@ -102,6 +110,42 @@ extension Store {
         writer.enqueue(StoreWriter.Job(body: { [self] txn in try body(StoreWriteContext(store: self, txn: txn)) },
                                        done: { ticket.complete($0.map { _ in () }) }))
         return ticket
+    }
+}
+
+extension Store {
+    /// Queues `body` for the writer's next group commit and returns at once; `onCommit` runs on
+    /// the writer thread once it is committed (or failed). Writes queued by one caller commit in
+    /// the order queued.
+    public func writeDeferred(_ body: @escaping @Sendable (StoreWriteContext) throws -> Void,
+                              onCommit: @escaping @Sendable (Result<Void, Error>) -> Void) {
+        writer.enqueue(StoreWriter.Job(body: { [self] txn in try body(StoreWriteContext(store: self, txn: txn)) },
+                                       done: { onCommit($0.map { _ in () }) }))
+    }
+
+    /// Runs `body` in one read transaction: several queries see the same snapshot and share the
+    /// transaction's cost. The view is valid only inside `body`.
+    public func read<T>(_ body: (StoreReadView) throws -> T) throws -> T {
+        try env.read { txn in try body(StoreReadView(store: self, txn: txn)) }
+    }
+}
+
+/// Queries inside one read transaction (see ``Store/read(_:)``).
+/// Trap: do not keep it beyond `body`; its transaction is gone.
+public struct StoreReadView {
+    let store: Store
+    let txn: Transaction
+
+    public func loadPusher(key: [UInt8]) throws -> LoadedPusher? { try store.loadPusher(key: key, txn: txn) }
+
+    public func notifications(user: String, after cursor: UInt64, limit: Int) throws -> [UserNotification] {
+        var out: [UserNotification] = []
+        try store.forEachNotification(user: user, after: cursor, limit: limit, txn: txn) { out.append($0); return true }
+        return out
+    }
+
+    public func pushInput(key: [UInt8], pos: UInt64, rule: BadgeRule) throws -> PushInput? {
+        try store.pushInput(key: key, pos: pos, rule: rule, txn: txn)
     }
 }
 

@@ -31,7 +31,12 @@ extension Store {
     /// false or `limit` rows were given.
     public func forEachNotification(user: String, after cursor: UInt64, limit: Int = .max,
                                     _ body: (UserNotification) throws -> Bool) throws {
-        try env.read { txn in
+        try env.read { txn in try forEachNotification(user: user, after: cursor, limit: limit, txn: txn, body) }
+    }
+
+    func forEachNotification(user: String, after cursor: UInt64, limit: Int, txn: Transaction,
+                             _ body: (UserNotification) throws -> Bool) throws {
+        do {
             let prefix = Keys.userPrefix(user)
             var views: [String: ReceiptView] = [:]
             var n = 0

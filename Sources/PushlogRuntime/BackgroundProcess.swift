@@ -57,6 +57,40 @@ public final class BackgroundProcesses: Sendable {
         }
     }
 
+    /// Starts a process called `name` that is not a Swift task (a state machine driven by an
+    /// event loop, say): counted and named like ``run(_:metadata:_:)``; its CPU is charged with
+    /// ``BackgroundProcessContext/chargeCPU(user:system:)``; it must be ended exactly once with
+    /// ``end(_:error:)``.
+    public func begin(_ name: String) -> BackgroundProcessContext {
+        let account = state.account(for: name)
+        let instance = "\(name)-\(account.nextInstance())"
+        var log = logger
+        log[metadataKey: "process"] = .string(instance)
+        account.started()
+        return BackgroundProcessContext(name: name, instance: instance, logger: log, account: account)
+    }
+
+    /// Ends a process started with ``begin(_:)``. An error other than cancellation is logged
+    /// once and counted, as for a task.
+    public func end(_ context: BackgroundProcessContext, error: (any Error)? = nil) {
+        if let error {
+            if error is CancellationError {
+                context.logger.debug("Background process '\(context.name)' was cancelled")
+            } else {
+                context.account.failed()
+                context.logger.error("Background process '\(context.name)' threw an exception: \(error)")
+            }
+        }
+        context.account.finished()
+    }
+
+    /// The CPU the calling thread has used so far (user, system), for charging a share of it
+    /// with ``BackgroundProcessContext/chargeCPU(user:system:)``.
+    public static func threadCPU() -> (user: Double, system: Double) { PushlogRuntime.threadCPU() }
+
+    /// The counters of `name`, for charging work done outside any one process run.
+    func account(for name: String) -> ProcessAccount { state.account(for: name) }
+
     /// A snapshot of the accounting of every name seen so far.
     public func snapshot() -> [String: BackgroundProcessStats] { state.snapshot() }
 }
@@ -70,6 +104,9 @@ public struct BackgroundProcessContext: Sendable {
     /// Carries `process` metadata: log through it.
     public let logger: Logger
     let account: ProcessAccount
+
+    /// Charges CPU seconds to this process's name (for processes that are not Swift tasks).
+    public func chargeCPU(user: Double, system: Double) { account.cpu(user: user, system: system) }
 
     /// Records one store transaction and its duration against this process's name.
     public func recordTransaction(seconds: Double) { account.transaction(seconds: seconds) }
@@ -236,7 +273,7 @@ final class AccountingExecutor: TaskExecutor, @unchecked Sendable {
     }
 }
 
-private func threadCPU() -> (user: Double, system: Double) {
+func threadCPU() -> (user: Double, system: Double) {
     var r = rusage()
     getrusage(rusageThread, &r)
     return (seconds(r.ru_utime), seconds(r.ru_stime))

@@ -5,6 +5,10 @@ import PushlogCore
 
 /// One HTTP pusher's work: deliver its user's notifications after its cursor, one at a time, in
 /// log order, until it is caught up; and badge-only pushes when a receipt changes the badge.
+///
+/// The pool delivers notifications with ``HTTPDeliveryEngine`` (the same rules, batched on the
+/// curl thread); ``deliverUntilCaughtUp()`` runs only with `PUSHLOG_TASK_DELIVERY` set. A rule
+/// changed here must be changed there too. Badge-only pushes always take this path.
 struct HTTPPusher {
     let pool: PusherPool
     let key: [UInt8]

@@ -3,6 +3,9 @@ import Logging
 import LMDB
 import Metrics
 import PushlogCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Starts and pokes the pusher loops. At most one loop per pusher; a loop runs while its pusher
 /// has work and then ends, so an idle pusher costs nothing but its rows in LMDB.
@@ -65,6 +68,11 @@ public final class PusherPool: @unchecked Sendable {
         var wakeAt: Int64?
     }
 
+    /// Drives the HTTP pushers' loops in batches on the curl thread (nil: one task per loop,
+    /// ``HTTPPusher/deliverUntilCaughtUp()``, when `PUSHLOG_TASK_DELIVERY` is set; kept to
+    /// compare the two in benchmarks).
+    private(set) var engine: HTTPDeliveryEngine?
+
     public init(store: Store, http: HTTPClient, processes: BackgroundProcesses, config: PushConfig,
                 email: EmailDelivery? = nil, logger: Logger) {
         self.store = store
@@ -74,6 +82,7 @@ public final class PusherPool: @unchecked Sendable {
         self.email = email
         self.logger = logger
         self.bootSlots = AsyncSemaphore(permits: max(1, config.startupConcurrency))
+        if getenv("PUSHLOG_TASK_DELIVERY") == nil { engine = HTTPDeliveryEngine(pool: self) }
     }
 
     /// Number of loops running now.
@@ -161,6 +170,10 @@ public final class PusherPool: @unchecked Sendable {
             let state = LoopState()
             state.bootSlot = bootSlot
             loops[key] = state
+            if let engine {
+                engine.activate(key)
+                return true
+            }
             state.task = processes.run("httppush.process") { [self] ctx in
                 defer { loopEnded(key: key) }
                 let pusher = HTTPPusher(pool: self, key: key, context: ctx)
@@ -186,6 +199,21 @@ public final class PusherPool: @unchecked Sendable {
             return true
         }
         if had { bootSlots.release() }
+    }
+
+    /// An engine activation is over: go round again when poked meanwhile (and not stopping or
+    /// `force`d to end), or end the loop. Both under one lock hold, so no poke is lost between.
+    func httpLoopEndsOrGoesAgain(key: [UInt8], force: Bool) -> Bool {
+        let (again, hadSlot): (Bool, Bool) = lock.withLock {
+            if !force, let s = loops[key], s.dirty, !stopping {
+                s.dirty = false
+                return (true, false)
+            }
+            let s = loops.removeValue(forKey: key)
+            return (false, s?.bootSlot ?? false)
+        }
+        if hadSlot { bootSlots.release() }
+        return again
     }
 
     private func loopEnded(key: [UInt8]) {
@@ -258,9 +286,12 @@ public final class PusherPool: @unchecked Sendable {
         for t in sleepers { t.cancel() }
         let emailWaiters = lock.withLock { emailLoops.values.compactMap(\.waiter) }
         for w in emailWaiters { w.cancel() }
+        let engine = self.engine
+        engine?.stop()
         let finished = await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 for t in tasks { await t.value }
+                await engine?.waitForActivationsToEnd()
                 return true
             }
             group.addTask {
@@ -274,7 +305,9 @@ public final class PusherPool: @unchecked Sendable {
         if !finished {
             logger.warning("pushes still in flight after \(grace): cancelling them (they will be sent again)")
             for t in tasks { t.cancel() }
+            engine?.cancelInFlight()
             for t in tasks { await t.value }
+            await engine?.waitForActivationsToEnd()
         }
     }
 }

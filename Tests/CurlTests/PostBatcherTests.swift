@@ -1,0 +1,142 @@
+import Curl
+import Foundation
+import Synchronization
+import Testing
+
+/// ``PostBatcher``: a handler on the curl thread gets completions in batches and starts the next
+/// requests itself.
+@Suite(.timeLimit(.minutes(1)))
+struct PostBatcherTests {
+    /// What the handler saw, shared with the test.
+    private final class Log: @unchecked Sendable {
+        let lock = NSLock()
+        var completions: [UInt64: Result<HTTPResponse, any Error>] = [:]
+        var calls = 0
+        var largestBatch = 0
+        var started = 0
+        var done: CheckedContinuation<Void, Never>?
+        var expected = 0
+
+        func waitUntilDone(_ c: CheckedContinuation<Void, Never>) {
+            lock.withLock { done = c }
+        }
+
+        var results: [UInt64: Result<HTTPResponse, any Error>] { lock.withLock { completions } }
+        var callCount: Int { lock.withLock { calls } }
+
+        func record(_ batch: PostBatch) -> Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            calls += 1
+            largestBatch = max(largestBatch, batch.completions.count)
+            for c in batch.completions { completions[c.tag] = c.result }
+            if completions.count >= expected, let d = done {
+                done = nil
+                d.resume()
+            }
+            return completions.count >= expected
+        }
+    }
+
+    @Test func chainsManyPostsFromTheHandlerWithEveryCompletionDeliveredOnce() async throws {
+        let server = try await TestServer.start()
+        defer { server.stop() }
+        let client = try HTTPClient(maxConnectionsPerHost: 8)
+        defer { client.shutdown() }
+        let url = server.url("/echo")
+        let total = 400
+        let log = Log()
+        log.expected = total
+        // 8 chains: each completion starts the next request of its chain from the handler.
+        let batcher = client.makeBatcher { batch in
+            _ = log.record(batch)
+            log.lock.lock()
+            var toStart: [UInt64] = []
+            if log.started == 0 {
+                toStart = Array(0..<8)
+            } else {
+                for c in batch.completions where log.started < total {
+                    _ = c
+                    toStart.append(UInt64(log.started))
+                    log.started += 1
+                }
+            }
+            if log.started == 0 { log.started = 8 }
+            log.lock.unlock()
+            for tag in toStart {
+                batch.start(PostRequest(tag: tag, url: url, body: Array(#"{"n":\#(tag)}"#.utf8),
+                                        headers: ["Content-Type": "application/json"], timeout: .seconds(10)))
+            }
+        }
+        await withCheckedContinuation { c in
+            log.waitUntilDone(c)
+            batcher.wake()
+        }
+        let completions = log.results
+        #expect(completions.count == total)
+        for tag in 0..<UInt64(total) {
+            let response = try #require(try completions[tag]?.get())
+            #expect(response.status == 200)
+            #expect(response.body == Array(#"{"n":\#(tag)}"#.utf8))
+        }
+        // Fewer handler calls than requests: completions arrive together.
+        #expect(log.callCount <= total)
+    }
+
+    @Test func failuresInvalidRequestsAndCancellationComeBackAsCompletions() async throws {
+        let server = try await TestServer.start()
+        defer { server.stop() }
+        let client = try HTTPClient()
+        defer { client.shutdown() }
+        let log = Log()
+        log.expected = 3
+        let first = Atomic<Bool>(true)
+        let cancelRequested = Atomic<Bool>(false)
+        let batcher = client.makeBatcher { batch in
+            _ = log.record(batch)
+            if first.exchange(false, ordering: .relaxed) {
+                batch.start(PostRequest(tag: 1, url: "http://127.0.0.1:\(closedPort())/", body: [], timeout: .seconds(5)))
+                batch.start(PostRequest(tag: 2, url: server.url("/echo"), body: [], headers: ["Bad\r\nName": "x"], timeout: .seconds(5)))
+                batch.start(PostRequest(tag: 3, url: server.url("/delay?ms=5000&tag=b"), body: [], timeout: .seconds(10)))
+            }
+            if cancelRequested.exchange(false, ordering: .relaxed) {
+                batch.cancel(tag: 3)
+                batch.cancel(tag: 99)  // unknown: ignored
+            }
+        }
+        batcher.wake()
+        await server.waitFor("delay b")
+        await withCheckedContinuation { c in
+            log.waitUntilDone(c)
+            cancelRequested.store(true, ordering: .relaxed)
+            batcher.wake()
+        }
+        let completions = log.results
+        #expect(completions.count == 3)
+        #expect((completions[1].map { if case .failure(let e as HTTPError) = $0 { e.kind == .connectionFailed } else { false } }) == true)
+        #expect((completions[2].map { if case .failure(let e as HTTPError) = $0 { e.kind == .invalidRequest } else { false } }) == true)
+        #expect((completions[3].map { if case .failure(let e) = $0 { e is CancellationError } else { false } }) == true)
+    }
+
+    @Test func shutdownFailsRunningPostsInALastCall() async throws {
+        let server = try await TestServer.start()
+        defer { server.stop() }
+        let client = try HTTPClient()
+        let log = Log()
+        log.expected = 1
+        let first = Atomic<Bool>(true)
+        let batcher = client.makeBatcher { batch in
+            _ = log.record(batch)
+            if first.exchange(false, ordering: .relaxed) {
+                batch.start(PostRequest(tag: 7, url: server.url("/delay?ms=5000&tag=s"), body: [], timeout: .seconds(10)))
+            }
+        }
+        batcher.wake()
+        await server.waitFor("delay s")
+        client.shutdown()
+        let completions = log.results
+        #expect((completions[7].map { if case .failure(let e as HTTPError) = $0 { e.kind == .shutdown } else { false } }) == true)
+        batcher.wake()  // does nothing after shutdown
+    }
+}
+
