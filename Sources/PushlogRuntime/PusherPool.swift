@@ -175,17 +175,19 @@ public final class PusherPool: @unchecked Sendable {
                 return true
             }
             state.task = processes.run("httppush.process") { [self] ctx in
-                defer { loopEnded(key: key) }
+                var ended = false
+                defer { if !ended { loopEnded(key: key) } }  // it threw
                 let pusher = HTTPPusher(pool: self, key: key, context: ctx)
                 while true {
                     try await pusher.deliverUntilCaughtUp()
                     releaseBootSlot(key: key)
-                    let again: Bool = lock.withLock {
-                        guard let s = loops[key], s.dirty, !stopping else { return false }
-                        s.dirty = false
-                        return true
+                    // Decided and, when done, unregistered in one lock hold: a poke in between
+                    // would otherwise mark a loop that is ending and be lost.
+                    if !httpLoopEndsOrGoesAgain(key: key, force: false) {
+                        ended = true
+                        resumeIdleWaiters()
+                        return
                     }
-                    if !again { return }
                 }
             }
             return true
