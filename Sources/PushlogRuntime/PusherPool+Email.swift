@@ -58,20 +58,25 @@ extension PusherPool {
             // A pass that threw (logged by its process) is retried after the backoff's start.
             let next = carry.value ?? .wake(at: Clock.nowMS() + config.backoffInitialMS)
             if next == .again { continue }
-            let waiter: Task<Void, Error>? = lock.withLock {
-                if stopping { return nil }
-                if loop.dirty { return Task {} }
+            enum Then { case end, again, wait(Task<Void, Error>) }
+            let then: Then = lock.withLock {
+                if stopping { return .end }
+                if loop.dirty { return .again }  // poked during the pass: look again at once
                 guard case .wake(let at) = next else {
                     _ = emailLoops.removeValue(forKey: key)  // idle: a poke starts a new loop
-                    return nil
+                    return .end
                 }
                 let wait = at - Clock.nowMS()
+                let waiter = Task { if wait > 0 { try await Task.sleep(for: .milliseconds(wait)) } }
                 loop.wakeAt = at
-                loop.waiter = Task { if wait > 0 { try await Task.sleep(for: .milliseconds(wait)) } }
+                loop.waiter = waiter
                 emailLoopsAwake -= 1
-                return loop.waiter
+                return .wait(waiter)
             }
-            guard let waiter else { return }
+            guard case .wait(let waiter) = then else {
+                if case .again = then { continue }
+                return
+            }
             resumeIdleWaiters()
             _ = await waiter.result  // cancelled by a poke or by shutdown
             lock.withLock {

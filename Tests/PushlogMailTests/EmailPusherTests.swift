@@ -150,6 +150,26 @@ struct EmailPusherTests {
         #expect(h.throttles.count == 2)
     }
 
+    @Test("a notification poked in while a send is failing is mailed with the retry, and the pool still goes idle")
+    func pokedDuringAFailingSend() async throws {
+        let h = try await EmailHarness(smtpMode: .slowReject(milliseconds: 800))
+        defer { Task { await h.close() } }
+        try h.notify([mailNote(1)])
+        try await h.smtp.waitForEvent("delaying")  // the pass is inside the SMTP exchange
+        try h.notify([mailNote(2, room: "!games:example.org", roomName: "Games")])
+        #expect(try await eventuallyTrue { h.state?.failingSince != nil })
+        try await h.smtp.setMode(.accept)
+        let mail = try await h.smtp.messages(count: 1, timeout: .seconds(20))[0]
+        #expect(mail.text.contains("message number 1") && mail.text.contains("message number 2"))
+        // The pool counts the loop as idle once it waits or ends (a poke during a pass must not
+        // leave it counted as awake forever).
+        let idle = Flag()
+        Task { await h.pool.waitUntilIdle(); idle.set() }  // not a child task: a hang must not hang the test
+        #expect(try await eventuallyTrue(timeout: 15) { idle.isSet }, "waitUntilIdle returned")
+        #expect(try await h.waitCaughtUp())
+        #expect(h.smtp.receivedMessages.count == 1)
+    }
+
     @Test("a restart between the notification and its mail: the mail still comes, once")
     func restartBeforeMail() async throws {
         var config = EmailHarness.fastConfig
@@ -219,6 +239,13 @@ struct EmailPusherTests {
         let fallback = try await missing.smtp.messages(count: 1)[0]
         #expect(fallback.text.contains("message number 1"))
     }
+}
+
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }
 
 func eventuallyTrue(timeout: Double = 10, _ condition: () throws -> Bool) async throws -> Bool {

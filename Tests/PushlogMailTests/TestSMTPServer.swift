@@ -43,6 +43,8 @@ final class TestSMTPServer: Sendable {
         case slow(milliseconds: Int)
         /// Waits `milliseconds` before answering each `RCPT TO` (then accepts it).
         case slowRecipient(milliseconds: Int)
+        /// Waits `milliseconds` before answering the end of the message, then refuses it with 451.
+        case slowReject(milliseconds: Int)
 
         var argument: String {
             switch self {
@@ -51,6 +53,7 @@ final class TestSMTPServer: Sendable {
             case .rejectData(let code): return "reject-data:\(code)"
             case .slow(let milliseconds): return "slow:\(milliseconds)"
             case .slowRecipient(let milliseconds): return "slow-rcpt:\(milliseconds)"
+            case .slowReject(let milliseconds): return "slow-reject:\(milliseconds)"
             }
         }
     }

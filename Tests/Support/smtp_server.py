@@ -57,7 +57,7 @@ def parse_mode(text):
     name, _, arg = text.partition(":")
     if name == "accept" and not arg:
         return (name, 0)
-    if name in ("reject-rcpt", "reject-data", "slow", "slow-rcpt") and arg.isdigit():
+    if name in ("reject-rcpt", "reject-data", "slow", "slow-rcpt", "slow-reject") and arg.isdigit():
         return (name, int(arg))
     raise ValueError("unknown mode %r" % text)
 
@@ -122,6 +122,10 @@ class Handler:
             await asyncio.sleep(arg / 1000)
         elif name == "reject-data":
             return "%d %s.7.1 message refused by the test server" % (arg, arg // 100)
+        elif name == "slow-reject":
+            emit({"event": "delaying", "ms": arg})
+            await asyncio.sleep(arg / 1000)
+            return "451 4.3.0 message refused by the test server, slowly"
         State.count += 1
         data = envelope.original_content or envelope.content
         event = {
