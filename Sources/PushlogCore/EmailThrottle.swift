@@ -39,29 +39,43 @@ public struct EmailThrottle: Sendable, Equatable {
 extension Store {
     /// Every room throttle of the pusher at `key`, by room id.
     public func emailThrottles(key: [UInt8]) throws -> [String: EmailThrottle] {
-        try env.read { txn in
-            var out: [String: EmailThrottle] = [:]
-            try txn.forEach(throttles, prefix: key) { k, v in
-                guard k.count == key.count + 32 else { return true }
-                let (room, t) = try EmailThrottle.decode(v)
-                out[room] = t
-                return true
-            }
-            return out
-        }
+        try read { try $0.emailThrottles(key: key) }
     }
 
     /// The notifications logged at `positions` (those still in the log), in one transaction.
     public func notifications(at positions: [UInt64]) throws -> [UInt64: Notification] {
-        try env.read { txn in
-            var out: [UInt64: Notification] = [:]
-            for pos in positions {
-                guard let raw = try txn.get(log, Keys.pos(pos)),
-                      case .notification(let n) = try EntryCodec.decode(raw, pos: pos).entry else { continue }
-                out[pos] = n
-            }
-            return out
+        try read { try $0.notifications(at: positions) }
+    }
+}
+
+extension StoreReadView {
+    /// Every room throttle of the pusher at `key`, by room id.
+    public func emailThrottles(key: [UInt8]) throws -> [String: EmailThrottle] {
+        var out: [String: EmailThrottle] = [:]
+        try txn.forEach(store.throttles, prefix: key) { k, v in
+            guard k.count == key.count + 32 else { return true }
+            let (room, t) = try EmailThrottle.decode(v)
+            out[room] = t
+            return true
         }
+        return out
+    }
+
+    /// The notifications logged at `positions` (those still in the log).
+    public func notifications(at positions: [UInt64]) throws -> [UInt64: Notification] {
+        var out: [UInt64: Notification] = [:]
+        for pos in positions {
+            guard let raw = try txn.get(store.log, Keys.pos(pos)),
+                  case .notification(let n) = try EntryCodec.decode(raw, pos: pos).entry else { continue }
+            out[pos] = n
+        }
+        return out
+    }
+
+    /// Calls `body` with each notification of `user` after `cursor`, in log order, read ones
+    /// marked, until it returns false.
+    public func forEachNotification(user: String, after cursor: UInt64, _ body: (UserNotification) throws -> Bool) throws {
+        try store.forEachNotification(user: user, after: cursor, limit: .max, txn: txn, body)
     }
 }
 

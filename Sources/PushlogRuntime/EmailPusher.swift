@@ -33,17 +33,20 @@ struct EmailPusher {
         if let next = pusher.state.nextAttempt, next > now { return .wake(at: next) }
         let user = pusher.config.id.userID
         let cursor = pusher.state.cursor
-        // Throttles first: nothing is decided with a room's throttle unknown.
+        // Throttles and notifications from one snapshot: nothing is decided with a room's
+        // throttle unknown or out of step with what it covers.
         let (throttles, unread, scanned, notes) = try context.transaction {
-            let throttles = try store.emailThrottles(key: key)
-            var unread: [UserNotification] = []
-            var scanned = cursor
-            try store.forEachNotification(user: user, after: cursor) { n in
-                scanned = n.pos
-                if !n.isRead { unread.append(n) }  // read before its mail was due: never mailed
-                return true
+            try store.read { view in
+                let throttles = try view.emailThrottles(key: key)
+                var unread: [UserNotification] = []
+                var scanned = cursor
+                try view.forEachNotification(user: user, after: cursor) { n in
+                    scanned = n.pos
+                    if !n.isRead { unread.append(n) }  // read before its mail was due: never mailed
+                    return true
+                }
+                return (throttles, unread, scanned, try view.notifications(at: unread.map(\.pos)))
             }
-            return (throttles, unread, scanned, try store.notifications(at: unread.map(\.pos)))
         }
         let pending = unread.compactMap { n in
             notes[n.pos].map { EmailPlanner.Pending(pos: n.pos, roomID: n.roomID, receivedTS: $0.receivedTS) }
