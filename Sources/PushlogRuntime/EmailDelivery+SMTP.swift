@@ -19,7 +19,7 @@ extension EmailDelivery {
         let renderer = DigestRenderer(templates: templates)
         return EmailDelivery(
             config: config, signer: signer,
-            publicBaseURL: { let base = publicBaseURL(); return base.hasSuffix("/") ? base : base + "/" },
+            publicBaseURL: publicBaseURL,  // the link and the thumbnails each add a missing "/"
             compose: { request in
                 let digest = Digest(
                     userID: request.userID, appName: config.appName, clientBaseURL: config.clientBaseURL,

@@ -77,9 +77,9 @@ struct Serve: AsyncParsableCommand {
         let signer = try UnsubscribeSigner.load(dataDir: config.dataDir)
         // Unsubscribe links name the address the server listens on unless email.public_baseurl
         // says otherwise; with port 0 that is known once it listens.
-        let boundAddress = ServerError()
+        let serverState = ServerState()
         let email = try emailDelivery(config, http: http, signer: signer, logger: logger,
-                                      publicBaseURL: { config.email.publicBaseURL ?? "http://\(boundAddress.address ?? config.listen)/" })
+                                      publicBaseURL: { config.email.publicBaseURL ?? "http://\(serverState.address ?? config.listen)/" })
         let pool = PusherPool(store: store, http: http, processes: processes, config: config.push, email: email, logger: logger)
 
         // Signals are handled before anything says it is running.
@@ -98,23 +98,22 @@ struct Serve: AsyncParsableCommand {
         let group = ServiceGroup(configuration: .init(services: [PoolService(pool: pool), app],
                                                       gracefulShutdownSignals: [], logger: logger))
         let server = Task { try await group.run() }
-        let serverError = ServerError()
         let stopped: Task<Void, Never> = Task {
             if case .failure(let error) = await server.result {
-                serverError.set(error)
+                serverState.set(error)
                 logger.error("HTTP server stopped: \(error)")
             }
             running.finish()
         }
         var boundPort: Int?
         for await port in listening { boundPort = port }  // once the server listens (or failed to start)
-        if let error = serverError.get() {
+        if let error = serverState.get() {
             throw Config.Problem(key: "listen", message: "cannot be served: \(error)", source: config.listen)
         }
         // With port 0 in the configuration the system picked one: the line names the real one.
         let host = config.listenHost.contains(":") ? "[\(config.listenHost)]" : config.listenHost
         let address = boundPort.map { "\(host):\($0)" } ?? config.listen
-        boundAddress.address = address
+        serverState.address = address
         logger.info("pushlog serve: listening on \(address), data in \(config.dataDir)")
         for await sig in stop {
             logger.info("pushlog serve: signal \(sig), stopping")
@@ -194,8 +193,9 @@ struct JSONLogHandler: LogHandler {
     }
 }
 
-/// The HTTP server's failure, if it had one.
-final class ServerError: @unchecked Sendable {
+/// What the HTTP server tells the rest of `serve`: its failure, if it had one, and the address
+/// it listens on, once it does.
+final class ServerState: @unchecked Sendable {
     private let lock = NSLock()
     private var error: Error?
     private var bound: String?
