@@ -82,14 +82,16 @@ let package = Package(
             dependencies: ["PushlogCore", "LMDB", "PushlogRuntime", "PushlogMail", "Curl", .product(name: "Logging", package: "swift-log")],
             path: "Tools/Bench"
         ),
+        // What several test targets share: the built binary, `ServeProcess`, a closed port, `eventually`.
+        .target(name: "TestSupport", path: "Tests/Support/TestSupport"),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
         .testTarget(name: "PushlogCoreTests", dependencies: ["PushlogCore", "LMDB"]),
-        .testTarget(name: "PushlogCLITests", dependencies: ["PushlogCore", "pushlog"]),
-        .testTarget(name: "CurlTests", dependencies: ["Curl"]),
+        .testTarget(name: "PushlogCLITests", dependencies: ["PushlogCore", "pushlog", "TestSupport"]),
+        .testTarget(name: "CurlTests", dependencies: ["Curl", "TestSupport"]),
         .testTarget(
             name: "PushlogMailTests",
             dependencies: [
-                "PushlogMail", "PushlogCore", "PushlogRuntime", "Curl", "pushlog",
+                "PushlogMail", "PushlogCore", "PushlogRuntime", "Curl", "pushlog", "TestSupport",
                 .product(name: "Logging", package: "swift-log"), .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),
@@ -104,7 +106,7 @@ let package = Package(
         .testTarget(name: "PushlogConfigTests", dependencies: ["PushlogConfig", "PushlogRuntime"]),
         .testTarget(
             name: "PushlogRuntimeTests",
-            dependencies: ["PushlogRuntime", "PushlogCore", "PushlogMail", "Curl", "pushlog", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["PushlogRuntime", "PushlogCore", "PushlogMail", "Curl", "pushlog", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
     ],
     swiftLanguageModes: [.v6]

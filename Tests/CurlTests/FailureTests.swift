@@ -1,5 +1,6 @@
 import Curl
 import Testing
+import TestSupport
 
 /// Requests that get no usable answer, and the error kinds that say why.
 @Suite(.timeLimit(.minutes(1)))

@@ -2,6 +2,7 @@ import Curl
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 
 /// ``PostBatcher``: a handler on the curl thread gets completions in batches and starts the next
 /// requests itself.

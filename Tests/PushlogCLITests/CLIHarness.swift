@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -11,25 +12,7 @@ enum PushlogBinary {
     static let url: URL? = {
         // A child that exits before reading its stdin must not kill the test process.
         signal(SIGPIPE, SIG_IGN)
-        let fm = FileManager.default
-        if let env = ProcessInfo.processInfo.environment["PUSHLOG_BIN"], !env.isEmpty {
-            return URL(fileURLWithPath: env)
-        }
-        var starts: [URL] = [URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()]
-        if let exe = Bundle.main.executableURL { starts.append(exe.resolvingSymlinksInPath()) }
-        for start in starts {
-            var dir = start.deletingLastPathComponent()
-            while dir.path != "/" && !dir.path.isEmpty {
-                let candidate = dir.appendingPathComponent("pushlog")
-                var isDir: ObjCBool = false
-                if fm.fileExists(atPath: candidate.path, isDirectory: &isDir), !isDir.boolValue,
-                   fm.isExecutableFile(atPath: candidate.path) {
-                    return candidate
-                }
-                dir = dir.deletingLastPathComponent()
-            }
-        }
-        return nil
+        return try? URL(fileURLWithPath: pushlogBinary())
     }()
 
     static func require() throws -> URL {

@@ -2,6 +2,7 @@ import Foundation
 import PushlogCore
 import PushlogMail
 import Testing
+import TestSupport
 @testable import PushlogRuntime
 
 /// The email pusher against a real SMTP server (aiosmtpd on 127.0.0.1), with short durations.
@@ -131,7 +132,7 @@ struct EmailPusherTests {
         try h.notify([mailNote(1), mailNote(2, room: "!games:example.org", roomName: "Games")])
         // Refused: the pusher backs off; nothing is marked as mailed.
         _ = try await h.smtp.sessions(count: 1)
-        #expect(try await eventuallyTrue { h.state?.failingSince != nil })
+        #expect(try await eventually { h.state?.failingSince != nil })
         #expect(h.throttles.isEmpty)
         #expect(try (h.state?.cursor ?? 0) < h.store.head(user: EmailHarness.user), "the cursor did not move")
         // Down: nothing listens on its port.
@@ -139,7 +140,7 @@ struct EmailPusherTests {
         h.smtp.stop()
         // Wait for an attempt that met the closed port (the second failure logged).
         let failures = { h.logs.records.filter { $0.level == .warning && $0.message.contains("sending notification email failed") } }
-        #expect(try await eventuallyTrue { failures().count >= 2 }, "\(failures().map(\.message))")
+        #expect(try await eventually { failures().count >= 2 }, "\(failures().map(\.message))")
         #expect(h.throttles.isEmpty)
         h.smtp = try await TestSMTPServer.start(port: port)
         let mail = try await h.smtp.messages(count: 1, timeout: .seconds(20))[0]
@@ -157,7 +158,7 @@ struct EmailPusherTests {
         try h.notify([mailNote(1)])
         try await h.smtp.waitForEvent("delaying")  // the pass is inside the SMTP exchange
         try h.notify([mailNote(2, room: "!games:example.org", roomName: "Games")])
-        #expect(try await eventuallyTrue { h.state?.failingSince != nil })
+        #expect(try await eventually { h.state?.failingSince != nil })
         try await h.smtp.setMode(.accept)
         let mail = try await h.smtp.messages(count: 1, timeout: .seconds(20))[0]
         #expect(mail.text.contains("message number 1") && mail.text.contains("message number 2"))
@@ -165,7 +166,7 @@ struct EmailPusherTests {
         // leave it counted as awake forever).
         let idle = Flag()
         Task { await h.pool.waitUntilIdle(); idle.set() }  // not a child task: a hang must not hang the test
-        #expect(try await eventuallyTrue(timeout: 15) { idle.isSet }, "waitUntilIdle returned")
+        #expect(try await eventually(timeout: 15) { idle.isSet }, "waitUntilIdle returned")
         #expect(try await h.waitCaughtUp())
         #expect(h.smtp.receivedMessages.count == 1)
     }
@@ -246,13 +247,4 @@ final class Flag: @unchecked Sendable {
     private var value = false
     func set() { lock.withLock { value = true } }
     var isSet: Bool { lock.withLock { value } }
-}
-
-func eventuallyTrue(timeout: Double = 10, _ condition: () throws -> Bool) async throws -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if try condition() { return true }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    return try condition()
 }

@@ -1,5 +1,6 @@
 import Curl
 import Testing
+import TestSupport
 
 /// `HTTPClient.sendMail` against a real SMTP server (aiosmtpd): envelope, AUTH, TLS, refusals
 /// and failures, each as the error a caller can act on.

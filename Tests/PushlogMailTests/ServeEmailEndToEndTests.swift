@@ -2,58 +2,7 @@ import Curl
 import Foundation
 import PushlogCore
 import Testing
-
-/// `pushlog serve` (the real binary) in the background with `PUSHLOG_*` settings; its port is read
-/// from its listening line.
-final class ServeProcess {
-    let process = Process()
-    let errors = Pipe()
-    private(set) var port = 0
-
-    init(dataDir: String, environment: [String: String]) throws {
-        process.executableURL = URL(fileURLWithPath: try Self.binary())
-        process.arguments = ["serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0"]
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let marker = "pushlog serve: listening on 127.0.0.1:"
-        var text = ""
-        while !(text.range(of: marker).map { text[$0.upperBound...].contains(",") } ?? false) {
-            let chunk = errors.fileHandleForReading.availableData
-            guard !chunk.isEmpty else { throw ServeFailed(stderr: text) }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
-        port = Int(text[text.range(of: marker)!.upperBound...].prefix { $0.isNumber }) ?? 0
-        let handle = errors.fileHandleForReading
-        Thread.detachNewThread { while !handle.availableData.isEmpty {} }  // never block serve on a full pipe
-    }
-
-    struct ServeFailed: Error { var stderr: String }
-
-    /// The `pushlog` built beside this test bundle (or `PUSHLOG_BIN`).
-    static func binary() throws -> String {
-        if let p = ProcessInfo.processInfo.environment["PUSHLOG_BIN"] { return p }
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<6 {
-            let candidate = dir.appendingPathComponent("pushlog").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        throw CocoaError(.fileNoSuchFile)
-    }
-
-    /// Sends `signal` and returns how serve ended, once Foundation has reaped it (its own
-    /// reaping races any waitpid here, and its waitUntilExit can hang inside tests).
-    @discardableResult
-    func stop(_ signal: Int32, timeout: Double = 15) -> (status: Int32, signalled: Bool) {
-        kill(process.processIdentifier, signal)
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL); return (-1, true) }
-        return (process.terminationStatus, process.terminationReason == .uncaughtSignal)
-    }
-}
+import TestSupport
 
 @Suite("pushlog serve mails: kill -9 before the mail, and the unsubscribe link", .serialized)
 struct ServeEmailEndToEndTests {
@@ -90,7 +39,7 @@ struct ServeEmailEndToEndTests {
         #expect(try await call("POST", api() + "/v1/notifications", note.serialized()).status == 200)
 
         // Killed long before the mail is due; nothing was mailed yet.
-        #expect(serve.stop(SIGKILL).signalled)
+        #expect(serve.stop(SIGKILL) == .signalled(SIGKILL))
         #expect(smtp.receivedMessages.isEmpty)
         serve = try ServeProcess(dataDir: dir, environment: environment)
         let mail = try await smtp.messages(count: 1, timeout: .seconds(20))[0]
@@ -119,7 +68,6 @@ struct ServeEmailEndToEndTests {
         let done = try await call("POST", api() + query, Array("List-Unsubscribe=One-Click".utf8))
         #expect(done.status == 200)
         #expect(!(try await pushers().contains("alice@example.org")))
-        let stop = serve.stop(SIGTERM)
-        #expect(!stop.signalled && stop.status == 0)
+        #expect(serve.stop(SIGTERM) == .exited(0))
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import PushlogCore
 import Testing
+import TestSupport
 @testable import PushlogRuntime
 
 @Suite("HTTP pusher and pool against a real gateway", .serialized)

@@ -2,18 +2,7 @@ import Curl
 import Foundation
 import PushlogCore
 import Testing
-
-/// The real `pushlog` binary, built beside this test bundle.
-func pushlogBinary() throws -> String {
-    if let p = ProcessInfo.processInfo.environment["PUSHLOG_BIN"] { return p }
-    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-    for _ in 0..<6 {
-        let candidate = dir.appendingPathComponent("pushlog").path
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        dir = dir.deletingLastPathComponent()
-    }
-    throw CocoaError(.fileNoSuchFile)
-}
+import TestSupport
 
 /// Runs `pushlog` to completion with `stdin`; returns its exit status.
 @discardableResult
@@ -33,51 +22,6 @@ func pushlog(_ args: [String], stdin: String = "") throws -> (status: Int32, out
     return (p.terminationStatus, String(decoding: out, as: UTF8.self))
 }
 
-/// `pushlog serve` in the background; `start()` returns once its boot line is out.
-final class Server {
-    let process = Process()
-    let errors = Pipe()
-
-    private(set) var port = 0
-
-    /// Port 0 lets the system pick a free port; the listening line names it.
-    init(dataDir: String, port: Int = 0) throws {
-        process.executableURL = URL(fileURLWithPath: try pushlogBinary())
-        process.arguments = ["serve", "--data-dir", dataDir, "--listen", "127.0.0.1:\(port)"]
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        // The boot line of the contract says the check is done and loops are starting.
-        var text = ""
-        let marker = "pushlog serve: listening on 127.0.0.1:"
-        while !(text.range(of: marker).map { text[$0.upperBound...].contains(",") } ?? false) {
-            let chunk = errors.fileHandleForReading.availableData
-            guard !chunk.isEmpty else { throw CocoaError(.fileReadUnknown) }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
-        let after = text[text.range(of: marker)!.upperBound...]
-        self.port = Int(after.prefix { $0.isNumber }) ?? 0
-        // Keep draining stderr so the server never blocks on a full pipe.
-        let handle = errors.fileHandleForReading
-        Thread.detachNewThread { while !handle.availableData.isEmpty {} }
-    }
-
-    func kill9() { kill(process.processIdentifier, SIGKILL) }
-
-    /// SIGTERM, then the exit status once Foundation reaped serve (a waitpid here would race its
-    /// own reaping, and its waitUntilExit can hang in tests); -1 when killed by a signal.
-    func terminate() -> Int32 {
-        kill(process.processIdentifier, SIGTERM)
-        let deadline = Date().addingTimeInterval(30)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        guard !process.isRunning else {
-            kill(process.processIdentifier, SIGKILL)
-            return -1
-        }
-        return process.terminationReason == .uncaughtSignal ? -1 : process.terminationStatus
-    }
-}
-
 @Suite("pushlog serve end to end", .serialized)
 struct ServeEndToEndTests {
     @Test("serve delivers what pushlog append adds, and a SIGKILL mid-way loses nothing that was appended")
@@ -92,24 +36,23 @@ struct ServeEndToEndTests {
         }.joined(separator: "\n")
         #expect(try pushlog(["pushers", "set", "--data-dir", dir], stdin: pushers).status == 0)
 
-        var server = try Server(dataDir: dir)
+        var server = try ServeProcess(dataDir: dir)
         var lines: [String] = []
         for i in 0..<100 {
             lines.append(#"{"user_id":"\#(users[i % 10])","room_id":"!r:example.org","event_id":"$e\#(i)","stream_ordering":\#(i + 1),"actions":["notify"],"event":{"type":"m.room.message","sender":"@bob:example.org","content":{"body":"\#(i)"}}}"#)
         }
         #expect(try pushlog(["append", "notifications", "--data-dir", dir], stdin: lines.joined(separator: "\n")).status == 0)
         _ = try await gateway.waitForBodies(20)
-        server.kill9()
-        _ = server.terminate()  // reap
+        server.stop(SIGKILL)
 
-        server = try Server(dataDir: dir)
+        server = try ServeProcess(dataDir: dir)
         let expected = Set((0..<100).map { "pk-\(users[$0 % 10]) $e\($0)" })
         let seen = try await gateway.deliveries(covering: expected, timeout: 30)
         #expect(expected.isSubset(of: Set(seen.keys)), "missing: \(expected.subtracting(seen.keys).sorted().prefix(5))")
         // A crash may repeat what was in flight or not yet committed: at most a few per pusher.
         let duplicates = seen.values.reduce(0) { $0 + $1 - 1 }
         #expect(duplicates <= 20, "\(duplicates) duplicates")
-        #expect(server.terminate() == 0)
+        #expect(server.stop(SIGTERM) == .exited(0))
         // Every cursor is durable once its push was acknowledged: nothing lags after a clean stop.
         let lagging = try pushlog(["cursors", "--lagging", "--json", "--data-dir", dir])
         #expect(lagging.status == 0 && lagging.out.isEmpty)
@@ -122,7 +65,7 @@ struct ServeEndToEndTests {
         let gateway = try TestGateway()
         try await gateway.setMode("ok", delayMS: 5)
         let users = (0..<50).map { "@user\($0):example.org" }
-        var server = try Server(dataDir: dir)
+        var server = try ServeProcess(dataDir: dir)
         let client = try HTTPClient()
         defer { client.shutdown() }
         func call(_ method: String, _ path: String, _ body: JSON) async throws -> HTTPResponse {
@@ -154,9 +97,8 @@ struct ServeEndToEndTests {
             if batch == 9 {
                 // Kill mid-way, once some pushes are out; post the rest to the restarted server.
                 _ = try await gateway.waitForBodies(100)
-                server.kill9()
-                _ = server.terminate()
-                server = try Server(dataDir: dir, port: server.port)
+                server.stop(SIGKILL)
+                server = try ServeProcess(dataDir: dir, port: server.port)
                 killed = true
             }
         }
@@ -167,7 +109,7 @@ struct ServeEndToEndTests {
         let duplicates = seen.values.reduce(0) { $0 + $1 - 1 }
         // At most what was in flight or uncommitted at the kill: one per pusher plus the commit window.
         #expect(duplicates <= 100, "\(duplicates) duplicates")
-        #expect(server.terminate() == 0)
+        #expect(server.stop(SIGTERM) == .exited(0))
     }
 
     @Test("a graceful SIGTERM mid-delivery loses and repeats nothing")
@@ -185,14 +127,14 @@ struct ServeEndToEndTests {
             #"{"user_id":"\#(users[i % 20])","room_id":"!r:example.org","event_id":"$e\#(i)","stream_ordering":\#(i + 1),"actions":["notify"],"event":{"type":"m.room.message","sender":"@bob:example.org"}}"#
         }
         #expect(try pushlog(["append", "notifications", "--data-dir", dir], stdin: lines.joined(separator: "\n")).status == 0)
-        var server = try Server(dataDir: dir)
+        var server = try ServeProcess(dataDir: dir)
         _ = try await gateway.waitForBodies(40)
-        #expect(server.terminate() == 0)
-        server = try Server(dataDir: dir)
+        #expect(server.stop(SIGTERM) == .exited(0))
+        server = try ServeProcess(dataDir: dir)
         let expected = Set((0..<200).map { "pk-\(users[$0 % 20]) $e\($0)" })
         let seen = try await gateway.deliveries(covering: expected, timeout: 30)
         #expect(expected.isSubset(of: Set(seen.keys)), "missing \(expected.subtracting(seen.keys).count)")
         #expect(seen.values.allSatisfy { $0 == 1 }, "repeated: \(seen.filter { $0.value > 1 }.keys.sorted().prefix(5))")
-        #expect(server.terminate() == 0)
+        #expect(server.stop(SIGTERM) == .exited(0))
     }
 }

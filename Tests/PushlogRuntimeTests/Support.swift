@@ -116,14 +116,3 @@ final class LogCapture: @unchecked Sendable {
         }
     }
 }
-
-/// Waits until `condition` holds, checking after each store commit would be ideal; we poll the
-/// store with a short interval and a bound (the store has no change feed yet).
-func eventually(timeout: Double = 10, _ condition: () throws -> Bool) async throws -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if try condition() { return true }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    return try condition()
-}

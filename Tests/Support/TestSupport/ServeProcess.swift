@@ -1,0 +1,56 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `pushlog serve` (the real binary) in the background. It listens on 127.0.0.1 at `port` (0:
+/// a free one, which the listening line names and ``port`` then holds); `init` returns once
+/// that line is out.
+public final class ServeProcess {
+    public let process = Process()
+    private let errors = Pipe()
+    public private(set) var port = 0
+
+    /// How serve ended.
+    public enum Ending: Equatable, Sendable {
+        case exited(Int32)
+        case signalled(Int32)
+        /// Still running after the wait (then killed).
+        case hung
+    }
+
+    public struct Failed: Error { public var stderr: String }
+
+    public init(dataDir: String, port: Int = 0, environment: [String: String] = [:]) throws {
+        process.executableURL = URL(fileURLWithPath: try pushlogBinary())
+        process.arguments = ["serve", "--data-dir", dataDir, "--listen", "127.0.0.1:\(port)"]
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let marker = "pushlog serve: listening on 127.0.0.1:"
+        var text = ""
+        while !(text.range(of: marker).map { text[$0.upperBound...].contains(",") } ?? false) {
+            let chunk = errors.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { throw Failed(stderr: text) }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        self.port = Int(text[text.range(of: marker)!.upperBound...].prefix { $0.isNumber }) ?? 0
+        let handle = errors.fileHandleForReading
+        Thread.detachNewThread { while !handle.availableData.isEmpty {} }  // never block serve on a full pipe
+    }
+
+    /// Sends `signal` and returns how serve ended, once Foundation has reaped it (its own
+    /// reaping races any waitpid here, and its waitUntilExit can hang inside tests).
+    @discardableResult
+    public func stop(_ signal: Int32, timeout: Double = 30) -> Ending {
+        kill(process.processIdentifier, signal)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        guard !process.isRunning else {
+            kill(process.processIdentifier, SIGKILL)
+            return .hung
+        }
+        return process.terminationReason == .uncaughtSignal ? .signalled(process.terminationStatus) : .exited(process.terminationStatus)
+    }
+}
