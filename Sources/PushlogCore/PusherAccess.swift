@@ -117,10 +117,14 @@ extension Store {
     /// Queues `body` for the writer's next group commit and returns at once; `onCommit` runs on
     /// the writer thread once it is committed (or failed). Writes queued by one caller commit in
     /// the order queued.
-    public func writeDeferred(_ body: @escaping @Sendable (StoreWriteContext) throws -> Void,
+    ///
+    /// `lazy`: the write may wait up to ``StoreOptions/lazyCommitDelay`` for others to share
+    /// its commit (and fsync), unless a write that is not lazy comes first. For writes whose loss
+    /// in a crash only repeats work, such as cursor advances after pushes.
+    public func writeDeferred(lazy: Bool = false, _ body: @escaping @Sendable (StoreWriteContext) throws -> Void,
                               onCommit: @escaping @Sendable (Result<Void, Error>) -> Void) {
         writer.enqueue(StoreWriter.Job(body: { [self] txn in try body(StoreWriteContext(store: self, txn: txn)) },
-                                       done: { onCommit($0.map { _ in () }) }))
+                                       lazy: lazy, done: { onCommit($0.map { _ in () }) }))
     }
 
     /// Runs `body` in one read transaction: several queries see the same snapshot and share the

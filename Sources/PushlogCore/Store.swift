@@ -5,9 +5,13 @@ public struct StoreOptions: Sendable {
     public var durability: Durability = .sync
     /// The initial map size; the map grows on demand whatever this says.
     public var mapSize: Int = 256 << 20
-    public init(durability: Durability = .sync, mapSize: Int = 256 << 20) {
+    /// How long lazy writes (cursor advances after pushes, see ``Store/writeDeferred(lazy:_:onCommit:)``)
+    /// may wait to share a commit with others.
+    public var lazyCommitDelay: Duration = .milliseconds(10)
+    public init(durability: Durability = .sync, mapSize: Int = 256 << 20, lazyCommitDelay: Duration = .milliseconds(10)) {
         self.durability = durability
         self.mapSize = mapSize
+        self.lazyCommitDelay = lazyCommitDelay
     }
 }
 
@@ -29,6 +33,8 @@ public final class Store: Sendable {
     /// receipts); a rebuild replays them before the log.
     let checkpoint: Database
     let writer: StoreWriter
+    /// Change counters of the `unread` projection, for badge caches.
+    public let unreadGenerations: UnreadGenerations
 
     public init(dataDir: String, options: StoreOptions = StoreOptions()) throws {
         self.dataDir = dataDir
@@ -47,7 +53,9 @@ public final class Store: Sendable {
         throttles = try env.database("throttles")
         deadLetters = try env.database("dead_letters")
         checkpoint = try env.database("checkpoint")
-        writer = StoreWriter(env: env)
+        let generations = UnreadGenerations()
+        unreadGenerations = generations
+        writer = StoreWriter(env: env, lazyDelay: options.lazyCommitDelay, afterTransaction: generations.transactionEnded)
     }
 
     deinit { writer.stop() }
@@ -105,7 +113,7 @@ public final class Store: Sendable {
         let ts = max(now, Int64(bitPattern: try metaUInt(txn, .lastTS) ?? 0))
         var result = AppendResult(firstPos: head + 1, lastPos: head + UInt64(entries.count))
         var projector = Projector(txn: txn, projections: projections, consumers: consumers,
-                                  throttles: throttles, deadLetters: deadLetters)
+                                  throttles: throttles, deadLetters: deadLetters, generations: unreadGenerations)
         try txn.withCursor(log) { cursor in
             var pos = head
             for entry in entries {

@@ -14,6 +14,12 @@ final class StoreWriter: @unchecked Sendable {
     private var cond = pthread_cond_t()
     private var condMutex = pthread_mutex_t()
     private var queue: [Job] = []
+    /// Whether ``queue`` holds a job that is not ``Job/lazy``.
+    private var eagerQueued = false
+    /// When the oldest queued lazy job was queued (CLOCK_MONOTONIC, ns).
+    private var oldestLazy: UInt64 = 0
+    /// How long a queue of lazy jobs only may wait for company before it is committed.
+    let lazyDelayNS: UInt64
     private var stopping = false
     private var thread: pthread_t?
     /// Group commits done, and jobs they carried (for stats and tests).
@@ -24,15 +30,31 @@ final class StoreWriter: @unchecked Sendable {
         let body: (Transaction) throws -> Any
         var result: Result<Any, Error>?
         let done: @Sendable (Result<Any, Error>) -> Void
-        init(body: @escaping (Transaction) throws -> Any, done: @escaping @Sendable (Result<Any, Error>) -> Void) {
+        /// A job nobody waits for in a hurry (cursor advances after pushes): it may wait up to
+        /// the writer's lazy delay, so that many of them share one commit and its fsync. Any
+        /// other job commits at once and takes the waiting lazy ones with it.
+        let lazy: Bool
+        init(body: @escaping (Transaction) throws -> Any, lazy: Bool = false,
+             done: @escaping @Sendable (Result<Any, Error>) -> Void) {
             self.body = body
+            self.lazy = lazy
             self.done = done
         }
     }
 
-    init(env: Environment) {
+    /// Called on the writer thread after each write transaction, committed or not.
+    private let afterTransaction: @Sendable () -> Void
+
+    init(env: Environment, lazyDelay: Duration, afterTransaction: @escaping @Sendable () -> Void = {}) {
         self.env = env
-        pthread_cond_init(&cond, nil)
+        self.afterTransaction = afterTransaction
+        let (seconds, attoseconds) = lazyDelay.components
+        lazyDelayNS = UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(&cond, &attributes)
+        pthread_condattr_destroy(&attributes)
         pthread_mutex_init(&condMutex, nil)
         let box = Unmanaged.passRetained(self)
         var t = pthread_t()
@@ -57,8 +79,15 @@ final class StoreWriter: @unchecked Sendable {
     func enqueue(_ job: Job) {
         pthread_mutex_lock(&condMutex)
         precondition(!stopping, "store writer used after close")
+        // A lazy job joining others needs no wake-up: the writer is already timing the wait.
+        let signal = !job.lazy || !eagerQueued && queue.isEmpty
+        if job.lazy {
+            if queue.allSatisfy({ !$0.lazy }) { oldestLazy = Self.monotonicNS() }
+        } else {
+            eagerQueued = true
+        }
         queue.append(job)
-        pthread_cond_signal(&cond)
+        if signal { pthread_cond_signal(&cond) }
         pthread_mutex_unlock(&condMutex)
     }
 
@@ -86,16 +115,35 @@ final class StoreWriter: @unchecked Sendable {
     private func run() {
         while true {
             pthread_mutex_lock(&condMutex)
-            while queue.isEmpty && !stopping { pthread_cond_wait(&cond, &condMutex) }
+            while true {
+                if queue.isEmpty {
+                    if stopping { break }
+                    pthread_cond_wait(&cond, &condMutex)
+                    continue
+                }
+                if eagerQueued || stopping || lazyDelayNS == 0 { break }
+                // Only lazy jobs: wait for company until the oldest has waited long enough.
+                let deadline = oldestLazy + lazyDelayNS
+                guard Self.monotonicNS() < deadline else { break }
+                var until = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+                pthread_cond_timedwait(&cond, &condMutex, &until)
+            }
             if queue.isEmpty && stopping {
                 pthread_mutex_unlock(&condMutex)
                 return
             }
             let jobs = queue
             queue.removeAll(keepingCapacity: true)
+            eagerQueued = false
             pthread_mutex_unlock(&condMutex)
             commit(jobs)
         }
+    }
+
+    private static func monotonicNS() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 
     private func commit(_ jobs: [Job]) {
@@ -115,10 +163,12 @@ final class StoreWriter: @unchecked Sendable {
                     }
                 }
             }
+            afterTransaction()  // before anyone hears of the commit
             commits += 1
             jobsCommitted += jobs.count
             for job in jobs { job.done(job.result!) }
         } catch {
+            afterTransaction()
             if jobs.count == 1 {
                 jobs[0].done(.failure(error))
             } else {
