@@ -1,0 +1,222 @@
+/// A stored notification read in place: the fields a push needs as slices of the entry's bytes
+/// (``EntryCodec`` format 1), with no `String`, dictionary or `JSON` value built.
+///
+/// Why: the HTTP pusher's hot path used to decode every entry into a ``Notification`` (a JSON
+/// parse of the event into dictionaries) only to serialise most of it again into the body.
+/// The event, actions and context are stored as canonical JSON text (sorted keys, our own
+/// writer), so the body can copy their values verbatim; see ``RawJSON``.
+///
+/// Traps:
+/// - The slices point into the LMDB map: valid only inside the read transaction that
+///   produced the bytes.
+/// - Strings are raw UTF-8 as stored, not JSON-escaped.
+/// - ``init(_:)`` returns nil for anything it does not fully understand (another entry type, a
+///   format it does not know, truncated bytes); the caller then takes the slow path
+///   (``EntryCodec/decode(_:pos:)``), which names what is wrong.
+public struct RawNotification {
+    /// When the entry was appended to the log (milliseconds).
+    public let ts: Int64
+    public let receivedTS: Int64
+    public let userID: UnsafeRawBufferPointer
+    public let roomID: UnsafeRawBufferPointer
+    public let eventID: UnsafeRawBufferPointer
+    /// JSON text of the push-rule actions (an array).
+    public let actions: UnsafeRawBufferPointer
+    /// JSON text of the event (an object).
+    public let event: UnsafeRawBufferPointer
+    /// JSON text of the context (an object), when there is one.
+    public let context: UnsafeRawBufferPointer?
+
+    public init?(_ bytes: UnsafeRawBufferPointer) {
+        var r = ByteReader(bytes, what: "")
+        guard let f = try? r.byte(), f == EntryCodec.format,
+              let t = try? r.byte(), t == EntryCodec.TypeCode.notification.rawValue,
+              let ts = try? r.fixed64(),
+              let user = try? r.rawBytes(), let room = try? r.rawBytes(), let event = try? r.rawBytes(),
+              (try? r.int()) != nil,
+              let actions = try? r.rawBytes(),
+              (try? r.rawBytes()) != nil,  // thread
+              let received = try? r.int(),
+              let ev = try? r.rawBytes(),
+              let hasContext = try? r.byte()
+        else { return nil }
+        var context: UnsafeRawBufferPointer?
+        if hasContext == 1 {
+            guard let c = try? r.rawBytes() else { return nil }
+            context = c
+        } else if hasContext != 0 {
+            return nil
+        }
+        guard r.atEnd else { return nil }
+        self.ts = Int64(bitPattern: ts)
+        self.receivedTS = received
+        self.userID = user
+        self.roomID = room
+        self.eventID = event
+        self.actions = actions
+        self.event = ev
+        self.context = context
+    }
+}
+
+/// What the HTTP pusher reads for one push, in place (see ``RawNotification``): valid only
+/// inside the ``StoreReadView``'s transaction.
+public struct RawPushInput {
+    /// The pusher's stored record: compare it with a cached copy before decoding it again.
+    public let pusherRecord: UnsafeRawBufferPointer
+    public let enabled: Bool
+    /// The log entry's bytes; nil when it was compacted away.
+    public let entry: UnsafeRawBufferPointer?
+    public let badge: Int
+
+    /// The pusher's config, decoded from ``pusherRecord``.
+    public func decodePusher() throws -> PusherConfig { try PusherRecord.decode(pusherRecord) }
+}
+
+extension StoreReadView {
+    /// The pusher at `key` (nil when removed), the entry at `pos` and the user's badge, read in
+    /// place: ``pushInput(key:pos:rule:)`` without decoding anything but the consumer's
+    /// enabled flag. `user` is the pusher's user (the key's prefix), for the badge.
+    /// The badge comes from `badgeCache` when it still holds (see ``badge(user:rule:cache:globalBeforeRead:)``).
+    public func rawPushInput(key: [UInt8], user: String, pos: UInt64, rule: BadgeRule,
+                             badgeCache: inout BadgeCache, globalBeforeRead: UInt64) throws -> RawPushInput? {
+        guard let p = try txn.get(store.projections.pushers, key), let s = try txn.get(store.consumers, key) else { return nil }
+        let state = try ConsumerState.decode(s)
+        let entry = try txn.get(store.log, Keys.pos(pos))
+        let badge = try self.badge(user: user, rule: rule, cache: &badgeCache, globalBeforeRead: globalBeforeRead)
+        return RawPushInput(pusherRecord: p, enabled: state.enabled, entry: entry, badge: badge)
+    }
+}
+
+/// Reading canonical JSON text in place: members of an object as slices, values skipped without
+/// being built. Tolerates whitespace; refuses (returns nil/false) what is not well formed enough
+/// to be skipped safely. It does not validate what it skips (numbers, escapes): it is meant for
+/// text our own writer produced.
+public enum RawJSON {
+    /// Calls `body(key, value)` for each member of the object in `text`, `key` being the key's
+    /// token with its quotes, `value` the value's whole text. Returns false (possibly after
+    /// some calls) when `text` is not an object.
+    @discardableResult
+    public static func forEachMember(_ text: UnsafeRawBufferPointer,
+                                     _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void) -> Bool {
+        var i = 0
+        skipSpace(text, &i)
+        guard i < text.count, text[i] == UInt8(ascii: "{") else { return false }
+        i += 1
+        skipSpace(text, &i)
+        if i < text.count, text[i] == UInt8(ascii: "}") { return true }
+        while true {
+            skipSpace(text, &i)
+            guard i < text.count, text[i] == UInt8(ascii: "\"") else { return false }
+            let keyStart = i
+            guard skipValue(text, &i) else { return false }
+            let key = UnsafeRawBufferPointer(rebasing: text[keyStart..<i])
+            skipSpace(text, &i)
+            guard i < text.count, text[i] == UInt8(ascii: ":") else { return false }
+            i += 1
+            skipSpace(text, &i)
+            let valueStart = i
+            guard skipValue(text, &i) else { return false }
+            body(key, UnsafeRawBufferPointer(rebasing: text[valueStart..<i]))
+            skipSpace(text, &i)
+            guard i < text.count else { return false }
+            if text[i] == UInt8(ascii: "}") { return true }
+            guard text[i] == UInt8(ascii: ",") else { return false }
+            i += 1
+        }
+    }
+
+    /// The value of member `key` (given with its quotes, e.g. `"type"`), if the object has one.
+    public static func member(_ text: UnsafeRawBufferPointer, _ key: StaticString) -> UnsafeRawBufferPointer? {
+        var found: UnsafeRawBufferPointer?
+        let name = UnsafeRawBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount)
+        forEachMember(text) { k, v in
+            if found == nil, equal(k, name) { found = v }
+        }
+        return found
+    }
+
+    /// Whether a value's text is a string token.
+    public static func isString(_ value: UnsafeRawBufferPointer) -> Bool {
+        value.count >= 2 && value[0] == UInt8(ascii: "\"")
+    }
+
+    public static func equal(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        a.count == b.count && (a.isEmpty || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
+    }
+
+    public static func equal(_ a: UnsafeRawBufferPointer, _ b: StaticString) -> Bool {
+        equal(a, UnsafeRawBufferPointer(start: b.utf8Start, count: b.utf8CodeUnitCount))
+    }
+
+    /// Whether the string token `token` (quotes included) holds exactly the bytes `raw`. A token
+    /// with escapes is decoded first (rare: our writer escapes only `"`, `\` and controls).
+    public static func stringToken(_ token: UnsafeRawBufferPointer, equals raw: UnsafeRawBufferPointer) -> Bool {
+        guard isString(token) else { return false }
+        let inner = UnsafeRawBufferPointer(rebasing: token[1..<token.count - 1])
+        if !inner.contains(UInt8(ascii: "\\")) { return equal(inner, raw) }
+        guard case .string(let s)? = try? JSON.parse(token) else { return false }
+        return Array(s.utf8).withUnsafeBytes { equal($0, raw) }
+    }
+
+    @inline(__always)
+    static func skipSpace(_ t: UnsafeRawBufferPointer, _ i: inout Int) {
+        while i < t.count, t[i] == 0x20 || t[i] == 0x0A || t[i] == 0x0D || t[i] == 0x09 { i += 1 }
+    }
+
+    /// Moves `i` past the value starting at `i`.
+    static func skipValue(_ t: UnsafeRawBufferPointer, _ i: inout Int) -> Bool {
+        guard i < t.count else { return false }
+        switch t[i] {
+        case UInt8(ascii: "\""):
+            return skipString(t, &i)
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            var depth = 0
+            while i < t.count {
+                switch t[i] {
+                case UInt8(ascii: "\""):
+                    guard skipString(t, &i) else { return false }
+                    continue
+                case UInt8(ascii: "{"), UInt8(ascii: "["):
+                    depth += 1
+                case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                    depth -= 1
+                    if depth == 0 {
+                        i += 1
+                        return true
+                    }
+                default:
+                    break
+                }
+                i += 1
+            }
+            return false
+        default:
+            let start = i
+            while i < t.count {
+                let b = t[i]
+                if b == UInt8(ascii: ",") || b == UInt8(ascii: "}") || b == UInt8(ascii: "]") || b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 { break }
+                i += 1
+            }
+            return i > start
+        }
+    }
+
+    private static func skipString(_ t: UnsafeRawBufferPointer, _ i: inout Int) -> Bool {
+        i += 1  // the opening quote
+        while i < t.count {
+            switch t[i] {
+            case UInt8(ascii: "\\"): i += 2
+            case UInt8(ascii: "\""):
+                i += 1
+                return true
+            default: i += 1
+            }
+        }
+        return false
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,202 @@
+import PushlogCore
+
+/// Writes the gateway body for one notification straight from its stored bytes
+/// (``RawNotification``): the same bytes as ``GatewayPayload/notification(_:pusher:badge:options:)``
+/// serialised, without building a ``Notification`` or a `JSON` tree per push.
+///
+/// How it stays identical: the stored event, actions and context are canonical JSON (sorted
+/// keys, our writer), so a value copied verbatim is what serialising the decoded value gives;
+/// the members are written in sorted key order, as the `JSON` writer does; the per-pusher part
+/// (the device without its tweaks) is serialised once per pusher by the reference code, and the
+/// tweaks once per distinct actions text. Tests compare both paths byte for byte.
+///
+/// Not `Sendable`: one per delivery engine, used on its thread only.
+final class PayloadWriter {
+    /// What a pusher contributes to every body, made once per pusher record.
+    final class PreparedPusher {
+        /// The stored record it was made from (compared to decide whether to make it again).
+        let record: [UInt8]
+        let config: PusherConfig
+        let url: String?
+        let host: String
+        let eventIDOnly: Bool
+        let badgeDisabled: Bool
+        /// The device object without its closing brace (and without tweaks).
+        let devicePrefix: [UInt8]
+
+        init(record: [UInt8], config: PusherConfig) {
+            self.record = record
+            self.config = config
+            url = config.data["url"]?.stringValue
+            host = PusherPool.host(of: url ?? "")
+            eventIDOnly = GatewayPayload.isEventIDOnly(config)
+            badgeDisabled = GatewayPayload.badgeDisabled(config)
+            var device = GatewayPayload.device(config, tweaks: nil).serialized()
+            device.removeLast()  // "}"
+            devicePrefix = device
+        }
+
+        func matches(_ stored: UnsafeRawBufferPointer) -> Bool {
+            record.withUnsafeBytes { RawJSON.equal($0, stored) }
+        }
+    }
+
+    /// What a push needs from the actions: the serialised tweaks and whether they make it urgent.
+    private struct Actions {
+        /// `,"tweaks":{…}` or nothing when there are none.
+        var tweaksMember: [UInt8]
+        var urgent: Bool
+    }
+
+    private var actionsCache: [[UInt8]: Actions] = [:]
+    private static let actionsCacheLimit = 256
+
+    private var out: [UInt8] = []
+
+    init() { out.reserveCapacity(1024) }
+
+    /// The body for `n` to `pusher`; nil when the stored JSON cannot be read in place (the
+    /// caller then takes the slow path, which reports what is wrong).
+    func notification(_ n: RawNotification, pusher: PreparedPusher, badge: Int, includeContent: Bool) -> [UInt8]? {
+        guard let actions = actions(n.actions) else { return nil }
+        var content: UnsafeRawBufferPointer?
+        var sender: UnsafeRawBufferPointer?
+        var type: UnsafeRawBufferPointer?
+        var stateKey: UnsafeRawBufferPointer?
+        let wellFormed = RawJSON.forEachMember(n.event) { k, v in
+            if RawJSON.equal(k, "\"type\"") {
+                type = v
+            } else if RawJSON.equal(k, "\"sender\"") {
+                sender = v
+            } else if RawJSON.equal(k, "\"content\"") {
+                content = v
+            } else if RawJSON.equal(k, "\"state_key\"") {
+                stateKey = v
+            }
+        }
+        guard wellFormed else { return nil }
+        if let t = type, !RawJSON.isString(t) { type = nil }  // the reference sends "" then
+        let encrypted = type.map { RawJSON.equal($0, "\"m.room.encrypted\"") } ?? false
+        let urgent = encrypted || actions.urgent
+
+        out.removeAll(keepingCapacity: true)
+        append("{\"notification\":{")
+        if pusher.eventIDOnly {
+            if !pusher.badgeDisabled {
+                appendCounts(badge)
+                append(",")
+            }
+            appendDevices(pusher, tweaks: nil)
+            append(",\"event_id\":"); appendString(n.eventID)
+            append(urgent ? ",\"prio\":\"high\"" : ",\"prio\":\"low\"")
+            append(",\"room_id\":"); appendString(n.roomID)
+            append("}}")
+            return out
+        }
+        var first = true
+        if includeContent, let content {
+            append("\"content\":"); append(content)
+            first = false
+        }
+        if !pusher.badgeDisabled {
+            if !first { append(",") }
+            appendCounts(badge)
+            first = false
+        }
+        if !first { append(",") }
+        appendDevices(pusher, tweaks: actions.tweaksMember)
+        append(",\"event_id\":"); appendString(n.eventID)
+        append(",\"id\":"); appendString(n.eventID)
+        let member = type.map { RawJSON.equal($0, "\"m.room.member\"") } ?? false
+        if member, let content, let membership = RawJSON.member(content, "\"membership\"") {
+            append(",\"membership\":"); append(membership)
+        }
+        append(urgent ? ",\"prio\":\"high\"" : ",\"prio\":\"low\"")
+        var alias: UnsafeRawBufferPointer?, roomName: UnsafeRawBufferPointer?, displayName: UnsafeRawBufferPointer?
+        if let context = n.context {
+            guard RawJSON.forEachMember(context, { k, v in
+                guard RawJSON.isString(v) else { return }
+                if RawJSON.equal(k, "\"room_alias\"") {
+                    alias = v
+                } else if RawJSON.equal(k, "\"room_name\"") {
+                    roomName = v
+                } else if RawJSON.equal(k, "\"sender_display_name\"") {
+                    displayName = v
+                }
+            }) else { return nil }
+        }
+        if let alias { append(",\"room_alias\":"); append(alias) }
+        append(",\"room_id\":"); appendString(n.roomID)
+        if let roomName { append(",\"room_name\":"); append(roomName) }
+        if let sender { append(",\"sender\":"); append(sender) }
+        if let displayName { append(",\"sender_display_name\":"); append(displayName) }
+        append(",\"type\":")
+        if let type { append(type) } else { append("\"\"") }
+        if member {
+            let target = stateKey.map { RawJSON.stringToken($0, equals: n.userID) } ?? false
+            append(target ? ",\"user_is_target\":true" : ",\"user_is_target\":false")
+        }
+        append("}}")
+        return out
+    }
+
+    private func actions(_ text: UnsafeRawBufferPointer) -> Actions? {
+        let key = Array(text)
+        if let cached = actionsCache[key] { return cached }
+        guard case .array(let actions)? = try? JSON.parse(text) else { return nil }
+        let tweaks = GatewayPayload.tweaks(actions)
+        var member: [UInt8] = []
+        if !tweaks.isEmpty {
+            member.append(contentsOf: ",\"tweaks\":".utf8)
+            JSON.object(tweaks).write(to: &member)
+        }
+        let value = Actions(tweaksMember: member,
+                            urgent: (tweaks["highlight"]?.isTruthy ?? false) || (tweaks["sound"]?.isTruthy ?? false))
+        if actionsCache.count >= Self.actionsCacheLimit { actionsCache.removeAll(keepingCapacity: true) }
+        actionsCache[key] = value
+        return value
+    }
+
+    private func appendCounts(_ badge: Int) {
+        append("\"counts\":{\"unread\":")
+        append(String(badge))
+        append("}")
+    }
+
+    private func appendDevices(_ pusher: PreparedPusher, tweaks: [UInt8]?) {
+        append("\"devices\":[")
+        out.append(contentsOf: pusher.devicePrefix)
+        if let tweaks { out.append(contentsOf: tweaks) }
+        append("}]")
+    }
+
+    @inline(__always)
+    private func append(_ s: StaticString) {
+        out.append(contentsOf: UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    private func append(_ s: String) {
+        out.append(contentsOf: s.utf8)
+    }
+
+    @inline(__always)
+    private func append(_ raw: UnsafeRawBufferPointer) {
+        out.append(contentsOf: raw)
+    }
+
+    /// A JSON string token for raw UTF-8, escaped as ``JSON``'s writer escapes.
+    private func appendString(_ raw: UnsafeRawBufferPointer) {
+        var needsEscape = false
+        for b in raw where b < 0x20 || b == 0x22 || b == 0x5C {
+            needsEscape = true
+            break
+        }
+        if !needsEscape {
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: raw)
+            out.append(UInt8(ascii: "\""))
+            return
+        }
+        JSON.string(String(decoding: raw, as: UTF8.self)).write(to: &out)
+    }
+}
