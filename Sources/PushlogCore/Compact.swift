@@ -90,7 +90,7 @@ extension Store {
         try writer.write { [self] txn in
             try txn.clear(checkpoint)
             for e in kept { try txn.put(checkpoint, Keys.pos(e.pos), EntryCodec.encode(e.entry, ts: e.ts)) }
-            let projector = Projector(txn: txn, projections: projections)
+            let projector = Projector(txn: txn, projections: projections, generations: unreadGenerations)
             for room in touchedRooms { try projector.recountUnread(user: room[0], room: room[1]) }
         }
         return CompactReport(newFirst: end, dropped: dropped, checkpointed: kept.count)

@@ -35,12 +35,15 @@ struct Projector {
     let consumers: Database?
     let throttles: Database?
     let deadLetters: Database?
+    /// Told of every change to a user's unread rows (nil for shadow projections).
+    let generations: UnreadGenerations?
     /// Heads are written once per user per batch.
     var pendingHeads: [String: UInt64] = [:]
 
     init(txn: Transaction, projections: Projections, consumers: Database? = nil,
-         throttles: Database? = nil, deadLetters: Database? = nil) {
+         throttles: Database? = nil, deadLetters: Database? = nil, generations: UnreadGenerations? = nil) {
         self.txn = txn
+        self.generations = generations
         self.p = projections
         self.consumers = consumers
         self.throttles = throttles
@@ -82,6 +85,7 @@ struct Projector {
             var u = try txn.get(p.unread, key).map(UnreadValue.decode) ?? UnreadValue(count: 0, oldestPos: pos)
             u.count += 1
             u.oldestPos = min(u.oldestPos, pos)
+            generations?.changing(user: n.userID)
             try txn.put(p.unread, key, u.encoded())
         }
     }
@@ -125,6 +129,7 @@ struct Projector {
                 oldest = min(oldest, pos)
             }
         }
+        generations?.changing(user: user)
         if count == 0 {
             try txn.delete(p.unread, key)
         } else {

@@ -142,6 +142,7 @@ extension Store {
             for (name, pair) in zip(Self.projectionNames, zip(live.all, shadow.all)) where !(report.differences[name]?.isEmpty ?? true) {
                 try copy(from: pair.1, to: pair.0, chunk: chunk * 5)
             }
+            unreadGenerations.invalidateAll()
             try reconcileConsumers(head: head)
             try writer.write { [self] txn in _ = try txn.delete(meta, Array(MetaKey.rebuilding.rawValue.utf8)) }
             report.repaired = true

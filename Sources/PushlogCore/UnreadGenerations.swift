@@ -1,0 +1,114 @@
+import LMDB
+
+/// Change counters for the `unread` projection, so that a reader can tell, without scanning,
+/// that a user's badge cannot have changed since it last computed it.
+///
+/// Per user (hashed into one of ``slotCount`` slots: two users sharing a slot only cost a
+/// needless recount) the counter is bumped twice for every write transaction that changes that
+/// user's unread rows: once before the commit, when the projector changes the row (the counter
+/// is then odd: "changing"), and once after the commit (even again). A ``global`` counter moves
+/// with every bump.
+///
+/// The reader's protocol (``BadgeCache``): read ``global`` *before* opening the read
+/// transaction; compute the badge in the transaction; read the user's counter, then ``global``
+/// again. The result may be cached under that counter only if the counter is even and
+/// ``global`` did not move: then every commit the counter accounts for happened before the
+/// snapshot. A cached badge is used while the user's counter is unchanged; a commit that the
+/// snapshot of a later read sees was bumped (odd) before it was committed, so the counter has
+/// changed by then.
+///
+/// Thread safety: a mutex; the writer thread bumps, any thread reads.
+public final class UnreadGenerations: @unchecked Sendable {
+    static let slotCount = 4096
+    private let lock = Mutex()
+    private var slots = [UInt64](repeating: 0, count: UnreadGenerations.slotCount)
+    private var globalCounter: UInt64 = 0
+    /// Writer thread: slots bumped to odd in the transaction being written.
+    private var changing: [Int] = []
+
+    init() {}
+
+    static func slot(_ user: String) -> Int {
+        var h: UInt64 = 14_695_981_039_346_656_037
+        for b in user.utf8 { h = (h ^ UInt64(b)) &* 1_099_511_628_211 }
+        return Int(h % UInt64(slotCount))
+    }
+
+    /// The writer changes `user`'s unread rows in the transaction it is writing.
+    func changing(user: String) {
+        let i = Self.slot(user)
+        lock.withLock {
+            guard slots[i] & 1 == 0 else { return }  // already marked in this transaction
+            slots[i] += 1
+            globalCounter += 1
+            changing.append(i)
+        }
+    }
+
+    /// The writer's transaction is over (committed or not).
+    func transactionEnded() {
+        lock.withLock {
+            guard !changing.isEmpty else { return }
+            for i in changing { slots[i] += 1 }
+            globalCounter += 1
+            changing.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Something rewrote the projection wholesale (compaction, rebuild): nothing cached holds.
+    func invalidateAll() {
+        lock.withLock {
+            for i in slots.indices { slots[i] += 2 }
+            globalCounter += 2
+        }
+    }
+
+    public var global: UInt64 { lock.withLock { globalCounter } }
+
+    public func generation(user: String) -> UInt64 {
+        let i = Self.slot(user)
+        return lock.withLock { slots[i] }
+    }
+
+    /// `user`'s counter and the global one, read together.
+    public func generations(user: String) -> (user: UInt64, global: UInt64) {
+        let i = Self.slot(user)
+        return lock.withLock { (slots[i], globalCounter) }
+    }
+}
+
+/// One user's badge as last computed, with the counter it is valid under (see
+/// ``UnreadGenerations``).
+public struct BadgeCache: Sendable {
+    var generation: UInt64 = 1  // odd: nothing cached
+    var badge = 0
+    var rule = BadgeRule.rooms
+
+    public init() {}
+
+    init(generation: UInt64, badge: Int, rule: BadgeRule) {
+        self.generation = generation
+        self.badge = badge
+        self.rule = rule
+    }
+}
+
+extension StoreReadView {
+    /// `user`'s badge, from `cache` when the user's unread rows cannot have changed since, else
+    /// counted (and cached when that is safe). `globalBeforeRead` is ``UnreadGenerations/global``
+    /// read before this view's transaction began.
+    public func badge(user: String, rule: BadgeRule, cache: inout BadgeCache, globalBeforeRead: UInt64) throws -> Int {
+        let gens = store.unreadGenerations
+        if cache.generation & 1 == 0, cache.rule == rule, gens.generation(user: user) == cache.generation {
+            return cache.badge
+        }
+        let badge = try store.badge(user: user, rule: rule, txn: txn)
+        let (now, global) = gens.generations(user: user)
+        if now & 1 == 0, global == globalBeforeRead {
+            cache = BadgeCache(generation: now, badge: badge, rule: rule)
+        } else {
+            cache = BadgeCache()
+        }
+        return badge
+    }
+}
