@@ -262,7 +262,8 @@ final class CurlThread: Sendable {
                 sink.completed(tag: post.tag, .failure(refusing))
                 continue
             }
-            let request = HTTPRequest(method: "POST", url: post.url, body: post.body, headers: post.headers)
+            var request = HTTPRequest(method: "POST", url: post.url, body: post.body, headers: post.headers)
+            request.collectsHeaders = post.collectsResponseHeaders
             do {
                 try request.validate()
             } catch {

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// An HTTP client for a long-running process: one libcurl multi handle on one dedicated
 /// thread, shared by every request.
 ///
@@ -30,6 +32,16 @@ public final class HTTPClient: Sendable {
     let thread: CurlThread
     /// Runs ``sendMail(_:)``'s transfers.
     let mailThread: LazyCurlThread
+    /// More HTTP threads, each with its own multi handle, for batchers that spread their work
+    /// (``makeBatcher(thread:_:)`` with an index above 0), started on first use.
+    let extraThreads: Mutex<ExtraThreads> = Mutex(ExtraThreads())
+
+    struct ExtraThreads: ~Copyable {
+        var threads: [Int: LazyCurlThread] = [:]
+        /// Set by ``shutdown()``: no thread is started after it.
+        var closed = false
+    }
+    let configuration: CurlConfiguration
 
     /// Starts the client's thread.
     ///
@@ -54,13 +66,13 @@ public final class HTTPClient: Sendable {
             maxConnectionsPerHost: maxConnectionsPerHost,
             connectionCacheSize: connectionCacheSize
         )
+        self.configuration = configuration
         thread = try CurlThread(configuration: configuration)
         mailThread = LazyCurlThread(configuration: configuration)
     }
 
     deinit {
-        thread.shutdown()
-        mailThread.shutdown()
+        shutdown()
     }
 
     /// POSTs `body` to `url` and returns the answer, whatever its status.
@@ -106,5 +118,10 @@ public final class HTTPClient: Sendable {
     public func shutdown() {
         thread.shutdown()
         mailThread.shutdown()
+        let extra = extraThreads.withLock { extra in
+            extra.closed = true
+            return Array(extra.threads.values)
+        }
+        for t in extra { t.shutdown() }
     }
 }

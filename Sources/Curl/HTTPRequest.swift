@@ -6,6 +6,8 @@ struct HTTPRequest: Sendable {
     var url: String
     var body: [UInt8]
     var headers: [String: String]
+    /// False: the answer's headers are not collected (``HTTPResponse/headers`` stays empty).
+    var collectsHeaders = true
 
     /// Checks what libcurl would pass through unchecked: a method or header containing CR/LF
     /// would let a caller inject headers or requests, so it is refused before any I/O.
@@ -29,6 +31,7 @@ struct HTTPRequest: Sendable {
         // would otherwise also speak file://, gopher://, and so on.
         try transfer.set(CURLOPT_PROTOCOLS_STR, "http,https")
         try transfer.set(CURLOPT_URL, url)
+        if !collectsHeaders { try transfer.discardResponseHeaders() }
         // HTTP/2 when TLS ALPN offers it, so several requests to one gateway share one
         // connection; HTTP/1.1 otherwise (cleartext h2c is not attempted).
         try transfer.set(CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))

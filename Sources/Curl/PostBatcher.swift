@@ -8,13 +8,18 @@ public struct PostRequest: Sendable {
     public var body: [UInt8]
     public var headers: [String: String]
     public var timeout: Duration
+    /// Whether the completion's ``HTTPResponse/headers`` are filled in; off by default, as
+    /// collecting them costs a callback and two strings per header line.
+    public var collectsResponseHeaders: Bool
 
-    public init(tag: UInt64, url: String, body: [UInt8], headers: [String: String] = [:], timeout: Duration) {
+    public init(tag: UInt64, url: String, body: [UInt8], headers: [String: String] = [:], timeout: Duration,
+                collectsResponseHeaders: Bool = false) {
         self.tag = tag
         self.url = url
         self.body = body
         self.headers = headers
         self.timeout = timeout
+        self.collectsResponseHeaders = collectsResponseHeaders
     }
 }
 
@@ -74,6 +79,24 @@ extension HTTPClient {
     /// A batch channel on this client's curl thread (see ``PostBatcher``).
     public func makeBatcher(_ handler: @escaping @Sendable (inout PostBatch) -> Void) -> PostBatcher {
         PostBatcher(thread: thread, handler: handler)
+    }
+
+    /// A batch channel on curl thread `index` of this client: 0 is the thread every
+    /// ``post(_:body:headers:timeout:)`` uses; others are started on first use, each with its
+    /// own multi handle (its own connections, `maxConnectionsPerHost` of them per host), so
+    /// batchers on different threads run on different cores. Throws ``HTTPError`` when the
+    /// thread cannot be started or the client is shut down.
+    public func makeBatcher(thread index: Int, _ handler: @escaping @Sendable (inout PostBatch) -> Void) throws(HTTPError) -> PostBatcher {
+        precondition(index >= 0)
+        if index == 0 { return makeBatcher(handler) }
+        let lazy = try extraThreads.withLock { extra throws(HTTPError) -> LazyCurlThread in
+            guard !extra.closed else { throw HTTPError.shutDown }
+            if let t = extra.threads[index] { return t }
+            let t = LazyCurlThread(configuration: configuration)
+            extra.threads[index] = t
+            return t
+        }
+        return PostBatcher(thread: try lazy.get(), handler: handler)
     }
 }
 

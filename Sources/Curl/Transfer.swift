@@ -253,6 +253,14 @@ final class Transfer {
         try check(ccurl_easy_setopt_pointer(easy, CURLOPT_READDATA, Unmanaged.passUnretained(self).toOpaque()), CURLOPT_READDATA)
     }
 
+    /// Drops the response headers unread (set after ``prepare(connectTimeout:timeout:)``), for
+    /// callers that need only the status and the body: no callback per header line, no strings.
+    func discardResponseHeaders() throws(HTTPError) {
+        // Both NULL: with HEADERDATA set, libcurl would hand headers to the write callback.
+        try check(ccurl_easy_setopt_write_callback(easy, CURLOPT_HEADERFUNCTION, nil), CURLOPT_HEADERFUNCTION)
+        try check(ccurl_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, nil), CURLOPT_HEADERDATA)
+    }
+
     /// Marks the transfer as SMTP: the last error reply (4xx, 5xx) the server sends is kept,
     /// and a failure whose response code is that reply's quotes it.
     func usesSMTP() {

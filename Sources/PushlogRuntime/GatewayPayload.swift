@@ -77,8 +77,12 @@ public enum GatewayPayload {
         ])])
     }
 
+    private static let emptyRejection = Array(#"{"rejected":[]}"#.utf8)
+
     /// The pushkeys the gateway rejected; nil when the answer is not a JSON object.
     public static func rejected(_ body: [UInt8]) -> [String]? {
+        // The usual answer, spelt as Sygnal and most gateways spell it: no parse needed.
+        if body.elementsEqual(emptyRejection) { return [] }
         guard case .object(let o) = try? JSON.parse(body) else { return nil }
         guard case .array(let keys)? = o["rejected"] else { return [] }
         return keys.compactMap(\.stringValue)

@@ -56,13 +56,19 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
         var tag: UInt64
         var pos: UInt64
         var loggedTS: Int64
-        var pusher: PusherConfig
+        var pusher: PayloadWriter.PreparedPusher
         var badge: Int
     }
 
     private final class Run {
         let key: [UInt8]
+        /// The pusher's user (the key's prefix).
+        let userID: String
         let context: BackgroundProcessContext
+        /// The pusher as last read, with its part of every body.
+        var pusher: PayloadWriter.PreparedPusher?
+        /// The user's badge as last counted (a backlog of pushes to one user counts it once).
+        var badgeCache = BadgeCache()
         var phase = Phase.ready
         var cursor: UInt64 = 0
         var queue: [UserNotification] = []
@@ -81,8 +87,9 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
         var lastWriteSeq: UInt64 = 0
         var error: (any Error)?
 
-        init(key: [UInt8], context: BackgroundProcessContext) {
+        init(key: [UInt8], userID: String, context: BackgroundProcessContext) {
             self.key = key
+            self.userID = userID
             self.context = context
         }
     }
@@ -141,6 +148,9 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
     private var finishing: [Run] = []
     private var ready: [Run] = []
     private var stopping = false
+    private let payloads = PayloadWriter()
+    /// ``UnreadGenerations/global`` read just before this step's read transaction.
+    private var unreadGlobalBeforeRead: UInt64 = 0
 
     /// A FIFO of runs waiting for a host slot.
     private struct Queue {
@@ -164,12 +174,23 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
     private static let headers = ["Content-Type": "application/json"]
     private static let roundSize = 100
 
-    init(pool: PusherPool) {
+    /// This engine's share of the per-host in-flight cap.
+    private let perHostInFlight: Int
+
+    /// Engine `shard` of `shards`, on the HTTP client's curl thread `shard`.
+    init(pool: PusherPool, shard: Int = 0, of shards: Int = 1) {
         self.pool = pool
         self.store = pool.store
         self.config = pool.config
         self.processes = pool.processes
-        self.batcher = pool.http.makeBatcher { [weak self] batch in self?.step(&batch) }
+        self.perHostInFlight = max(1, PusherPool.perHostInFlight / max(1, shards))
+        let handler: @Sendable (inout PostBatch) -> Void = { [weak self] batch in self?.step(&batch) }
+        do {
+            self.batcher = try pool.http.makeBatcher(thread: shard, handler)
+        } catch {
+            pool.logger.warning("cannot start curl thread \(shard) (\(error)); its pushers share thread 0")
+            self.batcher = pool.http.makeBatcher(handler)
+        }
     }
 
     // MARK: Other threads
@@ -240,7 +261,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
         committedSeq = max(committedSeq, committed)
         for (key, error) in writeErrors where runs[key]?.error == nil { runs[key]?.error = error }
         for key in activations {
-            let run = Run(key: key, context: processes.begin("httppush.process"))
+            let run = Run(key: key, userID: key.withUnsafeBytes { Keys.userID(of: $0) }, context: processes.begin("httppush.process"))
             runs[key] = run
             ready.append(run)
         }
@@ -269,6 +290,8 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
         }
 
         if !ready.isEmpty {
+            // Before the read transaction begins (see UnreadGenerations).
+            unreadGlobalBeforeRead = store.unreadGenerations.global
             do {
                 try store.read { view in
                     var i = 0
@@ -347,18 +370,46 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
             if run.slot == nil {
                 guard acquireSlot(run) else { return }
             }
-            guard let input = try view.pushInput(key: key, pos: n.pos, rule: config.badgeRule), input.pusher.state.enabled else {
+            guard let input = try view.rawPushInput(key: key, user: run.userID, pos: n.pos, rule: config.badgeRule,
+                                                    badgeCache: &run.badgeCache, globalBeforeRead: unreadGlobalBeforeRead),
+                  input.enabled else {
                 finish(run, pool: pool)  // removed or disabled
                 return
             }
-            guard let logged = input.entry, case .notification(let note) = logged.entry else {
+            let pusher: PayloadWriter.PreparedPusher
+            if let cached = run.pusher, cached.matches(input.pusherRecord) {
+                pusher = cached
+            } else {
+                pusher = PayloadWriter.PreparedPusher(record: Array(input.pusherRecord), config: try input.decodePusher())
+                run.pusher = pusher
+            }
+            guard let entry = input.entry else {
                 write(.advance(key: key, pos: n.pos, success: false, now: Clock.nowMS(), badge: nil), run)  // compacted away
                 run.cursor = n.pos
                 run.next += 1
                 continue
             }
+            let raw = RawNotification(entry)
+            let receivedTS: Int64, loggedTS: Int64
+            var note: Notification?
+            if let raw {
+                receivedTS = raw.receivedTS
+                loggedTS = raw.ts
+            } else {
+                // Not read in place: the full decoder says what is wrong (it throws), or what it is.
+                let logged = try EntryCodec.decode(entry, pos: n.pos)
+                guard case .notification(let decoded) = logged.entry else {
+                    write(.advance(key: key, pos: n.pos, success: false, now: Clock.nowMS(), badge: nil), run)  // not a notification
+                    run.cursor = n.pos
+                    run.next += 1
+                    continue
+                }
+                note = decoded
+                receivedTS = decoded.receivedTS
+                loggedTS = logged.ts
+            }
             let now = Clock.nowMS()
-            if config.maxAgeMS > 0, now - note.receivedTS > config.maxAgeMS {
+            if config.maxAgeMS > 0, now - receivedTS > config.maxAgeMS {
                 Counter(label: "pushlog_dead_letters_total", dimensions: [("reason", DeadLetterReason.maxAge.label)]).increment()
                 run.context.logger.warning("dead-lettered notification at pos \(n.pos): \(DeadLetterReason.maxAge.label)")
                 write(.deadLetter(key: key, pos: n.pos, reason: .maxAge, now: now), run)
@@ -366,20 +417,27 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
                 run.next += 1
                 continue
             }
-            let pusher = input.pusher.config
-            guard let url = pusher.data["url"]?.stringValue else {
+            guard let url = pusher.url else {
                 releaseSlot(run)
                 pool.pushesFailed.increment()
                 failed(run, pos: n.pos, why: "no data.url", pool: pool)
                 continue
             }
-            let body = GatewayPayload.notification(note, pusher: pusher, badge: input.badge,
-                                                   options: .init(includeContent: config.includeContent))
+            var body: [UInt8]?
+            if let raw {
+                body = payloads.notification(raw, pusher: pusher, badge: input.badge, includeContent: config.includeContent)
+            }
+            if body == nil {
+                if note == nil, case .notification(let decoded) = try EntryCodec.decode(entry, pos: n.pos).entry { note = decoded }
+                guard let note else { throw CorruptData(what: "log entry \(n.pos)", reason: "not a notification") }
+                body = GatewayPayload.notification(note, pusher: pusher.config, badge: input.badge,
+                                                   options: .init(includeContent: config.includeContent)).serialized()
+            }
             let tag = nextTag
             nextTag += 1
-            batch.start(PostRequest(tag: tag, url: url, body: body.serialized(), headers: Self.headers,
+            batch.start(PostRequest(tag: tag, url: url, body: body!, headers: Self.headers,
                                     timeout: .milliseconds(config.requestTimeoutMS)))
-            run.inFlight = InFlight(tag: tag, pos: n.pos, loggedTS: logged.ts, pusher: pusher, badge: input.badge)
+            run.inFlight = InFlight(tag: tag, pos: n.pos, loggedTS: loggedTS, pusher: pusher, badge: input.badge)
             run.phase = .inFlight
             byTag[tag] = run
             return
@@ -416,9 +474,9 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
             return
         }
         for pushkey in rejected {
-            if pushkey == f.pusher.id.pushkey {
-                run.context.logger.warning("gateway rejected our pushkey: removing the pusher", metadata: ["app_id": "\(f.pusher.id.appID)"])
-                _ = try? store.append([.pusherRemoved(f.pusher.id)])
+            if pushkey == f.pusher.config.id.pushkey {
+                run.context.logger.warning("gateway rejected our pushkey: removing the pusher", metadata: ["app_id": "\(f.pusher.config.id.appID)"])
+                _ = try? store.append([.pusherRemoved(f.pusher.config.id)])
                 pool.pushesProcessed.increment()
                 finish(run, pool: pool)
                 return
@@ -483,7 +541,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
         ops.removeAll(keepingCapacity: true)
         opRuns.removeAll(keepingCapacity: true)
         let errors = WriteErrors()
-        store.writeDeferred({ ctx in
+        store.writeDeferred(lazy: true, { ctx in
             errors.errors.removeAll()
             context.transaction {
                 for op in batchOps {
@@ -546,7 +604,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
 
     private func acquireSlot(_ run: Run) -> Bool {
         let n = hostInFlight[run.host, default: 0]
-        if n < PusherPool.perHostInFlight {
+        if n < perHostInFlight {
             hostInFlight[run.host] = n + 1
             run.slot = run.host
             return true
@@ -568,5 +626,35 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
             return
         }
         hostInFlight[host, default: 1] -= 1
+    }
+}
+
+/// The HTTP delivery spread over ``PushConfig/deliveryThreads`` engines, each on its own curl
+/// thread: a pusher always goes to the same one (by its key), so its pushes stay in order and
+/// one at a time, and the engines share nothing but the store and the pool.
+final class DeliveryEngines: Sendable {
+    private let engines: [HTTPDeliveryEngine]
+
+    init(pool: PusherPool) {
+        let n = max(1, pool.config.deliveryThreads)
+        engines = (0..<n).map { HTTPDeliveryEngine(pool: pool, shard: $0, of: n) }
+    }
+
+    /// The engine of the pusher at `key`: its last bytes are a hash of its app id and pushkey.
+    private func engine(for key: [UInt8]) -> HTTPDeliveryEngine {
+        guard engines.count > 1 else { return engines[0] }
+        var h: UInt64 = 14_695_981_039_346_656_037
+        for b in key.suffix(8) { h = (h ^ UInt64(b)) &* 1_099_511_628_211 }
+        return engines[Int(h % UInt64(engines.count))]
+    }
+
+    func activate(_ key: [UInt8]) { engine(for: key).activate(key) }
+
+    func stop() { for e in engines { e.stop() } }
+
+    func cancelInFlight() { for e in engines { e.cancelInFlight() } }
+
+    func waitForActivationsToEnd() async {
+        for e in engines { await e.waitForActivationsToEnd() }
     }
 }

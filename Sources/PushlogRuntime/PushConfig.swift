@@ -1,4 +1,7 @@
 import PushlogCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The `push.*` settings (contract, Configuration). Durations in milliseconds.
 public struct PushConfig: Sendable, Equatable {
@@ -11,6 +14,16 @@ public struct PushConfig: Sendable, Equatable {
     public var includeContent = true
     public var groupUnreadCountByRoom = true
     public var startupConcurrency = 10
+    /// Curl threads the HTTP pushers' delivery is spread over (not a configuration key): one
+    /// per core, at most 4, so a busy server's pushes use every core while each pusher stays on
+    /// one thread (its pushes in order, one in flight). The per-host in-flight cap is shared
+    /// out among them.
+    public var deliveryThreads = PushConfig.defaultDeliveryThreads
+
+    public static let defaultDeliveryThreads: Int = {
+        let cores = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        return max(1, min(4, cores > 0 ? cores : 1))
+    }()
 
     public init() {}
 

@@ -71,7 +71,7 @@ public final class PusherPool: @unchecked Sendable {
     /// Drives the HTTP pushers' loops in batches on the curl thread (nil: one task per loop,
     /// ``HTTPPusher/deliverUntilCaughtUp()``, when `PUSHLOG_TASK_DELIVERY` is set; kept to
     /// compare the two in benchmarks).
-    private(set) var engine: HTTPDeliveryEngine?
+    private(set) var engine: DeliveryEngines?
 
     public init(store: Store, http: HTTPClient, processes: BackgroundProcesses, config: PushConfig,
                 email: EmailDelivery? = nil, logger: Logger) {
@@ -82,7 +82,7 @@ public final class PusherPool: @unchecked Sendable {
         self.email = email
         self.logger = logger
         self.bootSlots = AsyncSemaphore(permits: max(1, config.startupConcurrency))
-        if getenv("PUSHLOG_TASK_DELIVERY") == nil { engine = HTTPDeliveryEngine(pool: self) }
+        if getenv("PUSHLOG_TASK_DELIVERY") == nil { engine = DeliveryEngines(pool: self) }
     }
 
     /// Number of loops running now.

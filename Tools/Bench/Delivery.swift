@@ -56,11 +56,13 @@ func cpuSeconds() -> Double {
 func deliverChild(_ dir: String, concurrency: Int) async {
     let t0 = now()
     let cpu0 = cpuSeconds()
-    let store = try! Store(dataDir: dir, options: StoreOptions(durability: .nometasync))
+    let lazyMS = Int(ProcessInfo.processInfo.environment["BENCH_LAZY_MS"] ?? "10")!
+    let store = try! Store(dataDir: dir, options: StoreOptions(durability: .nometasync, lazyCommitDelay: .milliseconds(lazyMS)))
     let http = try! HTTPClient(maxConnectionsPerHost: 16)
     let processes = BackgroundProcesses(logger: quietLogger())
     var config = PushConfig()
     config.startupConcurrency = concurrency
+    if let threads = ProcessInfo.processInfo.environment["BENCH_DELIVERY_THREADS"].flatMap(Int.init) { config.deliveryThreads = threads }
     config.maxAgeMS = 0
     let pool = PusherPool(store: store, http: http, processes: processes, config: config, logger: quietLogger())
     let delivered = Latencies()
