@@ -272,7 +272,11 @@ final class CurlThread: Sendable {
             }
             let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
             sink.running[post.tag] = id
-            multi.start(id: id, request: TransferRequest(timeout: post.timeout, configure: request.configure),
+            // Header collection changes the options: only the usual kind is kept warm.
+            let shape = post.collectsResponseHeaders ? nil
+                : Transfer.PostShape(headers: post.headers, timeout: post.timeout, https: HTTPRequest.isHTTPS(post.url))
+            multi.start(id: id, request: TransferRequest(timeout: post.timeout, configure: request.configure,
+                                                         post: shape.map { ($0, post.url, post.body) }),
                         sink: .batch(sink, tag: post.tag))
         }
         return !posts.starts.isEmpty || sink.hasWork

@@ -77,7 +77,7 @@ struct HTTPRequest: Sendable {
     }
 
     /// Whether `url` starts with `https://`, ignoring case.
-    private static func isHTTPS(_ url: String) -> Bool {
+    static func isHTTPS(_ url: String) -> Bool {
         var scheme = "https://".utf8.makeIterator()
         for byte in url.utf8 {
             guard let expected = scheme.next() else { return true }

@@ -60,8 +60,14 @@ final class MultiHandle {
         }
         transfer.begin(id: id, sink: sink)
         do {
-            try transfer.prepare(connectTimeout: configuration.connectTimeout, timeout: request.timeout)
-            try request.configure(transfer)
+            if let post = request.post, try transfer.rewarm(shape: post.shape, url: post.url, body: post.body) {
+                // The handle kept a POST of this shape's options: URL, body and id were enough.
+            } else {
+                transfer.resetIfNeeded()
+                try transfer.prepare(connectTimeout: configuration.connectTimeout, timeout: request.timeout)
+                try request.configure(transfer)
+                transfer.warmShape = request.post?.shape
+            }
         } catch {
             transfer.finish(.failure(error))
             recycle(transfer)

@@ -4,10 +4,12 @@ import CCurl
 /// ``BatchSink`` collecting completions for its handler).
 ///
 /// Transfers are recycled: when one completes, ``MultiHandle`` removes its easy handle from
-/// the multi handle, calls ``recycle()`` (which runs `curl_easy_reset`) and keeps it on a free
-/// list; the next request takes it with ``begin(id:sink:)``, then ``prepare`` and the
-/// request's own configuration set every option again. Connections live in the multi handle's
-/// connection cache, not in the easy handle, so a reset handle keeps reusing them.
+/// the multi handle, calls ``recycle()`` and keeps it on a free list; the next request takes it
+/// with ``begin(id:sink:)``, then either resets it (`curl_easy_reset`) and sets every option
+/// again (``prepare`` and the request's own configuration), or, for a batch POST of the same
+/// shape as the handle's last transfer, sets only its URL, body and id
+/// (``rewarm(shape:url:body:)``). Connections live in the multi handle's connection cache, not
+/// in the easy handle, so a reused handle keeps reusing them.
 ///
 /// Traps:
 /// - Lives and dies on the curl thread only (created, configured, completed and deinitialised
@@ -100,11 +102,46 @@ final class Transfer {
         errorBuffer[0] = 0
     }
 
-    /// Makes the handle idle again: every option back to its default (`curl_easy_reset`), the
-    /// response buffers emptied. Call only once the easy handle is out of the multi handle and
-    /// the transfer is finished.
-    func recycle() {
+    /// The shape of the batch POST whose options the handle still holds (set by ``warmPost``
+    /// users after a full configuration; nil when unknown). The next POST of the same shape
+    /// sets only its own URL, body and id, as a C client reusing its handles would.
+    var warmShape: PostShape?
+    /// Set by ``recycle()``: the options are the last transfer's until ``resetIfNeeded()``.
+    private var needsReset = false
+
+    /// Everything a batch POST sets on a handle apart from its URL, body and id.
+    struct PostShape: Equatable {
+        var headers: [String: String]
+        var timeout: Duration
+        var https: Bool
+    }
+
+    /// Puts every option back to its default (`curl_easy_reset`) if a transfer ran since the
+    /// last reset. Call before configuring a request from scratch.
+    func resetIfNeeded() {
+        guard needsReset else { return }
         curl_easy_reset(easy)
+        needsReset = false
+        warmShape = nil
+    }
+
+    /// Reuses the options left by the last transfer, which had `shape`: sets only this
+    /// request's URL and body. Returns false (changing nothing) when the handle holds another
+    /// shape; then reset and configure it in full.
+    func rewarm(shape: PostShape, url: String, body: [UInt8]) throws(HTTPError) -> Bool {
+        guard needsReset, warmShape == shape else { return false }
+        needsReset = false
+        try check(ccurl_easy_setopt_pointer(easy, CURLOPT_PRIVATE, UnsafeMutableRawPointer(bitPattern: UInt(id))), CURLOPT_PRIVATE)
+        try set(CURLOPT_URL, url)
+        try setBody(body)
+        return true
+    }
+
+    /// Makes the handle idle again: the response buffers emptied, and the options marked for a
+    /// reset (done by ``resetIfNeeded()``, unless ``rewarm(shape:url:body:)`` reuses them). Call
+    /// only once the easy handle is out of the multi handle and the transfer is finished.
+    func recycle() {
+        needsReset = true
         id = 0
         body = []
         headers = []

@@ -18,6 +18,9 @@ struct CurlConfiguration: Sendable {
 struct TransferRequest: Sendable {
     var timeout: Duration
     var configure: @Sendable (Transfer) throws(HTTPError) -> Void
+    /// For a batch POST: its shape, URL and body, so that a handle left configured by a POST of
+    /// the same shape is reused without a reset (see ``Transfer/rewarm(shape:url:body:)``).
+    var post: (shape: Transfer.PostShape, url: String, body: [UInt8])? = nil
 }
 
 /// What a finished transfer produced, before it is shaped into a protocol's answer.
