@@ -82,7 +82,7 @@ extension StoreReadView {
                              badgeCache: inout BadgeCache, globalBeforeRead: UInt64) throws -> RawPushInput? {
         guard let p = try txn.get(store.projections.pushers, key), let s = try txn.get(store.consumers, key) else { return nil }
         let state = try ConsumerState.decode(s)
-        let entry = try txn.get(store.log, Keys.pos(pos))
+        let entry = try withUnsafeBytes(of: pos.bigEndian) { try txn.get(store.log, $0) }  // Keys.pos, without an array
         let badge = try self.badge(user: user, rule: rule, cache: &badgeCache, globalBeforeRead: globalBeforeRead)
         return RawPushInput(pusherRecord: p, enabled: state.enabled, entry: entry, badge: badge)
     }

@@ -71,7 +71,8 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
         var badgeCache = BadgeCache()
         var phase = Phase.ready
         var cursor: UInt64 = 0
-        var queue: [UserNotification] = []
+        /// The next notifications of the user: their pos and whether they were read.
+        var queue: [(pos: UInt64, isRead: Bool)] = []
         var next = 0
         var needsLoad = true
         /// Backoff known here, possibly ahead of the store (its write not yet committed).
@@ -349,6 +350,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
                 }
                 run.host = PusherPool.host(of: pusher.config.data["url"]?.stringValue ?? "")
                 run.queue = try view.notifications(user: pusher.config.id.userID, after: run.cursor, limit: Self.roundSize)
+                    .map { ($0.pos, $0.isRead) }
                 run.next = 0
                 run.needsLoad = false
                 if run.queue.isEmpty {

@@ -49,11 +49,14 @@ final class PayloadWriter {
     }
 
     private var actionsCache: [[UInt8]: Actions] = [:]
+    private var lastActions: (text: [UInt8], actions: Actions)?
     private static let actionsCacheLimit = 256
 
-    private var out: [UInt8] = []
+    /// The body being written: a plain growable buffer (an `Array` append costs a uniqueness
+    /// and capacity check each time, and a body takes some thirty of them).
+    private var out = Buffer()
 
-    init() { out.reserveCapacity(1024) }
+    init() {}
 
     /// The body for `n` to `pusher`; nil when the stored JSON cannot be read in place (the
     /// caller then takes the slow path, which reports what is wrong).
@@ -79,7 +82,7 @@ final class PayloadWriter {
         let encrypted = type.map { RawJSON.equal($0, "\"m.room.encrypted\"") } ?? false
         let urgent = encrypted || actions.urgent
 
-        out.removeAll(keepingCapacity: true)
+        out.count = 0
         append("{\"notification\":{")
         if pusher.eventIDOnly {
             if !pusher.badgeDisabled {
@@ -91,7 +94,7 @@ final class PayloadWriter {
             append(urgent ? ",\"prio\":\"high\"" : ",\"prio\":\"low\"")
             append(",\"room_id\":"); appendString(n.roomID)
             append("}}")
-            return out
+            return out.bytes
         }
         var first = true
         if includeContent, let content {
@@ -137,12 +140,17 @@ final class PayloadWriter {
             append(target ? ",\"user_is_target\":true" : ",\"user_is_target\":false")
         }
         append("}}")
-        return out
+        return out.bytes
     }
 
     private func actions(_ text: UnsafeRawBufferPointer) -> Actions? {
+        // Most pushes in a row carry the same actions: compare with the last before hashing.
+        if let last = lastActions, last.text.withUnsafeBytes({ RawJSON.equal($0, text) }) { return last.actions }
         let key = Array(text)
-        if let cached = actionsCache[key] { return cached }
+        if let cached = actionsCache[key] {
+            lastActions = (key, cached)
+            return cached
+        }
         guard case .array(let actions)? = try? JSON.parse(text) else { return nil }
         let tweaks = GatewayPayload.tweaks(actions)
         var member: [UInt8] = []
@@ -154,6 +162,7 @@ final class PayloadWriter {
                             urgent: (tweaks["highlight"]?.isTruthy ?? false) || (tweaks["sound"]?.isTruthy ?? false))
         if actionsCache.count >= Self.actionsCacheLimit { actionsCache.removeAll(keepingCapacity: true) }
         actionsCache[key] = value
+        lastActions = (key, value)
         return value
     }
 
@@ -165,24 +174,59 @@ final class PayloadWriter {
 
     private func appendDevices(_ pusher: PreparedPusher, tweaks: [UInt8]?) {
         append("\"devices\":[")
-        out.append(contentsOf: pusher.devicePrefix)
-        if let tweaks { out.append(contentsOf: tweaks) }
+        pusher.devicePrefix.withUnsafeBytes { append($0) }
+        if let tweaks { tweaks.withUnsafeBytes { append($0) } }
         append("}]")
     }
 
     @inline(__always)
     private func append(_ s: StaticString) {
-        out.append(contentsOf: UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+        out.append(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
     private func append(_ s: String) {
-        out.append(contentsOf: s.utf8)
+        var s = s
+        s.withUTF8 { out.append(UnsafeRawBufferPointer($0)) }
     }
 
     @inline(__always)
     private func append(_ raw: UnsafeRawBufferPointer) {
-        out.append(contentsOf: raw)
+        out.append(raw)
     }
+
+    private func append(_ byte: UInt8) {
+        withUnsafeBytes(of: byte) { out.append($0) }
+    }
+
+    /// A growable byte buffer owned by the writer.
+    private struct Buffer {
+        private(set) var base = UnsafeMutableRawPointer.allocate(byteCount: 1024, alignment: 16)
+        private var capacity = 1024
+        var count = 0
+
+        @inline(__always)
+        mutating func append(_ raw: UnsafeRawBufferPointer) {
+            guard let source = raw.baseAddress, raw.count > 0 else { return }
+            if count + raw.count > capacity { grow(to: count + raw.count) }
+            (base + count).copyMemory(from: source, byteCount: raw.count)
+            count += raw.count
+        }
+
+        private mutating func grow(to needed: Int) {
+            let bigger = max(needed, capacity * 2)
+            let new = UnsafeMutableRawPointer.allocate(byteCount: bigger, alignment: 16)
+            new.copyMemory(from: base, byteCount: count)
+            base.deallocate()
+            base = new
+            capacity = bigger
+        }
+
+        var bytes: [UInt8] { Array(UnsafeRawBufferPointer(start: base, count: count)) }
+
+        func free() { base.deallocate() }
+    }
+
+    deinit { out.free() }
 
     /// A JSON string token for raw UTF-8, escaped as ``JSON``'s writer escapes.
     private func appendString(_ raw: UnsafeRawBufferPointer) {
@@ -192,11 +236,13 @@ final class PayloadWriter {
             break
         }
         if !needsEscape {
-            out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: raw)
-            out.append(UInt8(ascii: "\""))
+            append(UInt8(ascii: "\""))
+            append(raw)
+            append(UInt8(ascii: "\""))
             return
         }
-        JSON.string(String(decoding: raw, as: UTF8.self)).write(to: &out)
+        var escaped: [UInt8] = []
+        JSON.string(String(decoding: raw, as: UTF8.self)).write(to: &escaped)
+        escaped.withUnsafeBytes { append($0) }
     }
 }

@@ -320,3 +320,37 @@ func benchServeBoot() async {
     table(["pushers", "pending", "start → all delivered (ms, median)", "peak RSS incl. mapped file (MiB)"], rows)
     print("\nMeasured from launching the process to the first /metrics scrape that shows every pending push processed (polled every 5 ms). Synapse: ~43 s and 341 MB for 100,000.\n")
 }
+
+/// `batch-client`: the HTTP client's batch channel alone (no store, no engine) posting the same
+/// body N times with 16 in flight, beside the raw C client: what the Curl wrapper costs.
+func benchBatchClient() {
+    let n = option("n", 100_000)
+    let inFlight = option("in-flight", 16)
+    let body = Array((try? Data(contentsOf: URL(fileURLWithPath: scratch + "/body.json"))) ?? Data(repeating: 0x20, count: 574))
+    let http = try! HTTPClient(maxConnectionsPerHost: 16)
+    final class State: @unchecked Sendable {
+        var started = 0, completed = 0, failed = 0
+        let done = DispatchSemaphore(value: 0)
+    }
+    let state = State()
+    let t0 = now()
+    let cpu0 = cpuSeconds()
+    let batcher = http.makeBatcher { batch in
+        for c in batch.completions {
+            state.completed += 1
+            if case .success(let r) = c.result, r.status == 200 {} else { state.failed += 1 }
+        }
+        while state.started < n, state.started - state.completed < inFlight {
+            state.started += 1
+            batch.start(PostRequest(tag: UInt64(state.started), url: gatewayURL, body: body,
+                                    headers: ["Content-Type": "application/json"], timeout: .seconds(30)))
+        }
+        if state.completed == n { state.done.signal() }
+    }
+    batcher.wake()
+    state.done.wait()
+    let t = now() - t0
+    let cpu = cpuSeconds() - cpu0
+    print("posts=\(n) seconds=\(t) rate=\(Double(n) / t) cpu_us_per_post=\(cpu / Double(n) * 1e6) failed=\(state.failed)")
+    http.shutdown()
+}
