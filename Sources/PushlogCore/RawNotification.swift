@@ -220,3 +220,79 @@ public enum RawJSON {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+extension StoreReadView {
+    /// The pos of each of `user`'s pushable notifications after `cursor` (at most `limit`), in log
+    /// order, with whether it was read: ``notifications(user:after:limit:)`` without building the
+    /// room and thread strings (rooms and their receipts are compared and cached as bytes).
+    public func notificationPositions(user: String, after cursor: UInt64, limit: Int) throws -> [(pos: UInt64, isRead: Bool)] {
+        var out: [(pos: UInt64, isRead: Bool)] = []
+        let prefix = Keys.userPrefix(user)
+        var rooms: [ByteKey: RoomReceipts] = [:]
+        var receiptKey = prefix
+        /// The receipt at `user 0x00 room 0x00 (0x00 | 0x01 thread)`, -1 when there is none.
+        func receipt(room: UnsafeRawBufferPointer, thread: UnsafeRawBufferPointer?) throws -> Int64 {
+            receiptKey.removeSubrange(prefix.count...)
+            receiptKey.append(contentsOf: room)
+            receiptKey.append(0)
+            if let thread {
+                receiptKey.append(1)
+                receiptKey.append(contentsOf: thread)
+            } else {
+                receiptKey.append(0)
+            }
+            guard let v = try txn.get(store.projections.receipts, receiptKey), v.count >= 8 else { return -1 }
+            return Int64(bitPattern: BigEndianRead.uint64(v, at: 0))
+        }
+        try txn.forEach(store.projections.notifs, from: Keys.notif(user, cursor &+ 1)) { k, v in
+            guard k.count == prefix.count + 8, k.starts(with: prefix), out.count < limit else { return false }
+            let pos = BigEndianRead.uint64(k, at: prefix.count)
+            guard pos > cursor else { return true }
+            // NotifIndexValue: flags, stream ordering, room, thread.
+            var r = ByteReader(v, what: "notification index")
+            _ = try r.byte()
+            let so = Int64(bitPattern: try r.fixed64())
+            let room = try r.rawBytes()
+            let thread = try r.rawBytes()
+            let roomKey = ByteKey(room)
+            var receipts = try rooms[roomKey] ?? RoomReceipts(unthreaded: receipt(room: room, thread: nil))
+            var unread = so > receipts.unthreaded
+            if unread {
+                let threadKey = ByteKey(thread)
+                let threadReceipt: Int64
+                if let known = receipts.threads[threadKey] {
+                    threadReceipt = known
+                } else {
+                    threadReceipt = try receipt(room: room, thread: thread)
+                    receipts.threads[threadKey] = threadReceipt
+                }
+                unread = so > threadReceipt
+            }
+            rooms[roomKey] = receipts
+            out.append((pos, !unread))
+            return true
+        }
+        return out
+    }
+}
+
+/// A room's receipts as read for one walk of a user's notifications.
+private struct RoomReceipts {
+    var unthreaded: Int64
+    var threads: [ByteKey: Int64] = [:]
+}
+
+/// Bytes as a dictionary key, hashed in one go (an `[UInt8]` key is hashed byte by byte).
+struct ByteKey: Hashable {
+    let bytes: [UInt8]
+
+    init(_ raw: UnsafeRawBufferPointer) { bytes = Array(raw) }
+
+    func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
+    static func == (a: ByteKey, b: ByteKey) -> Bool {
+        a.bytes.withUnsafeBytes { x in b.bytes.withUnsafeBytes { y in RawJSON.equal(x, y) } }
+    }
+}

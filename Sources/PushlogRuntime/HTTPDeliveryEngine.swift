@@ -78,9 +78,10 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
         /// Backoff known here, possibly ahead of the store (its write not yet committed).
         var notBefore: Int64 = 0
         var failingSince: Int64?
-        var host = ""
+        /// The gateway host of the pusher's URL, with its in-flight count.
+        var host: Host?
         /// The host whose in-flight slot this run holds, if any.
-        var slot: String?
+        var slot: Host?
         var inFlight: InFlight?
         var sleepGeneration: UInt64 = 0
         var sleeper: Task<Void, Never>?
@@ -140,8 +141,13 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
     private var runs: [[UInt8]: Run] = [:]
     private var byTag: [UInt64: Run] = [:]
     private var nextTag: UInt64 = 1
-    private var hostInFlight: [String: Int] = [:]
-    private var hostWaiters: [String: Queue] = [:]
+    /// Per gateway host (scheme://authority): requests in flight and runs waiting for a slot.
+    private var hosts: [String: Host] = [:]
+
+    private final class Host {
+        var inFlight = 0
+        var waiters = Queue()
+    }
     private var ops: [WriteOp] = []
     private var opRuns: [Run] = []
     private var writeSeq: UInt64 = 0
@@ -348,9 +354,15 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
                     sleep(run, milliseconds: wait, pool: pool)
                     return
                 }
-                run.host = PusherPool.host(of: pusher.config.data["url"]?.stringValue ?? "")
-                run.queue = try view.notifications(user: pusher.config.id.userID, after: run.cursor, limit: Self.roundSize)
-                    .map { ($0.pos, $0.isRead) }
+                let host = PusherPool.host(of: pusher.config.data["url"]?.stringValue ?? "")
+                if let known = hosts[host] {
+                    run.host = known
+                } else {
+                    let new = Host()
+                    hosts[host] = new
+                    run.host = new
+                }
+                run.queue = try view.notificationPositions(user: pusher.config.id.userID, after: run.cursor, limit: Self.roundSize)
                 run.next = 0
                 run.needsLoad = false
                 if run.queue.isEmpty {
@@ -605,14 +617,14 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
     // MARK: Host slots
 
     private func acquireSlot(_ run: Run) -> Bool {
-        let n = hostInFlight[run.host, default: 0]
-        if n < perHostInFlight {
-            hostInFlight[run.host] = n + 1
-            run.slot = run.host
+        guard let host = run.host else { return true }  // not loaded: cannot happen
+        if host.inFlight < perHostInFlight {
+            host.inFlight += 1
+            run.slot = host
             return true
         }
         run.phase = .waitingHost
-        hostWaiters[run.host, default: Queue()].push(run)
+        host.waiters.push(run)
         return false
     }
 
@@ -620,14 +632,14 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
     private func releaseSlot(_ run: Run) {
         guard let host = run.slot else { return }
         run.slot = nil
-        while let waiter = hostWaiters[host]?.pop() {
+        while let waiter = host.waiters.pop() {
             guard waiter.phase == .waitingHost else { continue }
             waiter.slot = host
             waiter.phase = .ready
             ready.append(waiter)
             return
         }
-        hostInFlight[host, default: 1] -= 1
+        host.inFlight -= 1
     }
 }
 

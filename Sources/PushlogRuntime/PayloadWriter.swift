@@ -168,8 +168,27 @@ final class PayloadWriter {
 
     private func appendCounts(_ badge: Int) {
         append("\"counts\":{\"unread\":")
-        append(String(badge))
+        appendDecimal(badge)
         append("}")
+    }
+
+    /// `String(n)`'s digits, without the string.
+    private func appendDecimal(_ n: Int) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: enough for any Int64
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var v = n.magnitude
+            var i = buffer.count
+            repeat {
+                i -= 1
+                buffer[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+            } while v > 0
+            if n < 0 {
+                i -= 1
+                buffer[i] = UInt8(ascii: "-")
+            }
+            append(UnsafeRawBufferPointer(rebasing: buffer[i...]))
+        }
     }
 
     private func appendDevices(_ pusher: PreparedPusher, tweaks: [UInt8]?) {

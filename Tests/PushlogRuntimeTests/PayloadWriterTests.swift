@@ -82,7 +82,7 @@ struct PayloadWriterTests {
             for config in Self.pushers {
                 let prepared = PayloadWriter.PreparedPusher(record: [], config: config)
                 for includeContent in [true, false] {
-                    for badge in [0, 7] {
+                    for badge in [0, 7, 10, 12_345] {
                         let reference = GatewayPayload.notification(n, pusher: config, badge: badge,
                                                                     options: .init(includeContent: includeContent)).serialized()
                         let written = try stored.withUnsafeBytes { bytes -> [UInt8]? in
