@@ -275,8 +275,7 @@ final class CurlThread: Sendable {
             // Header collection changes the options: only the usual kind is kept warm.
             let shape = post.collectsResponseHeaders ? nil
                 : Transfer.PostShape(headers: post.headers, timeout: post.timeout, https: HTTPRequest.isHTTPS(post.url))
-            multi.start(id: id, request: TransferRequest(timeout: post.timeout, configure: request.configure,
-                                                         post: shape.map { ($0, post.url, post.body) }),
+            multi.start(id: id, request: TransferRequest(timeout: post.timeout, post: request, shape: shape),
                         sink: .batch(sink, tag: post.tag))
         }
         return !posts.starts.isEmpty || sink.hasWork

@@ -67,6 +67,7 @@ final class MultiHandle {
                 try transfer.prepare(connectTimeout: configuration.connectTimeout, timeout: request.timeout)
                 try request.configure(transfer)
                 transfer.warmShape = request.post?.shape
+                transfer.warmURL = request.post?.url
             }
         } catch {
             transfer.finish(.failure(error))

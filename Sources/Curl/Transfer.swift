@@ -105,7 +105,11 @@ final class Transfer {
     /// The shape of the batch POST whose options the handle still holds (set by ``warmPost``
     /// users after a full configuration; nil when unknown). The next POST of the same shape
     /// sets only its own URL, body and id, as a C client reusing its handles would.
-    var warmShape: PostShape?
+    var warmShape: PostShape? {
+        didSet { warmURL = nil }
+    }
+    /// The URL the handle holds, when set by a batch POST (libcurl keeps it between transfers).
+    var warmURL: String?
     /// Set by ``recycle()``: the options are the last transfer's until ``resetIfNeeded()``.
     private var needsReset = false
 
@@ -132,7 +136,10 @@ final class Transfer {
         guard needsReset, warmShape == shape else { return false }
         needsReset = false
         try check(ccurl_easy_setopt_pointer(easy, CURLOPT_PRIVATE, UnsafeMutableRawPointer(bitPattern: UInt(id))), CURLOPT_PRIVATE)
-        try set(CURLOPT_URL, url)
+        if url != warmURL {
+            try set(CURLOPT_URL, url)
+            warmURL = url
+        }
         try setBody(body)
         return true
     }

@@ -282,17 +282,14 @@ private struct RoomReceipts {
     var threads: [ByteKey: Int64] = [:]
 }
 
-/// Bytes as a dictionary key, hashed in one go (an `[UInt8]` key is hashed byte by byte).
-struct ByteKey: Hashable {
-    let bytes: [UInt8]
+/// Bytes in the LMDB map as a dictionary key, hashed in one go. Trap: valid only inside the
+/// read transaction the bytes come from (no copy is made).
+private struct ByteKey: Hashable {
+    let bytes: UnsafeRawBufferPointer
 
-    init(_ raw: UnsafeRawBufferPointer) { bytes = Array(raw) }
+    init(_ raw: UnsafeRawBufferPointer) { bytes = raw }
 
-    func hash(into hasher: inout Hasher) {
-        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
-    }
+    func hash(into hasher: inout Hasher) { hasher.combine(bytes: bytes) }
 
-    static func == (a: ByteKey, b: ByteKey) -> Bool {
-        a.bytes.withUnsafeBytes { x in b.bytes.withUnsafeBytes { y in RawJSON.equal(x, y) } }
-    }
+    static func == (a: ByteKey, b: ByteKey) -> Bool { RawJSON.equal(a.bytes, b.bytes) }
 }

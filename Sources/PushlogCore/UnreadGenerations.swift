@@ -65,15 +65,13 @@ public final class UnreadGenerations: @unchecked Sendable {
 
     public var global: UInt64 { lock.withLock { globalCounter } }
 
-    public func generation(user: String) -> UInt64 {
-        let i = Self.slot(user)
-        return lock.withLock { slots[i] }
-    }
+    public func generation(user: String) -> UInt64 { generation(slot: Self.slot(user)) }
 
-    /// `user`'s counter and the global one, read together.
-    public func generations(user: String) -> (user: UInt64, global: UInt64) {
-        let i = Self.slot(user)
-        return lock.withLock { (slots[i], globalCounter) }
+    func generation(slot i: Int) -> UInt64 { lock.withLock { slots[i] } }
+
+    /// A slot's counter and the global one, read together.
+    func generations(slot i: Int) -> (user: UInt64, global: UInt64) {
+        lock.withLock { (slots[i], globalCounter) }
     }
 }
 
@@ -83,13 +81,16 @@ public struct BadgeCache: Sendable {
     var generation: UInt64 = 1  // odd: nothing cached
     var badge = 0
     var rule = BadgeRule.rooms
+    /// The user's slot in ``UnreadGenerations`` (a hash of the user id), once known.
+    var slot: Int?
 
     public init() {}
 
-    init(generation: UInt64, badge: Int, rule: BadgeRule) {
+    init(generation: UInt64, badge: Int, rule: BadgeRule, slot: Int?) {
         self.generation = generation
         self.badge = badge
         self.rule = rule
+        self.slot = slot
     }
 }
 
@@ -99,15 +100,16 @@ extension StoreReadView {
     /// read before this view's transaction began.
     public func badge(user: String, rule: BadgeRule, cache: inout BadgeCache, globalBeforeRead: UInt64) throws -> Int {
         let gens = store.unreadGenerations
-        if cache.generation & 1 == 0, cache.rule == rule, gens.generation(user: user) == cache.generation {
+        let slot = cache.slot ?? UnreadGenerations.slot(user)
+        if cache.generation & 1 == 0, cache.rule == rule, gens.generation(slot: slot) == cache.generation {
             return cache.badge
         }
         let badge = try store.badge(user: user, rule: rule, txn: txn)
-        let (now, global) = gens.generations(user: user)
+        let (now, global) = gens.generations(slot: slot)
         if now & 1 == 0, global == globalBeforeRead {
-            cache = BadgeCache(generation: now, badge: badge, rule: rule)
+            cache = BadgeCache(generation: now, badge: badge, rule: rule, slot: slot)
         } else {
-            cache = BadgeCache()
+            cache = BadgeCache(generation: 1, badge: 0, rule: rule, slot: slot)
         }
         return badge
     }

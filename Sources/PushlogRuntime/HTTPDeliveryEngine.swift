@@ -19,8 +19,9 @@ import PushlogCore
 /// entries skipped; `max_age` and give-up dead letters; a persisted backoff honoured and never
 /// cut short by pokes; a rejected own pushkey removes the pusher; a pusher removed or disabled
 /// stops at its next notification; per-host in-flight limit (FIFO). Each activation is one
-/// `httppush.process` (``BackgroundProcesses/begin(_:)``); the step's thread CPU is charged to
-/// that name. An activation ends once caught up (or stopped) and its writes are committed.
+/// `httppush.process` (``BackgroundProcesses/begin(_:)``); while any runs, the curl thread's
+/// CPU time (the steps, and libcurl's work on their requests in between) is charged to that
+/// name. An activation ends once caught up (or stopped) and its writes are committed.
 ///
 /// Threading: ``runs`` and everything in ``Run`` belong to the curl thread (``step(_:)``);
 /// other threads talk to it only through ``inbox`` followed by ``PostBatcher/wake()``.
@@ -156,6 +157,10 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
     private var ready: [Run] = []
     private var stopping = false
     private let payloads = PayloadWriter()
+    /// The `httppush.process` counters, and this thread's CPU time at the start of the last step
+    /// while activations were running (nil when idle).
+    private let account: ProcessAccount
+    private var cpuMark: (user: Double, system: Double)?
     /// ``UnreadGenerations/global`` read just before this step's read transaction.
     private var unreadGlobalBeforeRead: UInt64 = 0
 
@@ -191,6 +196,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
         self.config = pool.config
         self.processes = pool.processes
         self.perHostInFlight = max(1, PusherPool.perHostInFlight / max(1, shards))
+        self.account = pool.processes.account(for: "httppush.process")
         let handler: @Sendable (inout PostBatch) -> Void = { [weak self] batch in self?.step(&batch) }
         do {
             self.batcher = try pool.http.makeBatcher(thread: shard, handler)
@@ -255,7 +261,13 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
 
     private func step(_ batch: inout PostBatch) {
         guard let pool else { return }
+        // CPU accounting: while activations run, everything this thread does is their work
+        // (libcurl sending and reading their requests between steps, and the steps), charged to
+        // `httppush.process` from one reading per step.
         let cpu0 = BackgroundProcesses.threadCPU()
+        if let mark = cpuMark {
+            account.cpu(user: cpu0.user - mark.user, system: cpu0.system - mark.system)
+        }
         let (activations, wakeups, committed, writeErrors, stop, cancel) = lock.withLock {
             defer {
                 inbox.activations.removeAll()
@@ -325,9 +337,13 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
         flushWrites()
         endFinishedRuns(pool: pool)
 
-        if !runs.isEmpty || !activations.isEmpty {
+        if !runs.isEmpty {
+            cpuMark = cpu0
+        } else if cpuMark != nil || !activations.isEmpty {
+            // Idle from here: close the interval; what the thread does next is not theirs.
             let cpu1 = BackgroundProcesses.threadCPU()
-            processes.account(for: "httppush.process").cpu(user: cpu1.user - cpu0.user, system: cpu1.system - cpu0.system)
+            account.cpu(user: cpu1.user - cpu0.user, system: cpu1.system - cpu0.system)
+            cpuMark = nil
         }
     }
 
@@ -498,10 +514,11 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
             run.context.logger.warning("gateway rejected a pushkey that is not this pusher's; ignored", metadata: ["rejected": "\(pushkey)"])
         }
         pool.pushesProcessed.increment()
-        let latency = Double(Clock.nowMS() - f.loggedTS) / 1000
+        let now = Clock.nowMS()
+        let latency = Double(now - f.loggedTS) / 1000
         pool.pushLatency.recordSeconds(latency)
         pool.onDelivered?(f.pos, latency)
-        write(.advance(key: run.key, pos: f.pos, success: true, now: Clock.nowMS(), badge: f.badge), run)
+        write(.advance(key: run.key, pos: f.pos, success: true, now: now, badge: f.badge), run)
         run.cursor = max(run.cursor, f.pos)
         run.next += 1
         run.failingSince = nil

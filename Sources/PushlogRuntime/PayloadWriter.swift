@@ -203,11 +203,6 @@ final class PayloadWriter {
         out.append(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
-    private func append(_ s: String) {
-        var s = s
-        s.withUTF8 { out.append(UnsafeRawBufferPointer($0)) }
-    }
-
     @inline(__always)
     private func append(_ raw: UnsafeRawBufferPointer) {
         out.append(raw)
