@@ -18,7 +18,7 @@ import PushlogCore
 /// per pusher, in log order; read notifications skipped with the cursor advanced; compacted
 /// entries skipped; `max_age` and give-up dead letters; a persisted backoff honoured and never
 /// cut short by pokes; a rejected own pushkey removes the pusher; a pusher removed or disabled
-/// stops at its next notification; per-host in-flight limit (FIFO). Each activation is one
+/// stops at its next notification; per-host in-flight limit per engine (FIFO). Each activation is one
 /// `httppush.process` (``BackgroundProcesses/begin(_:)``); while any runs, the curl thread's
 /// CPU time (the steps, and libcurl's work on their requests in between) is charged to that
 /// name. An activation ends once caught up (or stopped) and its writes are committed.
@@ -186,16 +186,16 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
     private static let headers = ["Content-Type": "application/json"]
     private static let roundSize = 100
 
-    /// This engine's share of the per-host in-flight cap.
-    private let perHostInFlight: Int
+    /// Requests this engine keeps in flight to one gateway host at most (its multi handle's
+    /// connections to that host).
+    private let perHostInFlight = PusherPool.perHostInFlight
 
-    /// Engine `shard` of `shards`, on the HTTP client's curl thread `shard`.
-    init(pool: PusherPool, shard: Int = 0, of shards: Int = 1) {
+    /// Engine `shard`, on the HTTP client's curl thread `shard`.
+    init(pool: PusherPool, shard: Int = 0) {
         self.pool = pool
         self.store = pool.store
         self.config = pool.config
         self.processes = pool.processes
-        self.perHostInFlight = max(1, PusherPool.perHostInFlight / max(1, shards))
         self.account = pool.processes.account(for: "httppush.process")
         let handler: @Sendable (inout PostBatch) -> Void = { [weak self] batch in self?.step(&batch) }
         do {
@@ -668,7 +668,7 @@ final class DeliveryEngines: Sendable {
 
     init(pool: PusherPool) {
         let n = max(1, pool.config.deliveryThreads)
-        engines = (0..<n).map { HTTPDeliveryEngine(pool: pool, shard: $0, of: n) }
+        engines = (0..<n).map { HTTPDeliveryEngine(pool: pool, shard: $0) }
     }
 
     /// The engine of the pusher at `key`: its last bytes are a hash of its app id and pushkey.

@@ -16,8 +16,9 @@ public struct PushConfig: Sendable, Equatable {
     public var startupConcurrency = 10
     /// Curl threads the HTTP pushers' delivery is spread over (not a configuration key): one
     /// per core, at most 4, so a busy server's pushes use every core while each pusher stays on
-    /// one thread (its pushes in order, one in flight). The per-host in-flight cap is shared
-    /// out among them.
+    /// one thread (its pushes in order, one in flight). Each thread has its own libcurl multi
+    /// handle, its own connections and its own per-host in-flight cap
+    /// (``PusherPool/perHostInFlight``).
     public var deliveryThreads = PushConfig.defaultDeliveryThreads
 
     public static let defaultDeliveryThreads: Int = {

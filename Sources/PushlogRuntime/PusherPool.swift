@@ -29,8 +29,8 @@ public final class PusherPool: @unchecked Sendable {
     private var badgeUpdatesInFlight = 0
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
     let bootSlots: AsyncSemaphore
-    /// Requests in flight per gateway host: more would only queue inside curl, which walks its
-    /// whole queue on every step.
+    /// Requests in flight per gateway host and libcurl multi handle (so per delivery thread):
+    /// more would only queue inside curl, which walks its whole queue on every step.
     private var hostSlots: [String: AsyncSemaphore] = [:]
     static let perHostInFlight = 16
 
