@@ -14,8 +14,9 @@ final class StoreWriter: @unchecked Sendable {
     private var cond = pthread_cond_t()
     private var condMutex = pthread_mutex_t()
     private var queue: [Job] = []
-    /// Whether ``queue`` holds a job that is not ``Job/lazy``.
+    /// Whether ``queue`` holds a job that is not ``Job/lazy``, and one that is.
     private var eagerQueued = false
+    private var lazyQueued = false
     /// When the oldest queued lazy job was queued (CLOCK_MONOTONIC, ns).
     private var oldestLazy: UInt64 = 0
     /// How long a queue of lazy jobs only may wait for company before it is committed.
@@ -82,7 +83,8 @@ final class StoreWriter: @unchecked Sendable {
         // A lazy job joining others needs no wake-up: the writer is already timing the wait.
         let signal = !job.lazy || !eagerQueued && queue.isEmpty
         if job.lazy {
-            if queue.allSatisfy({ !$0.lazy }) { oldestLazy = Self.monotonicNS() }
+            if !lazyQueued { oldestLazy = Self.monotonicNS() }
+            lazyQueued = true
         } else {
             eagerQueued = true
         }
@@ -135,6 +137,7 @@ final class StoreWriter: @unchecked Sendable {
             let jobs = queue
             queue.removeAll(keepingCapacity: true)
             eagerQueued = false
+            lazyQueued = false
             pthread_mutex_unlock(&condMutex)
             commit(jobs)
         }
