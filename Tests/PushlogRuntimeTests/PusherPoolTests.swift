@@ -288,4 +288,61 @@ struct PusherPoolTests {
         #expect(try await h.gateway.bodies().count == 100)
         await h.close()
     }
+
+    @Test("spread over three delivery threads, every push arrives once and each pusher's in log order")
+    func severalDeliveryThreads() async throws {
+        var c = Harness.fastConfig
+        c.deliveryThreads = 3
+        c.startupConcurrency = 100
+        let h = try Harness(config: c)
+        let users = (0..<12).map { "@user\($0):example.org" }
+        for (i, user) in users.enumerated() { try h.addPusher(user: user, pushkey: "pk\(i)") }
+        var notes: [PushlogCore.Notification] = []
+        for k in 0..<6 {
+            for (i, user) in users.enumerated() { notes.append(note(k * 100 + i, user: user)) }
+        }
+        try h.notify(notes)
+        let bodies = try await h.gateway.waitForBodies(notes.count)
+        await h.pool.waitUntilIdle()
+        #expect(bodies.count == notes.count)
+        var perPusher: [String: [String]] = [:]
+        for b in bodies {
+            let pk = b.body["notification"]?["devices"]?.arrayValue?.first?["pushkey"]?.stringValue ?? "?"
+            perPusher[pk, default: []].append(b.body["notification"]?["event_id"]?.stringValue ?? "?")
+        }
+        for i in users.indices {
+            #expect(perPusher["pk\(i)"] == (0..<6).map { "$e\($0 * 100 + i)" }, "pusher pk\(i)")
+        }
+        #expect(h.processes.snapshot()["httppush.process"]?.startCount == users.count)
+        await h.close()
+    }
+
+    @Test("a backlog's badges follow a receipt and a new notification that arrive while it is pushed")
+    func badgeFollowsChangesDuringBacklog() async throws {
+        let h = try Harness()
+        try h.addPusher()
+        // The gateway records a body after the delay, just before it answers, so the next push is
+        // built as the test hears of the last one: only a push built a whole delay after a change
+        // must show it.
+        try await h.gateway.setMode("ok", delayMS: 500)
+        // Rooms A (1-3) and B (4-6): two rooms unread.
+        try h.notify((1...3).map { note($0, room: "!a:example.org", so: Int64($0)) }
+                     + (4...6).map { note($0, room: "!b:example.org", so: Int64($0)) })
+        _ = try await h.gateway.waitForBodies(1)
+        // While the first push waits for its answer, room A is read: one room unread.
+        try h.receipt(Receipt(userID: "@alice:example.org", roomID: "!a:example.org", eventID: "$e3", streamOrdering: 3,
+                              receiptType: .read, threadID: nil, ts: Clock.nowMS()))
+        _ = try await h.gateway.waitForBodies(4)  // $e1, $e2, the badge-only push, $e3
+        // And a new notification in room C: two rooms again.
+        try h.notify([note(7, room: "!c:example.org", so: 7)])
+        let bodies = try await h.gateway.waitForBodies(8, timeout: 30)
+        await h.pool.waitUntilIdle()
+        func badge(_ event: String) -> JSON? {
+            bodies.first { $0.body["notification"]?["event_id"] == .string(event) }?.body["notification"]?["counts"]?["unread"]
+        }
+        #expect(badge("$e1") == .int(2))
+        #expect(badge("$e3") == .int(1))  // counted again after the receipt, not the cached 2
+        for e in ["$e5", "$e6", "$e7"] { #expect(badge(e) == .int(2), "\(e)") }  // and again after the new room
+        await h.close()
+    }
 }
