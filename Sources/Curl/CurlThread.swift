@@ -84,8 +84,12 @@ final class CurlThread: Sendable {
     private let configuration: CurlConfiguration
 
     /// Starts the thread. Throws if libcurl cannot be initialised or the thread not created.
-    init(configuration: CurlConfiguration) throws(HTTPError) {
+    /// The thread's name as `top -H`, `perf` and debuggers show it (at most 15 bytes are kept).
+    private let name: String
+
+    init(configuration: CurlConfiguration, name: String = "curl") throws(HTTPError) {
         self.configuration = configuration
+        self.name = name
         try CurlGlobal.initialise()
         let context = Unmanaged.passRetained(self).toOpaque()
         var thread = pthread_t()
@@ -167,6 +171,7 @@ final class CurlThread: Sendable {
 
     private func run() {
         Self.blockSIGPIPE()
+        ccurl_name_thread(String(decoding: name.utf8.prefix(15), as: UTF8.self))
         let multi: MultiHandle
         do {
             multi = try MultiHandle(configuration: configuration)

@@ -67,8 +67,8 @@ public final class HTTPClient: Sendable {
             connectionCacheSize: connectionCacheSize
         )
         self.configuration = configuration
-        thread = try CurlThread(configuration: configuration)
-        mailThread = LazyCurlThread(configuration: configuration)
+        thread = try CurlThread(configuration: configuration, name: "pushlog-curl")
+        mailThread = LazyCurlThread(configuration: configuration, name: "pushlog-smtp")
     }
 
     deinit {

@@ -14,8 +14,11 @@ final class LazyCurlThread: Sendable {
     private let state = Mutex(State.notStarted)
     private let configuration: CurlConfiguration
 
-    init(configuration: CurlConfiguration) {
+    private let name: String
+
+    init(configuration: CurlConfiguration, name: String) {
         self.configuration = configuration
+        self.name = name
     }
 
     /// The thread, started now if this is the first call.
@@ -28,7 +31,7 @@ final class LazyCurlThread: Sendable {
             case .shutDown:
                 throw HTTPError.shutDown
             case .notStarted:
-                let thread = try CurlThread(configuration: configuration)
+                let thread = try CurlThread(configuration: configuration, name: name)
                 state = .running(thread)
                 return thread
             }

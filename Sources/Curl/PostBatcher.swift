@@ -92,7 +92,7 @@ extension HTTPClient {
         let lazy = try extraThreads.withLock { extra throws(HTTPError) -> LazyCurlThread in
             guard !extra.closed else { throw HTTPError.shutDown }
             if let t = extra.threads[index] { return t }
-            let t = LazyCurlThread(configuration: configuration)
+            let t = LazyCurlThread(configuration: configuration, name: "pushlog-curl-\(index)")
             extra.threads[index] = t
             return t
         }

@@ -216,3 +216,11 @@ public final class Mutex: @unchecked Sendable {
         return try body()
     }
 }
+
+/// Thread naming for the threads that own an environment's writes.
+public enum LMDBThread {
+    /// Names the calling thread (at most 15 bytes are kept).
+    public static func name(_ name: String) {
+        clmdb_name_thread(String(decoding: name.utf8.prefix(15), as: UTF8.self))
+    }
+}

@@ -61,6 +61,7 @@ final class StoreWriter: @unchecked Sendable {
         var t = pthread_t()
         pthread_create(&t, nil, { arg in
             let writer = Unmanaged<StoreWriter>.fromOpaque(arg!).takeRetainedValue()
+            LMDBThread.name("pushlog-writer")
             writer.run()
             return nil
         }, box.toOpaque())
