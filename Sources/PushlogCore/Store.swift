@@ -187,6 +187,13 @@ public struct StoreWriteContext {
     }
 
     public func head() throws -> UInt64 { try store.metaUInt(txn, .head) ?? 0 }
+
+    /// Appends `entries` to the log in this transaction, projections included, as
+    /// ``Store/append(_:now:)`` does in one of its own.
+    @discardableResult
+    public func append(_ entries: [LogEntry], now: Int64 = Clock.nowMS()) throws -> AppendResult {
+        try store.append(entries, now: now, in: txn)
+    }
 }
 
 public enum Clock {

@@ -101,10 +101,13 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
         case advance(key: [UInt8], pos: UInt64, success: Bool, now: Int64, badge: Int?)
         case deadLetter(key: [UInt8], pos: UInt64, reason: DeadLetterReason, now: Int64)
         case failure(key: [UInt8], pos: UInt64, giveUp: Bool, since: Int64, nextAttempt: Int64, now: Int64)
+        /// The gateway rejected the pusher's own pushkey: a `pusherRemoved` entry in the log.
+        case removePusher(key: [UInt8], id: PusherID)
 
         var key: [UInt8] {
             switch self {
-            case .advance(let key, _, _, _, _), .deadLetter(let key, _, _, _), .failure(let key, _, _, _, _, _): key
+            case .advance(let key, _, _, _, _), .deadLetter(let key, _, _, _), .failure(let key, _, _, _, _, _),
+                 .removePusher(let key, _): key
             }
         }
 
@@ -130,6 +133,8 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
                     s.failingSince = since
                     s.nextAttempt = nextAttempt
                 }
+            case .removePusher(_, let id):
+                try ctx.append([.pusherRemoved(id)])
             }
         }
     }
@@ -506,7 +511,8 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
         for pushkey in rejected {
             if pushkey == f.pusher.config.id.pushkey {
                 run.context.logger.warning("gateway rejected our pushkey: removing the pusher", metadata: ["app_id": "\(f.pusher.config.id.appID)"])
-                _ = try? store.append([.pusherRemoved(f.pusher.config.id)])
+                // Committed with this step's writes (not lazily); the run ends once it is.
+                write(.removePusher(key: run.key, id: f.pusher.config.id), run)
                 pool.pushesProcessed.increment()
                 finish(run, pool: pool)
                 return
@@ -561,9 +567,12 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
         opRuns.append(run)
     }
 
-    /// Queues this step's writes as one job for the writer's group commit.
+    /// Queues this step's writes as one job for the writer's group commit: a lazy one (cursor
+    /// advances and backoff state may wait a few milliseconds for company; a crash then repeats
+    /// those pushes), unless it removes a pusher, which is a log entry and goes at once.
     private func flushWrites() {
         guard !ops.isEmpty else { return }
+        let lazy = !ops.contains { if case .removePusher = $0 { true } else { false } }
         writeSeq += 1
         let seq = writeSeq
         for run in opRuns { run.lastWriteSeq = seq }
@@ -572,7 +581,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
         ops.removeAll(keepingCapacity: true)
         opRuns.removeAll(keepingCapacity: true)
         let errors = WriteErrors()
-        store.writeDeferred(lazy: true, { ctx in
+        store.writeDeferred(lazy: lazy, { ctx in
             errors.errors.removeAll()
             context.transaction {
                 for op in batchOps {
