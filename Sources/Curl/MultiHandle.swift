@@ -66,8 +66,7 @@ final class MultiHandle {
                 transfer.resetIfNeeded()
                 try transfer.prepare(connectTimeout: configuration.connectTimeout, timeout: request.timeout)
                 try request.configure(transfer)
-                transfer.warmShape = request.post?.shape
-                transfer.warmURL = request.post?.url
+                transfer.markWarm(request.post.map { ($0.shape, $0.url) })
             }
         } catch {
             transfer.finish(.failure(error))

@@ -102,14 +102,11 @@ final class Transfer {
         errorBuffer[0] = 0
     }
 
-    /// The shape of the batch POST whose options the handle still holds (set by ``warmPost``
-    /// users after a full configuration; nil when unknown). The next POST of the same shape
-    /// sets only its own URL, body and id, as a C client reusing its handles would.
-    var warmShape: PostShape? {
-        didSet { warmURL = nil }
-    }
-    /// The URL the handle holds, when set by a batch POST (libcurl keeps it between transfers).
-    var warmURL: String?
+    /// The shape and URL of the batch POST whose options the handle still holds (see
+    /// ``markWarm(_:)``; nil when unknown). The next POST of the same shape sets only its own
+    /// URL (when it differs), body and id, as a C client reusing its handles would.
+    private var warmShape: PostShape?
+    private var warmURL: String?
     /// Set by ``recycle()``: the options are the last transfer's until ``resetIfNeeded()``.
     private var needsReset = false
 
@@ -126,7 +123,14 @@ final class Transfer {
         guard needsReset else { return }
         curl_easy_reset(easy)
         needsReset = false
-        warmShape = nil
+        markWarm(nil)
+    }
+
+    /// Records what a full configuration just set: a batch POST's shape and URL, or nil for any
+    /// other request (its options are not reused).
+    func markWarm(_ post: (shape: PostShape, url: String)?) {
+        warmShape = post?.shape
+        warmURL = post?.url
     }
 
     /// Reuses the options left by the last transfer, which had `shape`: sets only this

@@ -17,36 +17,36 @@ struct CurlConfiguration: Sendable {
 /// client shares, so it must not block or await.
 struct TransferRequest: Sendable {
     var timeout: Duration
-    private var configurer: (@Sendable (Transfer) throws(HTTPError) -> Void)?
-    /// A batch POST, configured by ``HTTPRequest/configure(_:)`` (kept as a value: no closure
-    /// is allocated per request).
-    private var http: HTTPRequest?
-    /// For a batch POST: its shape, so that a handle left configured by a POST of the same
-    /// shape is reused without a reset (see ``Transfer/rewarm(shape:url:body:)``).
-    private(set) var shape: Transfer.PostShape?
+    private let setup: Setup
+
+    private enum Setup {
+        case closure(@Sendable (Transfer) throws(HTTPError) -> Void)
+        /// A batch POST, configured by ``HTTPRequest/configure(_:)`` (kept as a value: no
+        /// closure is allocated per request), with its shape when a handle left configured by a
+        /// POST of the same shape may be reused without a reset (``Transfer/rewarm(shape:url:body:)``).
+        case post(HTTPRequest, shape: Transfer.PostShape?)
+    }
 
     init(timeout: Duration, configure: @escaping @Sendable (Transfer) throws(HTTPError) -> Void) {
         self.timeout = timeout
-        self.configurer = configure
+        self.setup = .closure(configure)
     }
 
     init(timeout: Duration, post: HTTPRequest, shape: Transfer.PostShape?) {
         self.timeout = timeout
-        self.http = post
-        self.shape = shape
+        self.setup = .post(post, shape: shape)
     }
 
-    /// The batch POST's URL and body, when it has a shape to keep warm.
+    /// The batch POST's shape, URL and body, when it has a shape to keep warm.
     var post: (shape: Transfer.PostShape, url: String, body: [UInt8])? {
-        guard let shape, let http else { return nil }
+        guard case .post(let http, let shape?) = setup else { return nil }
         return (shape, http.url, http.body)
     }
 
     func configure(_ transfer: Transfer) throws(HTTPError) {
-        if let http {
-            try http.configure(transfer)
-        } else {
-            try configurer?(transfer)
+        switch setup {
+        case .closure(let configure): try configure(transfer)
+        case .post(let http, _): try http.configure(transfer)
         }
     }
 }
