@@ -57,6 +57,7 @@ public struct ConsumerState: Sendable, Equatable {
 }
 
 /// One entry of the `notifs` index: what the pusher needs to know without reading the log.
+/// Read back in place, field by field, by `Store.walkNotifications`.
 public struct NotifIndexValue: Sendable, Equatable {
     public var roomID: String
     public var streamOrdering: Int64
@@ -70,12 +71,5 @@ public struct NotifIndexValue: Sendable, Equatable {
         w.string(roomID)
         w.string(threadID)
         return w.bytes
-    }
-
-    static func decode(_ b: UnsafeRawBufferPointer) throws -> NotifIndexValue {
-        var r = ByteReader(b, what: "notification index")
-        let flags = try r.byte()
-        let so = Int64(bitPattern: try r.fixed64())
-        return NotifIndexValue(roomID: try r.string(), streamOrdering: so, threadID: try r.string(), highlight: flags & 1 != 0)
     }
 }

@@ -33,14 +33,23 @@ public enum Keys {
     /// `receipts`: user, 0x00, room, 0x00, then 0x00 for the unthreaded receipt or 0x01 + thread.
     public static func receipt(_ user: String, _ room: String, thread: String?) -> [UInt8] {
         var k = Keys.room(user, room)
+        guard var thread else {
+            appendReceiptThread(nil, to: &k)
+            return k
+        }
+        thread.withUTF8 { appendReceiptThread(UnsafeRawBufferPointer($0), to: &k) }
+        return k
+    }
+
+    /// What follows the room in a `receipts` key: 0x00, then 0x00 (unthreaded) or 0x01 + thread.
+    static func appendReceiptThread(_ thread: UnsafeRawBufferPointer?, to k: inout [UInt8]) {
         k.append(0)
         if let thread {
             k.append(1)
-            k.append(contentsOf: thread.utf8)
+            k.append(contentsOf: thread)
         } else {
             k.append(0)
         }
-        return k
     }
 
     /// SHA-256 of `app_id 0x00 pushkey`: the fixed-size half of a pusher key.

@@ -220,8 +220,14 @@ struct ReceiptView {
     }
 
     private func load(_ thread: String?) throws -> Int64 {
-        guard let v = try txn.get(db, Keys.receipt(user, room, thread: thread)) else { return -1 }
-        return Int64(bitPattern: BigEndianRead.uint64(v, at: 0))
+        try Self.streamOrdering(txn.get(db, Keys.receipt(user, room, thread: thread)))
+    }
+
+    /// A stored receipt's stream ordering; -1 when there is none, so that every notification
+    /// is above it.
+    static func streamOrdering(_ stored: UnsafeRawBufferPointer?) -> Int64 {
+        guard let stored, stored.count >= 8 else { return -1 }
+        return Int64(bitPattern: BigEndianRead.uint64(stored, at: 0))
     }
 
     /// Unread when above both the room's unthreaded receipt and the receipt for its thread.

@@ -93,14 +93,11 @@ extension Store {
     }
 
     func pushInput(key: [UInt8], pos: UInt64, rule: BadgeRule, txn: Transaction) throws -> PushInput? {
-        do {
-            guard let p = try txn.get(projections.pushers, key), let s = try txn.get(consumers, key) else { return nil }
-            let config = try PusherRecord.decode(p)
-            let entry = try txn.get(log, Keys.pos(pos)).map { try EntryCodec.decode($0, pos: pos) }
-            let badge = try badge(user: config.id.userID, rule: rule, txn: txn)
-            return PushInput(pusher: LoadedPusher(key: key, config: config, state: try ConsumerState.decode(s)),
-                             entry: entry, badge: badge)
-        }
+        guard let raw = try StoreReadView(store: self, txn: txn).rawPushInput(key: key, pos: pos) else { return nil }
+        let config = try raw.decodePusher()
+        return PushInput(pusher: LoadedPusher(key: key, config: config, state: raw.state),
+                         entry: try raw.entry.map { try EntryCodec.decode($0, pos: pos) },
+                         badge: try badge(user: config.id.userID, rule: rule, txn: txn))
     }
 
     /// Queues `body` for the writer's next group commit and returns at once; `ticket.wait()`

@@ -36,22 +36,15 @@ extension Store {
 
     func forEachNotification(user: String, after cursor: UInt64, limit: Int, txn: Transaction,
                              _ body: (UserNotification) throws -> Bool) throws {
-        do {
-            let prefix = Keys.userPrefix(user)
-            var views: [String: ReceiptView] = [:]
-            var n = 0
-            try txn.forEach(projections.notifs, from: Keys.notif(user, cursor &+ 1)) { k, v in
-                guard k.count == prefix.count + 8, k.starts(with: prefix), n < limit else { return false }
-                let pos = BigEndianRead.uint64(k, at: prefix.count)
-                guard pos > cursor else { return true }
-                let iv = try NotifIndexValue.decode(v)
-                var view = views[iv.roomID] ?? ReceiptView(txn: txn, db: projections.receipts, user: user, room: iv.roomID)
-                let unread = try view.isUnread(streamOrdering: iv.streamOrdering, thread: iv.threadID)
-                views[iv.roomID] = view
-                n += 1
-                return try body(UserNotification(pos: pos, roomID: iv.roomID, streamOrdering: iv.streamOrdering,
-                                                 threadID: iv.threadID, highlight: iv.highlight, isRead: !unread))
+        try walkNotifications(user: user, after: cursor, limit: limit, txn: txn) { row in
+            func string(_ raw: UnsafeRawBufferPointer) throws -> String {
+                guard let s = String(validating: raw, as: UTF8.self) else {
+                    throw CorruptData(what: "notification index", reason: "invalid UTF-8")
+                }
+                return s
             }
+            return try body(UserNotification(pos: row.pos, roomID: try string(row.room), streamOrdering: row.streamOrdering,
+                                             threadID: try string(row.thread), highlight: row.highlight, isRead: row.isRead))
         }
     }
 

@@ -1,3 +1,8 @@
+import LMDB
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A stored notification read in place: the fields a push needs as slices of the entry's bytes
 /// (``EntryCodec`` format 1), with no `String`, dictionary or `JSON` value built.
 ///
@@ -64,27 +69,22 @@ public struct RawNotification {
 public struct RawPushInput {
     /// The pusher's stored record: compare it with a cached copy before decoding it again.
     public let pusherRecord: UnsafeRawBufferPointer
-    public let enabled: Bool
+    public let state: ConsumerState
     /// The log entry's bytes; nil when it was compacted away.
     public let entry: UnsafeRawBufferPointer?
-    public let badge: Int
 
     /// The pusher's config, decoded from ``pusherRecord``.
     public func decodePusher() throws -> PusherConfig { try PusherRecord.decode(pusherRecord) }
 }
 
 extension StoreReadView {
-    /// The pusher at `key` (nil when removed), the entry at `pos` and the user's badge, read in
-    /// place: ``pushInput(key:pos:rule:)`` without decoding anything but the consumer's
-    /// enabled flag. `user` is the pusher's user (the key's prefix), for the badge.
-    /// The badge comes from `badgeCache` when it still holds (see ``badge(user:rule:cache:globalBeforeRead:)``).
-    public func rawPushInput(key: [UInt8], user: String, pos: UInt64, rule: BadgeRule,
-                             badgeCache: inout BadgeCache, globalBeforeRead: UInt64) throws -> RawPushInput? {
+    /// The pusher at `key` (nil when removed) and the entry at `pos`, read in place: what
+    /// ``pushInput(key:pos:rule:)`` decodes, apart from the badge (see
+    /// ``badge(user:rule:cache:globalBeforeRead:)``).
+    public func rawPushInput(key: [UInt8], pos: UInt64) throws -> RawPushInput? {
         guard let p = try txn.get(store.projections.pushers, key), let s = try txn.get(store.consumers, key) else { return nil }
-        let state = try ConsumerState.decode(s)
         let entry = try withUnsafeBytes(of: pos.bigEndian) { try txn.get(store.log, $0) }  // Keys.pos, without an array
-        let badge = try self.badge(user: user, rule: rule, cache: &badgeCache, globalBeforeRead: globalBeforeRead)
-        return RawPushInput(pusherRecord: p, enabled: state.enabled, entry: entry, badge: badge)
+        return RawPushInput(pusherRecord: p, state: try ConsumerState.decode(s), entry: entry)
     }
 }
 
@@ -217,40 +217,54 @@ public enum RawJSON {
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 extension StoreReadView {
     /// The pos of each of `user`'s pushable notifications after `cursor` (at most `limit`), in log
     /// order, with whether it was read: ``notifications(user:after:limit:)`` without building the
     /// room and thread strings (rooms and their receipts are compared and cached as bytes).
     public func notificationPositions(user: String, after cursor: UInt64, limit: Int) throws -> [(pos: UInt64, isRead: Bool)] {
         var out: [(pos: UInt64, isRead: Bool)] = []
+        try store.walkNotifications(user: user, after: cursor, limit: limit, txn: txn) { row in
+            out.append((row.pos, row.isRead))
+            return true
+        }
+        return out
+    }
+}
+
+/// One row of a user's notification index, read in place: valid only during the walk.
+struct NotificationRow {
+    var pos: UInt64
+    var streamOrdering: Int64
+    var highlight: Bool
+    var room: UnsafeRawBufferPointer
+    var thread: UnsafeRawBufferPointer
+    /// Read under the contract's receipt rules (see ``ReceiptView/isUnread(streamOrdering:thread:)``).
+    var isRead: Bool
+}
+
+extension Store {
+    /// The walk behind every query of a user's pushable notifications: rows with pos > `cursor`
+    /// in log order, until `body` returns false or `limit` rows were given. Rooms, threads and
+    /// their receipts are compared and cached as the bytes in the map; no string is built.
+    func walkNotifications(user: String, after cursor: UInt64, limit: Int, txn: Transaction,
+                           _ body: (NotificationRow) throws -> Bool) throws {
         let prefix = Keys.userPrefix(user)
         var rooms: [ByteKey: RoomReceipts] = [:]
         var receiptKey = prefix
-        /// The receipt at `user 0x00 room 0x00 (0x00 | 0x01 thread)`, -1 when there is none.
         func receipt(room: UnsafeRawBufferPointer, thread: UnsafeRawBufferPointer?) throws -> Int64 {
             receiptKey.removeSubrange(prefix.count...)
             receiptKey.append(contentsOf: room)
-            receiptKey.append(0)
-            if let thread {
-                receiptKey.append(1)
-                receiptKey.append(contentsOf: thread)
-            } else {
-                receiptKey.append(0)
-            }
-            guard let v = try txn.get(store.projections.receipts, receiptKey), v.count >= 8 else { return -1 }
-            return Int64(bitPattern: BigEndianRead.uint64(v, at: 0))
+            Keys.appendReceiptThread(thread, to: &receiptKey)
+            return try ReceiptView.streamOrdering(txn.get(projections.receipts, receiptKey))
         }
-        try txn.forEach(store.projections.notifs, from: Keys.notif(user, cursor &+ 1)) { k, v in
-            guard k.count == prefix.count + 8, k.starts(with: prefix), out.count < limit else { return false }
+        var n = 0
+        try txn.forEach(projections.notifs, from: Keys.notif(user, cursor &+ 1)) { k, v in
+            guard k.count == prefix.count + 8, k.starts(with: prefix), n < limit else { return false }
             let pos = BigEndianRead.uint64(k, at: prefix.count)
             guard pos > cursor else { return true }
             // NotifIndexValue: flags, stream ordering, room, thread.
             var r = ByteReader(v, what: "notification index")
-            _ = try r.byte()
+            let flags = try r.byte()
             let so = Int64(bitPattern: try r.fixed64())
             let room = try r.rawBytes()
             let thread = try r.rawBytes()
@@ -269,10 +283,10 @@ extension StoreReadView {
                 unread = so > threadReceipt
             }
             rooms[roomKey] = receipts
-            out.append((pos, !unread))
-            return true
+            n += 1
+            return try body(NotificationRow(pos: pos, streamOrdering: so, highlight: flags & 1 != 0,
+                                            room: room, thread: thread, isRead: !unread))
         }
-        return out
     }
 }
 

@@ -405,9 +405,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
             if run.slot == nil {
                 guard acquireSlot(run) else { return }
             }
-            guard let input = try view.rawPushInput(key: key, user: run.userID, pos: n.pos, rule: config.badgeRule,
-                                                    badgeCache: &run.badgeCache, globalBeforeRead: unreadGlobalBeforeRead),
-                  input.enabled else {
+            guard let input = try view.rawPushInput(key: key, pos: n.pos), input.state.enabled else {
                 finish(run, pool: pool)  // removed or disabled
                 return
             }
@@ -458,21 +456,23 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
                 failed(run, pos: n.pos, why: "no data.url", pool: pool)
                 continue
             }
+            let badge = try view.badge(user: run.userID, rule: config.badgeRule, cache: &run.badgeCache,
+                                       globalBeforeRead: unreadGlobalBeforeRead)
             var body: [UInt8]?
             if let raw {
-                body = payloads.notification(raw, pusher: pusher, badge: input.badge, includeContent: config.includeContent)
+                body = payloads.notification(raw, pusher: pusher, badge: badge, includeContent: config.includeContent)
             }
             if body == nil {
                 if note == nil, case .notification(let decoded) = try EntryCodec.decode(entry, pos: n.pos).entry { note = decoded }
                 guard let note else { throw CorruptData(what: "log entry \(n.pos)", reason: "not a notification") }
-                body = GatewayPayload.notification(note, pusher: pusher.config, badge: input.badge,
+                body = GatewayPayload.notification(note, pusher: pusher.config, badge: badge,
                                                    options: .init(includeContent: config.includeContent)).serialized()
             }
             let tag = nextTag
             nextTag += 1
             batch.start(PostRequest(tag: tag, url: url, body: body!, headers: Self.headers,
                                     timeout: .milliseconds(config.requestTimeoutMS)))
-            run.inFlight = InFlight(tag: tag, pos: n.pos, loggedTS: loggedTS, pusher: pusher, badge: input.badge)
+            run.inFlight = InFlight(tag: tag, pos: n.pos, loggedTS: loggedTS, pusher: pusher, badge: badge)
             run.phase = .inFlight
             byTag[tag] = run
             return

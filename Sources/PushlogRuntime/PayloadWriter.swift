@@ -18,7 +18,6 @@ final class PayloadWriter {
         let record: [UInt8]
         let config: PusherConfig
         let url: String?
-        let host: String
         let eventIDOnly: Bool
         let badgeDisabled: Bool
         /// The device object without its closing brace (and without tweaks).
@@ -28,7 +27,6 @@ final class PayloadWriter {
             self.record = record
             self.config = config
             url = config.data["url"]?.stringValue
-            host = PusherPool.host(of: url ?? "")
             eventIDOnly = GatewayPayload.isEventIDOnly(config)
             badgeDisabled = GatewayPayload.badgeDisabled(config)
             var device = GatewayPayload.device(config, tweaks: nil).serialized()
