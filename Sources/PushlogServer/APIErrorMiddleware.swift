@@ -22,9 +22,14 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 
+    /// The path as the router matches it: empty segments dropped (`//v1/pushers/` is `/v1/pushers`).
+    static func routed(_ path: String) -> String {
+        "/" + path.split(separator: "/", omittingEmptySubsequences: true).joined(separator: "/")
+    }
+
     func translate(_ status: HTTPResponse.Status, _ request: Request) -> APIError {
         switch status {
-        case .notFound where knownPaths.contains(request.uri.path):
+        case .notFound where knownPaths.contains(Self.routed(request.uri.path)):
             APIError(.methodNotAllowed, .unrecognized, "\(request.method) is not allowed on \(request.uri.path)")
         case .notFound: APIError(.notFound, .notFound, "no such endpoint: \(request.uri.path)")
         case .contentTooLarge: .tooLarge

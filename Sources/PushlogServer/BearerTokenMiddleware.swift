@@ -1,24 +1,38 @@
 import Hummingbird
 
-/// `Authorization: Bearer <token>` on every `/v1` request; `/health` needs none, and neither does
-/// `/v1/unsubscribe`, whose signed link is its own authority (it arrives from a mail client).
+/// `Authorization: Bearer <token>` on the routes it is added to. It is bound to routes, not to
+/// paths: the router adds it to the `/v1` group (all of `/v1` but the unsubscribe link), so it
+/// runs for whatever spelling of a path the router resolves to one of those routes (`//v1/…`,
+/// `/v1/pushers/`, …), and nothing that resolves elsewhere reaches a `/v1` handler without it.
 struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
-    let token: [UInt8]
+    let token: BearerToken
 
-    init(token: String) { self.token = Array(token.utf8) }
+    init(token: String) { self.token = BearerToken(token) }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let path = request.uri.path
-        guard path == "/v1" || path.hasPrefix("/v1/"), path != "/v1/unsubscribe" else { return try await next(request, context) }
-        let parts = request.headers[.authorization]?.split(separator: " ", maxSplits: 1) ?? []
+        try token.check(request.headers, for: "")
+        return try await next(request, context)
+    }
+}
+
+/// One expected bearer token, and the one check of a request's `Authorization` header against it
+/// (shared by the `/v1` routes and `/metrics`).
+struct BearerToken: Sendable {
+    let expected: [UInt8]
+
+    init(_ token: String) { expected = Array(token.utf8) }
+
+    /// Throws 401 `M_MISSING_TOKEN` when there is no bearer credential, `M_UNKNOWN_TOKEN` when it
+    /// is not the expected one. `what` names the guarded thing in the error text (" for /metrics").
+    func check(_ headers: HTTPFields, for what: String) throws {
+        let parts = headers[.authorization]?.split(separator: " ", maxSplits: 1) ?? []
         guard let scheme = parts.first, scheme.lowercased() == "bearer" else {
-            throw APIError(.unauthorized, .missingToken, "missing access token")
+            throw APIError(.unauthorized, .missingToken, "missing access token\(what)")
         }
         let given = parts.count > 1 ? Array(parts[1].utf8.drop { $0 == 0x20 }) : []
-        guard Self.constantTimeEqual(given, token) else {
-            throw APIError(.unauthorized, .unknownToken, "unrecognised access token")
+        guard Self.constantTimeEqual(given, expected) else {
+            throw APIError(.unauthorized, .unknownToken, "unrecognised access token\(what)")
         }
-        return try await next(request, context)
     }
 
     /// Takes the same time whatever the given bytes are: it always walks the whole expected

@@ -31,13 +31,10 @@ public struct APIConfig: Sendable {
 public func buildRouter(store: Store, pool: PusherPool?, config: APIConfig) -> Router<BasicRequestContext> {
     let router = Router(context: BasicRequestContext.self)
     let api = PushlogAPI(store: store, pool: pool, maxBodySize: config.maxBodySize,
-                         metricsText: config.metricsText, metricsToken: config.metricsToken,
+                         metricsText: config.metricsText, metricsToken: config.metricsToken.map(BearerToken.init),
                          unsubscribeSigner: config.unsubscribeSigner)
     router.add(middleware: APIErrorMiddleware(knownPaths: PushlogAPI.paths))
-    if let token = config.token {
-        router.add(middleware: BearerTokenMiddleware(token: token))
-    }
-    api.addRoutes(to: router)
+    api.addRoutes(to: router, token: config.token)
     return router
 }
 

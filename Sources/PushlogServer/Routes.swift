@@ -10,23 +10,28 @@ struct PushlogAPI: Sendable {
     let maxBodySize: Int
     /// Renders `/metrics`; nil: not served.
     let metricsText: (@Sendable () -> [UInt8])?
-    let metricsToken: String?
+    let metricsToken: BearerToken?
     /// Verifies `/v1/unsubscribe` links; nil: every link is refused.
     let unsubscribeSigner: UnsubscribeSigner?
 
     /// Every path served, so that a known path with the wrong method gets 405, not 404.
     static let paths: Set<String> = ["/health", "/metrics", "/v1/notifications", "/v1/receipts", "/v1/pushers", "/v1/pushers/rewind", "/v1/unsubscribe"]
 
-    func addRoutes(to router: Router<BasicRequestContext>) {
+    /// `token`, when set, guards every `/v1` route but the unsubscribe link, whose signature is
+    /// its own authority (it arrives from a mail client). The guard is a middleware of the `/v1`
+    /// group, so it belongs to the routes themselves and no spelling of a path can get round it.
+    func addRoutes(to router: Router<BasicRequestContext>, token: String?) {
         router.get("/health") { _, _ in try health() }
         router.get("/metrics") { request, _ in try metrics(request) }
-        router.post("/v1/notifications") { request, _ in try await postNotifications(request) }
-        router.post("/v1/receipts") { request, _ in try await postReceipts(request) }
-        router.put("/v1/pushers") { request, _ in try await putPusher(request) }
-        router.get("/v1/pushers") { request, _ in try listPushers(request) }
-        router.delete("/v1/pushers") { request, _ in try await deletePusher(request) }
-        router.post("/v1/pushers/rewind") { request, _ in try await rewindPushers(request) }
         router.get("/v1/unsubscribe") { request, _ in try await unsubscribe(request) }
         router.post("/v1/unsubscribe") { request, _ in try await unsubscribe(request) }
+        let v1 = router.group("/v1")
+        if let token { v1.add(middleware: BearerTokenMiddleware(token: token)) }
+        v1.post("notifications") { request, _ in try await postNotifications(request) }
+        v1.post("receipts") { request, _ in try await postReceipts(request) }
+        v1.put("pushers") { request, _ in try await putPusher(request) }
+        v1.get("pushers") { request, _ in try listPushers(request) }
+        v1.delete("pushers") { request, _ in try await deletePusher(request) }
+        v1.post("pushers/rewind") { request, _ in try await rewindPushers(request) }
     }
 }
