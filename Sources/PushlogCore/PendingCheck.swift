@@ -24,37 +24,65 @@ extension Store {
                                _ body: (PendingPusher) throws -> Bool) throws -> Int {
         guard limit > 0 else { return 0 }
         return try env.read { txn in
-            var examined = 0
             var yielded = 0
-            try txn.withCursor(consumers) { cc in
-                try txn.withCursor(projections.heads) { hc in
-                    var c = try after.map { k -> Cursor.Entry? in
-                        guard let e = try cc.seek(k) else { return nil }
-                        return e.key.elementsEqual(k) ? try cc.next() : e
-                    } ?? cc.first()
-                    var h = try hc.first()
-                    while let (ck, cv) = c {
-                        examined += 1
-                        let userLen = Keys.userLength(ck)
-                        let user = UnsafeRawBufferPointer(rebasing: ck[..<userLen])
-                        // Advance heads to the first key >= this user.
-                        while let (hk, _) = h, compareKeys(hk, user) < 0 { h = try hc.next() }
-                        if let (hk, hv) = h, hk.count == user.count, compareKeys(hk, user) == 0,
-                           let cursor = ConsumerState.cursorIfEnabled(cv) {
-                            let head = BigEndianRead.uint64(hv, at: 0)
-                            if head > cursor {
-                                let p = PendingPusher(key: Array(ck), userID: String(decoding: user, as: UTF8.self),
-                                                      cursor: cursor, head: head, kind: PusherKind(code: cv[41]) ?? .http)
-                                yielded += 1
-                                if try !body(p) || yielded >= limit { return }
-                            }
-                        }
-                        c = try cc.next()
-                    }
+            return try walkConsumersWithHeads(txn, after: after) { ck, cv, userLength, head in
+                guard let head, let cursor = ConsumerState.cursorIfEnabled(cv), head > cursor else { return true }
+                let p = PendingPusher(key: Array(ck), userID: String(decoding: UnsafeRawBufferPointer(rebasing: ck[..<userLength]), as: UTF8.self),
+                                      cursor: cursor, head: head, kind: PusherKind(code: cv[41]) ?? .http)
+                yielded += 1
+                return try body(p) && yielded < limit
+            }
+        }
+    }
+
+    /// What `/metrics` reports of the pushers, read from one snapshot: how many there are of
+    /// each kind (enabled or not), how many enabled ones are pending, and how far behind each
+    /// pending one is (log entries between its cursor and its user's head). One merge walk, like
+    /// the boot check: ~60 ns a pusher, nothing held per idle pusher.
+    public func pusherCensus() throws -> PusherCensus {
+        try env.read { txn in
+            var census = PusherCensus()
+            try walkConsumersWithHeads(txn, after: nil) { _, cv, _, head in
+                guard cv.count >= ConsumerState.size, let kind = PusherKind(code: cv[41]) else { return true }
+                census.byKind[kind, default: 0] += 1
+                if let head, let cursor = ConsumerState.cursorIfEnabled(cv), head > cursor { census.lags.append(head - cursor) }
+                return true
+            }
+            return census
+        }
+    }
+
+    /// The merge join under the boot check and the census: `consumers` and `heads` walked side by
+    /// side in key order (both start with the user id), `body` called with each consumer's key,
+    /// its value, the length of the user id that starts the key, and that user's head (nil: no
+    /// notification yet), until it returns false. Returns the number of consumers examined.
+    @discardableResult
+    func walkConsumersWithHeads(
+        _ txn: Transaction, after: [UInt8]?,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, Int, UInt64?) throws -> Bool
+    ) throws -> Int {
+        var examined = 0
+        try txn.withCursor(consumers) { cc in
+            try txn.withCursor(projections.heads) { hc in
+                var c = try after.map { k -> Cursor.Entry? in
+                    guard let e = try cc.seek(k) else { return nil }
+                    return e.key.elementsEqual(k) ? try cc.next() : e
+                } ?? cc.first()
+                var h = try hc.first()
+                while let (ck, cv) = c {
+                    examined += 1
+                    let userLen = Keys.userLength(ck)
+                    let user = UnsafeRawBufferPointer(rebasing: ck[..<userLen])
+                    // Advance heads to the first key >= this user.
+                    while let (hk, _) = h, compareKeys(hk, user) < 0 { h = try hc.next() }
+                    var head: UInt64?
+                    if let (hk, hv) = h, hk.count == user.count, compareKeys(hk, user) == 0 { head = BigEndianRead.uint64(hv, at: 0) }
+                    if try !body(ck, cv, userLen, head) { return }
+                    c = try cc.next()
                 }
             }
-            return examined
         }
+        return examined
     }
 
     /// The pending pushers as a sequence that reads them a page at a time, each page in its own
@@ -109,16 +137,13 @@ func compareKeys(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> In
     return a.count - b.count
 }
 
-extension Store {
-    /// Pushers by kind, enabled or not: one sequential scan of the consumer records.
-    public func pusherCountsByKind() throws -> [PusherKind: Int] {
-        try env.read { txn in
-            var counts: [PusherKind: Int] = [:]
-            try txn.forEach(consumers) { _, v in
-                if v.count >= ConsumerState.size, let kind = PusherKind(code: v[41]) { counts[kind, default: 0] += 1 }
-                return true
-            }
-            return counts
-        }
-    }
+/// The pushers as `/metrics` shows them (``Store/pusherCensus()``).
+public struct PusherCensus: Sendable, Equatable {
+    /// Every pusher, enabled or not, by kind.
+    public var byKind: [PusherKind: Int] = [:]
+    /// One entry per enabled pending pusher: log entries between its cursor and its user's head.
+    public var lags: [UInt64] = []
+    public var pending: Int { lags.count }
+
+    public init() {}
 }

@@ -13,16 +13,8 @@ public enum LogFollower {
         headGauge.record(start)
         return processes.run("follow_log") { ctx in
             var seen = start
-            var countsDue = false
-            var lastCount = 0.0
             while !Task.isCancelled {
                 try await Task.sleep(for: interval)
-                // The pushers{kind} gauges take a scan of the consumers: at most every 10 s.
-                if countsDue && Clock.monotonicSeconds() - lastCount > 10 {
-                    try pool.recordPusherCounts()
-                    countsDue = false
-                    lastCount = Clock.monotonicSeconds()
-                }
                 let head = try store.head()
                 guard head > seen else { continue }
                 var notified = Set<String>(), receipts = Set<String>(), pushers = Set<PusherID>()
@@ -40,7 +32,7 @@ public enum LogFollower {
                 }
                 seen = head
                 headGauge.record(head)
-                if !pushers.isEmpty { pool.onPushersChanged(pushers); countsDue = true }
+                if !pushers.isEmpty { pool.onPushersChanged(pushers) }
                 if !notified.isEmpty { pool.onNewNotifications(users: notified) }
                 if !receipts.isEmpty { pool.onNewReceipts(users: receipts) }
             }

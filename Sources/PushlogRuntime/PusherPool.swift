@@ -43,7 +43,6 @@ public final class PusherPool: @unchecked Sendable {
     let pushLatency = Timer(label: "pushlog_http_push_latency_seconds")
     /// Called after each delivered push with its pos and its latency in seconds (for benchmarks).
     public var onDelivered: (@Sendable (UInt64, Double) -> Void)?
-    let pendingAtBoot = Gauge(label: "pushlog_pending_pushers")
     let emailsSent = Counter(label: "pushlog_emails_sent_total")
     let emailsFailed = Counter(label: "pushlog_emails_failed_total")
 
@@ -101,25 +100,13 @@ public final class PusherPool: @unchecked Sendable {
             }
             let checkSeconds = Clock.monotonicSeconds() - t0
             bootCheckSeconds.record(checkSeconds)
-            pendingAtBoot.record(pending.count)
             ctx.logger.info("started pushers: \(pending.count) pending of \(total) in \(Int(checkSeconds * 1000)) ms")
-            let lag = Recorder(label: "pushlog_pusher_lag_entries", aggregate: true)
-            for p in pending { lag.record(p.head - p.cursor) }  // log entries between cursor and head
-            try recordPusherCounts()
             // Start them, staggered: a slot is held until a loop's first pass ends.
             for p in pending where p.kind == .http || email != nil {
                 try await bootSlots.acquire()
                 let started = p.kind == .http ? poke(key: p.key, bootSlot: true) : pokeEmail(key: p.key, bootSlot: true)
                 if !started { bootSlots.release() }
             }
-        }
-    }
-
-    /// Sets the `pushers{kind}` gauges from the store.
-    public func recordPusherCounts() throws {
-        let counts = try store.pusherCountsByKind()
-        for kind in PusherKind.allCases {
-            Gauge(label: "pushlog_pushers", dimensions: [("kind", kind.rawValue)]).record(counts[kind] ?? 0)
         }
     }
 

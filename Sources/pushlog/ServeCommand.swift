@@ -85,11 +85,12 @@ struct Serve: AsyncParsableCommand {
         // Signals are handled before anything says it is running.
         let stop = stopSignals()
         let follower = try LogFollower.start(store: store, pool: pool, processes: processes)
+        let pusherMetrics = PusherMetrics(store: store)
         let (listening, running) = AsyncStream<Int?>.makeStream()
         let app = makeApplication(
             store: store, pool: pool,
             config: APIConfig(token: config.apiToken, metricsToken: config.metricsToken, maxBodySize: config.apiMaxBodySize,
-                              metricsText: { registry.emitToBuffer() }, unsubscribeSigner: signer),
+                              metricsText: { registry.emitToBuffer() + pusherMetrics.render() }, unsubscribeSigner: signer),
             host: config.listenHost, port: config.listenPort, logger: logger,
             onRunning: { port in running.yield(port); running.finish() })
         // The pusher pool and the HTTP server are the services of one group; our own signal

@@ -107,8 +107,15 @@ struct PendingCheckTests {
             #expect(Array(store.pendingPushers(pageSize: order.count)).map(\.key) == order)
             #expect(Array(store.pendingPushers(pageSize: 1)).count == order.count)
 
-            // stats agrees on the count.
+            // stats agrees on the count, and so does the census of /metrics, lags included.
             #expect(try store.stats().pendingPushers == expected.count)
+            let census = try store.pusherCensus()
+            #expect(census.lags.sorted() == expected.values.map { $0.head - $0.cursor }.sorted())
+            var states: [PusherState] = []
+            try store.forEachPusherState { states.append($0); return true }
+            #expect(census.byKind[.http] == states.filter { $0.config.kind == .http }.count)
+            #expect(census.byKind[.email] == states.filter { $0.config.kind == .email }.count)
+            #expect((census.byKind[.http] ?? 0) + (census.byKind[.email] ?? 0) == world.pushers.count, "disabled pushers counted too")
         }
     }
 
