@@ -202,8 +202,14 @@ func benchLatency() async {
 
 /// Ingest through `POST /v1/notifications` of a running `pushlog serve` (release), 16 requests
 /// in flight, batches of 100 and of 1, beside `pushlog append` of the same notifications.
+/// `--token T` runs the servers with `api.token` and sends it; `--baseline PATH` runs another
+/// `pushlog` binary (an earlier commit's) the same way in the same invocation, alternating with
+/// this one run by run, and prints each path's median over `--runs N` and the ratio.
 func benchIngest() async {
     let pushlog = stringOption("pushlog", here.deletingLastPathComponent().appendingPathComponent(".build/release/pushlog").path)
+    let baseline = stringOption("baseline", "")
+    let token = stringOption("token", "")
+    let runs = max(1, Int(stringOption("runs", "1")) ?? 1)
     let port = 18_795
     let http = try! HTTPClient()
     func line(_ i: Int) -> JSON {
@@ -212,24 +218,26 @@ func benchIngest() async {
                         "stream_ordering": .int(n.streamOrdering), "actions": .array(n.actions),
                         "event": .object(n.event), "context": .object(n.context!)])
     }
-    var rows: [[String]] = []
-    for (batch, total) in [(100, 100_000), (1, 20_000)] {
+    let headers = token.isEmpty ? ["Content-Type": "application/json"]
+        : ["Content-Type": "application/json", "Authorization": "Bearer \(token)"]
+    /// One run: a fresh server of `binary`, `total` notifications in batches of `batch`; notifications/s.
+    func once(_ binary: String, batch: Int, total: Int, bodies: [[UInt8]]) async -> Double {
         let dir = fresh("ingest-\(batch)")
         let server = Process()
-        server.executableURL = URL(fileURLWithPath: pushlog)
+        server.executableURL = URL(fileURLWithPath: binary)
         server.arguments = ["serve", "--data-dir", dir, "--listen", "127.0.0.1:\(port)"]
+        if !token.isEmpty { server.environment = ProcessInfo.processInfo.environment.merging(["PUSHLOG_API_TOKEN": token]) { $1 } }
         let err = Pipe()
         server.standardError = err
         try! server.run()
         var text = ""
         while !text.contains("pushlog serve: listening") {
-            text += String(decoding: err.fileHandleForReading.availableData, as: UTF8.self)
+            let chunk = err.fileHandleForReading.availableData
+            precondition(!chunk.isEmpty, "\(binary) did not start: \(text)")
+            text += String(decoding: chunk, as: UTF8.self)
         }
         let drain = err.fileHandleForReading
         Thread.detachNewThread { while !drain.availableData.isEmpty {} }
-        let bodies: [[UInt8]] = stride(from: 0, to: total, by: batch).map { start in
-            JSON.object(["notifications": .array((start..<min(total, start + batch)).map(line))]).serialized()
-        }
         let t0 = now()
         await withTaskGroup(of: Void.self) { group in
             let next = Ticket()
@@ -239,7 +247,7 @@ func benchIngest() async {
                         let i = next.take()
                         guard i < bodies.count else { return }
                         let r = try! await http.post("http://127.0.0.1:\(port)/v1/notifications", body: bodies[i],
-                                                     headers: ["Content-Type": "application/json"], timeout: .seconds(60))
+                                                     headers: headers, timeout: .seconds(60))
                         precondition(r.status == 200, "status \(r.status)")
                     }
                 }
@@ -248,7 +256,25 @@ func benchIngest() async {
         let rate = Double(total) / (now() - t0)
         kill(server.processIdentifier, SIGTERM)
         server.waitUntilExit()
-        rows.append(["POST /v1/notifications, batches of \(batch)", "\(total)", fmt(rate)])
+        return rate
+    }
+    var rows: [[String]] = []
+    for (batch, total) in [(100, 100_000), (1, 20_000)] {
+        let bodies: [[UInt8]] = stride(from: 0, to: total, by: batch).map { start in
+            JSON.object(["notifications": .array((start..<min(total, start + batch)).map(line))]).serialized()
+        }
+        var mine: [Double] = [], theirs: [Double] = []
+        for run in 1...runs {
+            mine.append(await once(pushlog, batch: batch, total: total, bodies: bodies))
+            if !baseline.isEmpty { theirs.append(await once(baseline, batch: batch, total: total, bodies: bodies)) }
+            progress("ingest, batches of \(batch): runs", run, runs)
+        }
+        let path = "POST /v1/notifications, batches of \(batch)"
+        if baseline.isEmpty {
+            rows.append([path, "\(total)", fmt(median(mine))])
+        } else {
+            rows.append([path, "\(total)", fmt(median(mine)), fmt(median(theirs)), String(format: "%.3f", median(mine) / median(theirs))])
+        }
     }
     http.shutdown()
     // The store's own rate through the CLI, same notifications.
@@ -264,8 +290,13 @@ func benchIngest() async {
     try! p.run()
     p.waitUntilExit()
     rows.append(["pushlog append (one process, commits of 10,000)", "100000", fmt(100_000 / (now() - t0))])
-    print("## Ingest: notifications per second into a durable (sync) store, 16 requests in flight\n")
-    table(["path", "notifications", "notifications/s"], rows)
+    print("## Ingest: notifications per second into a durable (sync) store, 16 requests in flight\(token.isEmpty ? "" : ", with api.token")\n")
+    if baseline.isEmpty {
+        table(["path", "notifications", "notifications/s"], rows)
+    } else {
+        rows[rows.count - 1] += ["", ""]
+        table(["path", "notifications", "notifications/s (median of \(runs))", "baseline \(baseline)", "ratio"], rows)
+    }
     print()
 }
 

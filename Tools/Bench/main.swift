@@ -280,7 +280,7 @@ default:
                pushlog-bench deliver [--pushers P] [--per K] [--runs R]     (nginx: Tools/nginx/gateway.sh start)
                pushlog-bench boot-deliver [--runs R] [--quick]
                pushlog-bench latency [--rate N] [--seconds S] [--pushers P]
-               pushlog-bench ingest
+               pushlog-bench ingest [--runs R] [--token T] [--baseline PATH]   (PATH: another pushlog binary)
                pushlog-bench serve-boot [--runs R] [--quick]   (nginx running)
         (--dir DIR for the scratch directory; build Tools/baseline first)
         """)
