@@ -26,7 +26,7 @@ struct PushlogAPI: Sendable {
         router.get("/v1/pushers") { request, _ in try listPushers(request) }
         router.delete("/v1/pushers") { request, _ in try await deletePusher(request) }
         router.post("/v1/pushers/rewind") { request, _ in try await rewindPushers(request) }
-        router.get("/v1/unsubscribe") { request, _ in try await unsubscribe(request) }
+        router.get("/v1/unsubscribe") { request, _ in try await unsubscribePage(request) }
         router.post("/v1/unsubscribe") { request, _ in try await unsubscribe(request) }
     }
 }
