@@ -28,7 +28,7 @@ extension EmailDelivery {
                     reason: Digest.Reason(roomID: request.reason.roomID, receivedAt: request.reason.receivedAt,
                                           delayBeforeMail: config.delayBeforeMailMS,
                                           lastSentTS: request.reason.lastSentTS, throttleMS: request.reason.throttleMS),
-                    notifications: request.notifications)
+                    notifications: request.notifications, omittedPerRoom: request.omittedPerRoom)
                 let rendered = renderer.render(digest)
                 return ComposedEmail(subject: rendered.subject, text: rendered.text, html: rendered.html)
             },

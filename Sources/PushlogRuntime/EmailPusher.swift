@@ -35,7 +35,7 @@ struct EmailPusher {
         let cursor = pusher.state.cursor
         // Throttles and notifications from one snapshot: nothing is decided with a room's
         // throttle unknown or out of step with what it covers.
-        let (throttles, unread, scanned, notes) = try context.transaction {
+        let (throttles, unread, scanned, received) = try context.transaction {
             try store.read { view in
                 let throttles = try view.emailThrottles(key: key)
                 var unread: [UserNotification] = []
@@ -45,11 +45,11 @@ struct EmailPusher {
                     if !n.isRead { unread.append(n) }  // read before its mail was due: never mailed
                     return true
                 }
-                return (throttles, unread, scanned, try view.notifications(at: unread.map(\.pos)))
+                return (throttles, unread, scanned, try view.receivedTimes(at: unread.map(\.pos)))
             }
         }
         let pending = unread.compactMap { n in
-            notes[n.pos].map { EmailPlanner.Pending(pos: n.pos, roomID: n.roomID, receivedTS: $0.receivedTS) }
+            received[n.pos].map { EmailPlanner.Pending(pos: n.pos, roomID: n.roomID, receivedTS: $0) }
         }
         switch EmailPlanner(config: delivery.config).decide(unread: pending, scannedThrough: scanned, cursor: cursor,
                                                             throttles: throttles, now: now) {
@@ -59,15 +59,20 @@ struct EmailPusher {
             }
             return wakeAt.map { .wake(at: $0) } ?? .idle
         case .send(let mail):
-            return try await send(mail, pusher: pusher, notes: notes, now: now)
+            return try await send(mail, pusher: pusher, rooms: Dictionary(uniqueKeysWithValues: pending.map { ($0.pos, $0.roomID) }),
+                                  now: now)
         }
     }
 
-    func send(_ mail: EmailPlanner.Mail, pusher: LoadedPusher, notes: [UInt64: Notification], now: Int64) async throws -> Next {
+    /// Mails `mail`; `rooms` gives the room of each pos it covers.
+    func send(_ mail: EmailPlanner.Mail, pusher: LoadedPusher, rooms: [UInt64: String], now: Int64) async throws -> Next {
         let id = pusher.config.id
-        let link = delivery.signer.link(baseURL: delivery.publicBaseURL(), id)
-        let request = DigestRequest(userID: id.userID, to: id.pushkey, notifications: mail.positions.compactMap { notes[$0] },
+        let link = delivery.signer.link(baseURL: delivery.publicBaseURL(), id, now: now)
+        let (shown, omitted) = Self.shown(mail.positions, rooms: rooms, perRoom: delivery.config.maxNotificationsPerRoom)
+        let notes = try context.transaction { try store.notifications(at: shown) }
+        var request = DigestRequest(userID: id.userID, to: id.pushkey, notifications: shown.compactMap { notes[$0] },
                                     reason: mail.reason, unsubscribeLink: link, now: now)
+        request.omittedPerRoom = omitted
         do {
             let composed = try delivery.compose(request)
             try await delivery.send(id.pushkey, composed, link)
@@ -91,6 +96,27 @@ struct EmailPusher {
             try ctx.setEmailThrottles(key: key, mail.throttles)
         }
         return .again
+    }
+
+    /// Of `positions` (log order), the newest `perRoom` of each room, still in log order, and
+    /// per room how many older ones are left out: a mail about a busy room loads a bounded
+    /// number of events and counts the rest.
+    static func shown(_ positions: [UInt64], rooms: [UInt64: String], perRoom: Int) -> (shown: [UInt64], omitted: [String: Int]) {
+        var total: [String: Int] = [:]
+        for pos in positions { total[rooms[pos] ?? "", default: 0] += 1 }
+        var seen: [String: Int] = [:]
+        var shown: [UInt64] = []
+        var omitted: [String: Int] = [:]
+        for pos in positions {
+            let room = rooms[pos] ?? ""
+            seen[room, default: 0] += 1
+            if total[room]! - seen[room]! < perRoom {
+                shown.append(pos)
+            } else {
+                omitted[room, default: 0] += 1
+            }
+        }
+        return (shown, omitted)
     }
 
     /// A mail the server did not take: retry after the `push.backoff_*` schedule; the cursor
