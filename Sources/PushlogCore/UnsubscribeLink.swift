@@ -43,10 +43,16 @@ public struct UnsubscribeSigner: Sendable {
         let temporary = dataDir + "/.unsubscribe.key.\(getpid()).\(UInt32.random(in: .min ... .max, using: &rng)).tmp"
         try writeSynced(key, to: temporary)
         defer { unlink(temporary) }
-        guard Glibc.link(temporary, path) == 0 else {
-            // Another process made it first: use theirs.
-            if errno == EEXIST { return try load(dataDir: dataDir) }
-            throw posixError()
+        if Glibc.link(temporary, path) != 0 {
+            switch errno {
+            case EEXIST:
+                return try load(dataDir: dataDir)  // another process made it first: use theirs
+            case EPERM, EOPNOTSUPP, ENOSYS:
+                // A file system without hard links: rename is atomic too, only not exclusive.
+                guard rename(temporary, path) == 0 else { throw posixError() }
+            default:
+                throw posixError()
+            }
         }
         try syncDirectory(dataDir)
         return UnsubscribeSigner(key: key)
