@@ -1,6 +1,6 @@
 import Foundation
 import PushlogCore
-import PushlogMail
+@testable import PushlogMail
 import Testing
 @testable import PushlogRuntime
 
@@ -54,6 +54,18 @@ struct EmailBoundedLoadTests {
         #expect(request.notifications.map(\.eventID) == ["$e5", "$e6", "$e7", "$e8", "$e9"])
         #expect(request.omittedPerRoom == [Self.lunch: 4])
         #expect(mail.text.contains("(4 earlier messages not shown: "))
+    }
+
+    @Test("the renderer counts the notifications not loaded: in a shown room's earlier messages and in the hidden rooms' total")
+    func renderCountsOmitted() throws {
+        typealias F = DigestFixture
+        var digest = F.digest([F.message("$a", in: F.lunch, body: "shown lunch"),
+                               F.message("$b", in: F.dev, body: "hidden dev", at: F.t0 - F.minute)])
+        digest.omittedPerRoom = [F.lunch: 30, F.dev: 7]
+        let mail = try F.render(digest, maxRooms: 1, maxMessagesPerRoom: 20)
+        #expect(mail.text.contains("(30 earlier messages not shown: "))
+        #expect(mail.text.contains("...and 1 more room with 8 unread messages."))
+        #expect(mail.text.contains("shown lunch") && !mail.text.contains("hidden dev"))
     }
 
     @Test("the selection keeps log order and the newest of each room, rooms interleaved")
