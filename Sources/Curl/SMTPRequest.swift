@@ -31,6 +31,10 @@ public struct SMTPRequest: Sendable {
     /// A PEM file of the certificate authorities to trust instead of the system's
     /// (`CURLOPT_CAINFO`); for a server with a private CA or a self-signed certificate.
     public var caFile: String?
+    /// false: the server's certificate chain and host name are not checked
+    /// (`CURLOPT_SSL_VERIFYPEER`/`VERIFYHOST` 0): the connection is encrypted but anyone on the
+    /// path can pose as the server. For a local MTA with a certificate of its own.
+    public var verifyPeer: Bool
     /// The envelope sender (`MAIL FROM`), a bare address such as `noreply@example.org`.
     public var from: String
     /// The envelope recipients (`RCPT TO`), bare addresses; at least one.
@@ -52,6 +56,7 @@ public struct SMTPRequest: Sendable {
         password: String? = nil,
         requireTLS: Bool = false,
         caFile: String? = nil,
+        verifyPeer: Bool = true,
         connectTimeout: Duration? = nil,
         timeout: Duration = .seconds(30)
     ) {
@@ -63,6 +68,7 @@ public struct SMTPRequest: Sendable {
         self.password = password
         self.requireTLS = requireTLS
         self.caFile = caFile
+        self.verifyPeer = verifyPeer
         self.connectTimeout = connectTimeout
         self.timeout = timeout
     }
@@ -107,6 +113,10 @@ public struct SMTPRequest: Sendable {
         let level = requireTLS ? CURLUSESSL_ALL : CURLUSESSL_TRY
         try transfer.set(CURLOPT_USE_SSL, Int(level.rawValue))
         if let caFile { try transfer.set(CURLOPT_CAINFO, caFile) }
+        if !verifyPeer {
+            try transfer.set(CURLOPT_SSL_VERIFYPEER, 0)
+            try transfer.set(CURLOPT_SSL_VERIFYHOST, 0)
+        }
         if let connectTimeout { try transfer.set(CURLOPT_CONNECTTIMEOUT_MS, connectTimeout.curlMilliseconds) }
         try transfer.set(CURLOPT_FORBID_REUSE, 1)
         // Bounds each wait for a reply, including the QUIT that closes the connection after a

@@ -105,7 +105,7 @@ public struct Config: Sendable, Equatable {
 
     static func duration(_ v: String, allowZero: Bool = false) throws -> Int64 {
         guard let ms = DurationText.milliseconds(v) else {
-            throw Reason(text: "must be a duration such as 250ms, 10s, 10m or 24h, not '\(v)'")
+            throw Reason(text: "must be a duration such as 250ms, 10s, 10m, 24h or 90d, not '\(v)'")
         }
         if ms == 0 && !allowZero { throw Reason(text: "must be longer than 0") }
         return ms
@@ -151,6 +151,17 @@ public struct Config: Sendable, Equatable {
         return v
     }
 
+    /// A path to a file this process can read now (a CA bundle): a typo stops start-up rather
+    /// than every mail.
+    static func readableFile(_ v: String) throws -> String {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: v, isDirectory: &isDirectory), !isDirectory.boolValue,
+              FileManager.default.isReadableFile(atPath: v) else {
+            throw Reason(text: "must name a readable file, not '\(v)'")
+        }
+        return v
+    }
+
     static let setters: [Setter] = [
         Setter(key: "listen") { $0.listen = try hostPort($1) },
         Setter(key: "data_dir") { $0.dataDir = $1 },
@@ -174,6 +185,9 @@ public struct Config: Sendable, Equatable {
         Setter(key: "email.smtp_user") { $0.email.smtpUser = $1 },
         Setter(key: "email.smtp_pass") { $0.email.smtpPass = $1 },
         Setter(key: "email.require_tls") { $0.email.requireTLS = try bool($1) },
+        Setter(key: "email.allow_plaintext_auth") { $0.email.allowPlaintextAuth = try bool($1) },
+        Setter(key: "email.tls_ca_file") { $0.email.tlsCAFile = try readableFile($1) },
+        Setter(key: "email.tls_verify") { $0.email.tlsVerify = try bool($1) },
         Setter(key: "email.notif_from") { $0.email.notifFrom = $1 },
         Setter(key: "email.app_name") { $0.email.appName = $1 },
         Setter(key: "email.client_base_url") { $0.email.clientBaseURL = try url($1, schemes: ["http", "https"]) },
@@ -183,6 +197,11 @@ public struct Config: Sendable, Equatable {
         Setter(key: "email.throttle_start") { $0.email.throttleStartMS = try duration($1) },
         Setter(key: "email.throttle_max") { $0.email.throttleMaxMS = try duration($1) },
         Setter(key: "email.throttle_reset_after") { $0.email.throttleResetAfterMS = try duration($1) },
+        Setter(key: "email.unsubscribe_link_lifetime") { $0.email.unsubscribeLinkLifetimeMS = try duration($1) },
+        Setter(key: "email.max_notifications_per_room") {
+            guard let n = Int($1), n > 0 else { throw Reason(text: "must be a positive integer, not '\($1)'") }
+            $0.email.maxNotificationsPerRoom = n
+        },
         Setter(key: "log.level") { $0.logLevel = try oneOf($1, ["trace", "debug", "info", "notice", "warning", "error", "critical"]) },
         Setter(key: "log.format") { $0.logFormat = try oneOf($1, ["text", "json"]) },
     ]
@@ -200,5 +219,16 @@ public struct Config: Sendable, Equatable {
         if push.backoffInitialMS > push.backoffMaxMS {
             throw Problem(key: "push.backoff_initial", message: "must not exceed push.backoff_max", source: "config")
         }
+        try validateSMTPAuth()
+    }
+
+    /// SMTP AUTH only over TLS: `smtps://`, or `smtp://` with `email.require_tls` (libcurl then
+    /// refuses to go on without STARTTLS, so AUTH never crosses in clear).
+    func validateSMTPAuth() throws {
+        guard email.smtpUser != nil, let url = email.smtpURL, !email.allowPlaintextAuth,
+              !url.lowercased().hasPrefix("smtps://"), !email.requireTLS else { return }
+        throw Problem(key: "email.smtp_user",
+                      message: "is set with email.smtp_url \(url) and no email.require_tls: SMTP AUTH would go in clear; set email.require_tls: true, use smtps://, or set email.allow_plaintext_auth: true",
+                      source: "config")
     }
 }

@@ -72,6 +72,23 @@ extension StoreReadView {
         return out
     }
 
+    /// When each notification at `positions` was received (those still in the log), read in
+    /// place: what the email planner needs of every unread notification, without decoding
+    /// their events (only the few a mail shows are decoded, by ``notifications(at:)``).
+    public func receivedTimes(at positions: [UInt64]) throws -> [UInt64: Int64] {
+        var out: [UInt64: Int64] = [:]
+        out.reserveCapacity(positions.count)
+        for pos in positions {
+            guard let raw = try txn.get(store.log, Keys.pos(pos)) else { continue }
+            if let n = RawNotification(raw) {
+                out[pos] = n.receivedTS
+            } else if case .notification(let n) = try EntryCodec.decode(raw, pos: pos).entry {
+                out[pos] = n.receivedTS  // a format the in-place reader does not know
+            }
+        }
+        return out
+    }
+
     /// Calls `body` with each notification of `user` after `cursor`, in log order, read ones
     /// marked, until it returns false.
     public func forEachNotification(user: String, after cursor: UInt64, _ body: (UserNotification) throws -> Bool) throws {

@@ -43,13 +43,16 @@ public struct Digest: Sendable, Equatable {
     /// Milliseconds: the time of sending.
     public var now: Int64
     public var reason: Reason
-    /// All unread due notifications of the user, in log order.
+    /// The unread due notifications of the user that the email can show, in log order.
     public var notifications: [PushlogCore.Notification]
+    /// Per room, how many more notifications are due than ``notifications`` holds (the sender
+    /// loaded only the newest of a busy room): counted in the email's summaries.
+    public var omittedPerRoom: [String: Int] = [:]
 
     public init(userID: String, userDisplayName: String? = nil, appName: String,
                 clientBaseURL: String = "https://matrix.to", publicBaseURL: String,
                 unsubscribeLink: String, now: Int64, reason: Reason,
-                notifications: [PushlogCore.Notification]) {
+                notifications: [PushlogCore.Notification], omittedPerRoom: [String: Int] = [:]) {
         self.userID = userID
         self.userDisplayName = userDisplayName
         self.appName = appName
@@ -59,6 +62,7 @@ public struct Digest: Sendable, Equatable {
         self.now = now
         self.reason = reason
         self.notifications = notifications
+        self.omittedPerRoom = omittedPerRoom
     }
 }
 

@@ -35,7 +35,7 @@ public struct DigestRenderer: Sendable {
         let links = MatrixLinks(clientBaseURL: digest.clientBaseURL, publicBaseURL: digest.publicBaseURL)
         let shown = rooms.rooms.prefix(max(1, maxRooms))
         let hidden = rooms.rooms.dropFirst(shown.count)
-        let hiddenCount = hidden.reduce(0) { $0 + $1.notifications.count }
+        let hiddenCount = hidden.reduce(0) { $0 + $1.notifications.count + digest.omittedPerRoom[$1.roomID, default: 0] }
         let reason = digest.reason
         let sentBefore = (reason.lastSentTS ?? 0) > 0 && (reason.throttleMS ?? 0) > 0
         return DigestView(
@@ -45,7 +45,7 @@ public struct DigestRenderer: Sendable {
             summary: subject,
             headline: Self.headline(subject, app: digest.appName),
             unsubscribe_link: digest.unsubscribeLink,
-            rooms: shown.map { roomView($0, rooms: rooms, links: links) },
+            rooms: shown.map { roomView($0, rooms: rooms, links: links, omitted: digest.omittedPerRoom[$0.roomID, default: 0]) },
             more_rooms: hidden.isEmpty ? nil : MoreRoomsView(
                 count: hidden.count, plural: hidden.count != 1, messages: hiddenCount, messages_plural: hiddenCount != 1),
             reason: ReasonView(
@@ -68,7 +68,8 @@ public struct DigestRenderer: Sendable {
         return subject.hasPrefix(tag) ? String(subject.dropFirst(tag.count)) : subject
     }
 
-    private func roomView(_ room: DigestRooms.Room, rooms: DigestRooms, links: MatrixLinks) -> RoomView {
+    /// `omitted`: the room's notifications not loaded at all, counted with the earlier ones.
+    private func roomView(_ room: DigestRooms.Room, rooms: DigestRooms, links: MatrixLinks, omitted: Int) -> RoomView {
         let roomLink = links.room(room.roomID)
         let invites = room.notifications.filter(rooms.isInvite).map { n in
             InviteView(
@@ -80,7 +81,7 @@ public struct DigestRenderer: Sendable {
             .sorted { ($0.element.receivedTS, $0.offset) < ($1.element.receivedTS, $1.offset) }
             .map(\.element)
         let shown = messages.suffix(max(1, maxMessagesPerRoom))
-        let earlier = messages.count - shown.count
+        let earlier = messages.count - shown.count + omitted
         return RoomView(
             room_id: room.roomID,
             title: room.title,

@@ -62,13 +62,20 @@ extension HTMLSanitizer {
         guard let start = prefixEnd else { return nil }
         var end = start
         while end < s.count, !s[end].properties.isWhitespace, !"<>\"".unicodeScalars.contains(s[end]) { end += 1 }
+        // The parentheses are counted once and kept up to date as the end moves back: counting
+        // them again for each `)` trimmed made a URL followed by many `)` quadratic.
+        var opens = 0
+        var closes = 0
+        for c in s[start..<end] {
+            if c == "(" { opens += 1 } else if c == ")" { closes += 1 }
+        }
         while end > start {
             let last = s[end - 1]
             if ".,;:!?'".unicodeScalars.contains(last) {
                 end -= 1
-            } else if last == ")",
-                s[start..<end].filter({ $0 == "(" }).count < s[start..<end].filter({ $0 == ")" }).count {
+            } else if last == ")", opens < closes {
                 end -= 1
+                closes -= 1
             } else {
                 break
             }

@@ -42,8 +42,9 @@ public final class Mailer: Sendable {
             message: message.bytes(),
             username: config.smtpUser,
             password: config.smtpPass,
-            requireTLS: config.requireTLS,
+            requireTLS: config.mustUseTLS,
             caFile: config.caFile,
+            verifyPeer: config.tlsVerify,
             // Synapse allows 30 s to connect; here the per-message timeout bounds it.
             connectTimeout: config.timeout,
             timeout: config.timeout

@@ -19,8 +19,13 @@ public struct MailerConfig: Sendable, Equatable {
     public var appName: String
     /// Time allowed per message, connecting included (not a contract key).
     public var timeout: Duration
-    /// Certificate authorities to trust instead of the system's (not a contract key; tests).
+    /// `email.tls_ca_file`: certificate authorities to trust instead of the system's.
     public var caFile: String?
+    /// `email.tls_verify`: false skips the check of the server's certificate and host name.
+    public var tlsVerify: Bool
+    /// `email.allow_plaintext_auth`: false (the default) never lets AUTH go out before TLS:
+    /// with ``smtpUser`` set, `smtp://` then requires STARTTLS whatever ``requireTLS`` says.
+    public var allowPlaintextAuth: Bool
 
     public static let defaultNotifFrom = "%(app)s <noreply@localhost>"
 
@@ -32,7 +37,9 @@ public struct MailerConfig: Sendable, Equatable {
         notifFrom: String = MailerConfig.defaultNotifFrom,
         appName: String = "Matrix",
         timeout: Duration = .seconds(30),
-        caFile: String? = nil
+        caFile: String? = nil,
+        tlsVerify: Bool = true,
+        allowPlaintextAuth: Bool = false
     ) {
         self.smtpURL = smtpURL
         self.smtpUser = smtpUser
@@ -42,7 +49,14 @@ public struct MailerConfig: Sendable, Equatable {
         self.appName = appName
         self.timeout = timeout
         self.caFile = caFile
+        self.tlsVerify = tlsVerify
+        self.allowPlaintextAuth = allowPlaintextAuth
     }
+
+    /// Whether the connection must be TLS before anything else is said: asked for, or needed
+    /// to keep AUTH out of clear text (libcurl would otherwise send AUTH over `smtp://` when the
+    /// server offers no STARTTLS).
+    var mustUseTLS: Bool { requireTLS || (smtpUser != nil && !allowPlaintextAuth) }
 
     /// The From mailbox: ``notifFrom`` with `%(app)s` replaced by ``appName`` (and `%%` by
     /// `%`, as Python's `%` formatting does), parsed.
@@ -81,7 +95,7 @@ public struct MailerConfig: Sendable, Equatable {
             }
         }
         if let caFile, caFile.isEmpty {
-            throw MailError.invalidConfig(key: "caFile", reason: "empty path")
+            throw MailError.invalidConfig(key: "email.tls_ca_file", reason: "empty path")
         }
         return try fromAddress()
     }

@@ -8,15 +8,16 @@ extension EmailDelivery {
     ///
     /// - Throws: `MailError.invalidConfig` naming the bad `email.*` key.
     public static func smtp(config: EmailConfig, client: HTTPClient, templates: EmailTemplates, signer: UnsubscribeSigner,
-                            publicBaseURL: @escaping @Sendable () -> String, caFile: String? = nil) throws -> EmailDelivery {
+                            publicBaseURL: @escaping @Sendable () -> String) throws -> EmailDelivery {
         guard let url = config.smtpURL else {
             throw MailError.invalidConfig(key: "email.smtp_url", reason: "is not set")
         }
         let mailer = try Mailer(config: MailerConfig(smtpURL: url, smtpUser: config.smtpUser, smtpPass: config.smtpPass,
                                                      requireTLS: config.requireTLS, notifFrom: config.notifFrom,
-                                                     appName: config.appName, caFile: caFile),
+                                                     appName: config.appName, caFile: config.tlsCAFile,
+                                                     tlsVerify: config.tlsVerify, allowPlaintextAuth: config.allowPlaintextAuth),
                                 client: client)
-        let renderer = DigestRenderer(templates: templates)
+        let renderer = DigestRenderer(templates: templates, maxMessagesPerRoom: config.maxNotificationsPerRoom)
         return EmailDelivery(
             config: config, signer: signer,
             publicBaseURL: publicBaseURL,  // the link and the thumbnails each add a missing "/"
@@ -27,7 +28,7 @@ extension EmailDelivery {
                     reason: Digest.Reason(roomID: request.reason.roomID, receivedAt: request.reason.receivedAt,
                                           delayBeforeMail: config.delayBeforeMailMS,
                                           lastSentTS: request.reason.lastSentTS, throttleMS: request.reason.throttleMS),
-                    notifications: request.notifications)
+                    notifications: request.notifications, omittedPerRoom: request.omittedPerRoom)
                 let rendered = renderer.render(digest)
                 return ComposedEmail(subject: rendered.subject, text: rendered.text, html: rendered.html)
             },

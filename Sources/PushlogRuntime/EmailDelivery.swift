@@ -6,8 +6,12 @@ public struct DigestRequest: Sendable {
     public var userID: String
     /// The address (the pusher's pushkey).
     public var to: String
-    /// Every notification the mail covers, in log order.
+    /// The notifications the mail shows, in log order: of each room, the newest
+    /// `email.max_notifications_per_room` it covers.
     public var notifications: [Notification]
+    /// Per room, how many more notifications the mail covers than ``notifications`` holds
+    /// (counted, never loaded); rooms with none left out.
+    public var omittedPerRoom: [String: Int] = [:]
     public var reason: EmailPlanner.Reason
     public var unsubscribeLink: String
     /// Milliseconds.

@@ -33,10 +33,12 @@ struct EmailPusher {
         if let next = pusher.state.nextAttempt, next > now { return .wake(at: next) }
         let user = pusher.config.id.userID
         let cursor = pusher.state.cursor
-        // Throttles and notifications from one snapshot: nothing is decided with a room's
-        // throttle unknown or out of step with what it covers.
-        let (throttles, unread, scanned, notes) = try context.transaction {
-            try store.read { view in
+        // Throttles, notifications and the events a mail shows from one snapshot: nothing is
+        // decided with a room's throttle unknown or out of step with what it covers.
+        let planner = EmailPlanner(config: delivery.config)
+        let perRoom = delivery.config.maxNotificationsPerRoom
+        let plan = try context.transaction {
+            try store.read { view -> Plan in
                 let throttles = try view.emailThrottles(key: key)
                 var unread: [UserNotification] = []
                 var scanned = cursor
@@ -45,29 +47,52 @@ struct EmailPusher {
                     if !n.isRead { unread.append(n) }  // read before its mail was due: never mailed
                     return true
                 }
-                return (throttles, unread, scanned, try view.notifications(at: unread.map(\.pos)))
+                // The plan needs only receive times, read in place; events are decoded for the
+                // few notifications the mail shows.
+                let received = try view.receivedTimes(at: unread.map(\.pos))
+                let pending = unread.compactMap { n in
+                    received[n.pos].map { EmailPlanner.Pending(pos: n.pos, roomID: n.roomID, receivedTS: $0) }
+                }
+                switch planner.decide(unread: pending, scannedThrough: scanned, cursor: cursor, throttles: throttles, now: now) {
+                case .wait(let newCursor, let wakeAt):
+                    return .wait(cursor: newCursor, wakeAt: wakeAt)
+                case .send(let mail):
+                    let rooms = Dictionary(uniqueKeysWithValues: pending.map { ($0.pos, $0.roomID) })
+                    let (positions, omitted) = Self.shown(mail.positions, rooms: rooms, perRoom: perRoom)
+                    let notes = try view.notifications(at: positions)
+                    return .send(mail, Shown(notifications: positions.compactMap { notes[$0] }, omittedPerRoom: omitted))
+                }
             }
         }
-        let pending = unread.compactMap { n in
-            notes[n.pos].map { EmailPlanner.Pending(pos: n.pos, roomID: n.roomID, receivedTS: $0.receivedTS) }
-        }
-        switch EmailPlanner(config: delivery.config).decide(unread: pending, scannedThrough: scanned, cursor: cursor,
-                                                            throttles: throttles, now: now) {
+        switch plan {
         case .wait(let newCursor, let wakeAt):
             if newCursor > cursor {
                 try await write { ctx in try ctx.updateConsumer(key: key) { $0.cursor = max($0.cursor, newCursor) } }
             }
             return wakeAt.map { .wake(at: $0) } ?? .idle
-        case .send(let mail):
-            return try await send(mail, pusher: pusher, notes: notes, now: now)
+        case .send(let mail, let shown):
+            return try await send(mail, shown: shown, pusher: pusher, now: now)
         }
     }
 
-    func send(_ mail: EmailPlanner.Mail, pusher: LoadedPusher, notes: [UInt64: Notification], now: Int64) async throws -> Next {
+    /// The planner's decision, with the events to show when it is a mail.
+    enum Plan {
+        case wait(cursor: UInt64, wakeAt: Int64?)
+        case send(EmailPlanner.Mail, Shown)
+    }
+
+    /// What a mail shows: the events loaded for it, and per room how many more it covers.
+    struct Shown {
+        var notifications: [Notification]
+        var omittedPerRoom: [String: Int]
+    }
+
+    func send(_ mail: EmailPlanner.Mail, shown: Shown, pusher: LoadedPusher, now: Int64) async throws -> Next {
         let id = pusher.config.id
-        let link = delivery.signer.link(baseURL: delivery.publicBaseURL(), id)
-        let request = DigestRequest(userID: id.userID, to: id.pushkey, notifications: mail.positions.compactMap { notes[$0] },
+        let link = delivery.signer.link(baseURL: delivery.publicBaseURL(), id, now: now)
+        var request = DigestRequest(userID: id.userID, to: id.pushkey, notifications: shown.notifications,
                                     reason: mail.reason, unsubscribeLink: link, now: now)
+        request.omittedPerRoom = shown.omittedPerRoom
         do {
             let composed = try delivery.compose(request)
             try await delivery.send(id.pushkey, composed, link)
@@ -91,6 +116,27 @@ struct EmailPusher {
             try ctx.setEmailThrottles(key: key, mail.throttles)
         }
         return .again
+    }
+
+    /// Of `positions` (log order), the newest `perRoom` of each room, still in log order, and
+    /// per room how many older ones are left out: a mail about a busy room loads a bounded
+    /// number of events and counts the rest.
+    static func shown(_ positions: [UInt64], rooms: [UInt64: String], perRoom: Int) -> (shown: [UInt64], omitted: [String: Int]) {
+        var total: [String: Int] = [:]
+        for pos in positions { total[rooms[pos] ?? "", default: 0] += 1 }
+        var seen: [String: Int] = [:]
+        var shown: [UInt64] = []
+        var omitted: [String: Int] = [:]
+        for pos in positions {
+            let room = rooms[pos] ?? ""
+            seen[room, default: 0] += 1
+            if total[room]! - seen[room]! < perRoom {
+                shown.append(pos)
+            } else {
+                omitted[room, default: 0] += 1
+            }
+        }
+        return (shown, omitted)
     }
 
     /// A mail the server did not take: retry after the `push.backoff_*` schedule; the cursor

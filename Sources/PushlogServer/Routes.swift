@@ -23,7 +23,7 @@ struct PushlogAPI: Sendable {
     func addRoutes(to router: Router<BasicRequestContext>, token: String?) {
         router.get("/health") { _, _ in try health() }
         router.get("/metrics") { request, _ in try metrics(request) }
-        router.get("/v1/unsubscribe") { request, _ in try await unsubscribe(request) }
+        router.get("/v1/unsubscribe") { request, _ in try await unsubscribePage(request) }
         router.post("/v1/unsubscribe") { request, _ in try await unsubscribe(request) }
         let v1 = router.group("/v1")
         if let token { v1.add(middleware: BearerTokenMiddleware(token: token)) }

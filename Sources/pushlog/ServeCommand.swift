@@ -74,7 +74,8 @@ struct Serve: AsyncParsableCommand {
         let store = try Store(dataDir: config.dataDir, options: storeOptions)
         let http = try HTTPClient()
         let processes = BackgroundProcesses(logger: logger)
-        let signer = try UnsubscribeSigner.load(dataDir: config.dataDir)
+        var signer = try UnsubscribeSigner.load(dataDir: config.dataDir)
+        signer.lifetimeMS = config.email.unsubscribeLinkLifetimeMS
         // Unsubscribe links name the address the server listens on unless email.public_baseurl
         // says otherwise; with port 0 that is known once it listens.
         let serverState = ServerState()
@@ -139,6 +140,9 @@ extension Serve {
         guard config.email.smtpURL != nil else {
             logger.warning("email.smtp_url is not set: email pushers are inert")
             return nil
+        }
+        if !config.email.tlsVerify {
+            logger.warning("email.tls_verify is false: the SMTP server's certificate and host name are NOT checked; anyone on the path to it can read the mails and the SMTP password")
         }
         do {
             let templates = try EmailTemplates.load(directory: config.email.templateDir, logger: logger)

@@ -92,6 +92,60 @@ struct ConfigTests {
         #expect(throws: Config.Problem.self) { try Config.load(yaml: "- a\n- b\n") }
     }
 
+    @Test("the email security and size keys: defaults, days in durations, and their bad values")
+    func emailKeys() throws {
+        let d = try Config.load(yaml: nil).email
+        #expect(!d.allowPlaintextAuth && d.tlsVerify && d.tlsCAFile == nil)
+        #expect(d.unsubscribeLinkLifetimeMS == 90 * 86_400_000)
+        #expect(d.maxNotificationsPerRoom == 20)
+        let c = try Config.load(yaml: """
+            email:
+              allow_plaintext_auth: true
+              tls_ca_file: \(#filePath)
+              tls_verify: false
+              unsubscribe_link_lifetime: 7d
+              max_notifications_per_room: 5
+            """).email
+        #expect(c.allowPlaintextAuth && !c.tlsVerify && c.tlsCAFile == #filePath)
+        #expect(c.unsubscribeLinkLifetimeMS == 7 * 86_400_000)
+        #expect(c.maxNotificationsPerRoom == 5)
+        for (yaml, key) in [
+            ("email:\n  tls_ca_file: /nonexistent/ca.pem\n", "email.tls_ca_file"),
+            ("email:\n  tls_ca_file: /tmp\n", "email.tls_ca_file"),  // a directory is not a bundle
+            ("email:\n  tls_verify: sometimes\n", "email.tls_verify"),
+            ("email:\n  unsubscribe_link_lifetime: 3 months\n", "email.unsubscribe_link_lifetime"),
+            ("email:\n  unsubscribe_link_lifetime: 0\n", "email.unsubscribe_link_lifetime"),
+            ("email:\n  max_notifications_per_room: 0\n", "email.max_notifications_per_room"),
+        ] {
+            do {
+                _ = try Config.load(yaml: yaml, file: "pushlog.yaml")
+                Issue.record("\(key) accepted")
+            } catch let p as Config.Problem {
+                #expect(p.key == key)
+            } catch {
+                Issue.record("unexpected \(error)")
+            }
+        }
+    }
+
+    @Test("smtp_user over smtp:// needs require_tls, smtps:// or allow_plaintext_auth")
+    func plaintextAuth() throws {
+        let base = "email:\n  smtp_user: pushlog\n  smtp_pass: s3cret\n"
+        let refused = #expect(throws: Config.Problem.self) {
+            try Config.load(yaml: base + "  smtp_url: smtp://mail.example.org:587\n").validate()
+        }
+        #expect(refused?.key == "email.smtp_user")
+        #expect(refused?.description.contains("email.allow_plaintext_auth") == true)
+        #expect(refused?.description.contains("s3cret") == false)
+        for extra in ["  smtp_url: smtp://mail.example.org:587\n  require_tls: true\n",
+                      "  smtp_url: smtps://mail.example.org:465\n",
+                      "  smtp_url: smtp://mail.example.org:587\n  allow_plaintext_auth: true\n"] {
+            try Config.load(yaml: base + extra).validate()
+        }
+        // Without credentials there is nothing to protect.
+        try Config.load(yaml: "email:\n  smtp_url: smtp://mail.example.org:25\n").validate()
+    }
+
     @Test("the example configuration documents every key and loads to the defaults")
     func example() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

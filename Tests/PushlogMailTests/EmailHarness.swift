@@ -17,6 +17,8 @@ final class EmailHarness: @unchecked Sendable {
     var pool: PusherPool
     let email: EmailConfig
     let templateDir: String?
+    /// Sees every digest the pool composes (what it loaded for the mail), before it is rendered.
+    let observe: (@Sendable (DigestRequest) -> Void)?
     static let user = "@alice:example.org"
     static let address = "alice@example.org"
     static let pusher = PusherID(userID: user, appID: "m.email", pushkey: address)
@@ -41,7 +43,7 @@ final class EmailHarness: @unchecked Sendable {
     }
 
     init(email: EmailConfig = EmailHarness.fastConfig, templateDir: String? = nil,
-         smtpMode: TestSMTPServer.Mode = .accept) async throws {
+         smtpMode: TestSMTPServer.Mode = .accept, observe: (@Sendable (DigestRequest) -> Void)? = nil) async throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("pushlog-mail-\(UUID().uuidString)").path
         store = try Store(dataDir: dir, options: StoreOptions(durability: .nometasync))
         smtp = try await TestSMTPServer.start(mode: smtpMode)
@@ -50,19 +52,28 @@ final class EmailHarness: @unchecked Sendable {
         email.templateDir = templateDir
         self.email = email
         self.templateDir = templateDir
+        self.observe = observe
         processes = BackgroundProcesses(logger: logs.logger)
         pool = try Self.makePool(store: store, http: http, processes: processes, email: email, templateDir: templateDir,
-                                 dir: dir, logger: logs.logger)
+                                 dir: dir, logger: logs.logger, observe: observe)
         try store.append([.pusherSet(PusherConfig(id: Self.pusher, kind: .email, appDisplayName: "Email",
                                                   deviceDisplayName: Self.address))])
     }
 
     static func makePool(store: Store, http: HTTPClient, processes: BackgroundProcesses, email: EmailConfig,
-                         templateDir: String?, dir: String, logger: Logger) throws -> PusherPool {
+                         templateDir: String?, dir: String, logger: Logger,
+                         observe: (@Sendable (DigestRequest) -> Void)? = nil) throws -> PusherPool {
         let templates = try EmailTemplates.load(directory: templateDir, logger: logger)
-        let delivery = try EmailDelivery.smtp(config: email, client: http, templates: templates,
+        var delivery = try EmailDelivery.smtp(config: email, client: http, templates: templates,
                                               signer: try UnsubscribeSigner.load(dataDir: dir),
                                               publicBaseURL: { "http://pushlog.example.org/" })
+        if let observe {
+            let compose = delivery.compose
+            delivery.compose = { request in
+                observe(request)
+                return try compose(request)
+            }
+        }
         return PusherPool(store: store, http: http, processes: processes, config: pushConfig, email: delivery, logger: logger)
     }
 
@@ -71,7 +82,7 @@ final class EmailHarness: @unchecked Sendable {
         await pool.shutdown()
         processes = BackgroundProcesses(logger: logs.logger)
         pool = try Self.makePool(store: store, http: http, processes: processes, email: email, templateDir: templateDir,
-                                 dir: dir, logger: logs.logger)
+                                 dir: dir, logger: logs.logger, observe: observe)
         await pool.start().value
     }
 

@@ -10,6 +10,8 @@ public final class ServeProcess {
     public let process = Process()
     private let errors = Pipe()
     public private(set) var port = 0
+    /// What serve wrote to stderr up to its listening line (start-up warnings among it).
+    public private(set) var startupLog = ""
 
     /// How serve ended.
     public enum Ending: Equatable, Sendable {
@@ -36,6 +38,7 @@ public final class ServeProcess {
             text += String(decoding: chunk, as: UTF8.self)
         }
         self.port = Int(text[text.range(of: marker)!.upperBound...].prefix { $0.isNumber }) ?? 0
+        startupLog = text
         let handle = errors.fileHandleForReading
         Thread.detachNewThread { while !handle.availableData.isEmpty {} }  // never block serve on a full pipe
     }
