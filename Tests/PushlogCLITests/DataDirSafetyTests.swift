@@ -76,6 +76,8 @@ struct DataDirSafetyTests {
         #expect(refused.stderrText.contains("pushlog recover"), "\(refused.stderrText)")
         #expect(!refused.stderrText.contains("listening on"))
         #expect(try box.run(["stats"]).status == 0, "read-only commands still work")
+        let compact = try box.run(["compact", "--retain", "0"])
+        #expect(compact.status == 69 && compact.err.contains("pushlog recover"), "compact refuses too: \(compact)")
 
         let recover = try box.run(["recover"])
         #expect(recover.status == 0, "\(recover)")
