@@ -10,7 +10,9 @@ import Glibc
 /// run at once, and a rewriting command beside a server fails at once (exit 69). `append`
 /// and the read-only commands do not take it, since LMDB lets them run beside a server.
 /// `compact` replaces the data file, so it also waits for `append.lock`, which every appending
-/// process holds shared while it writes.
+/// process holds shared while it writes. Every rebuild and check holds `shadow.lock` while it
+/// uses the shadow databases. The lock files are made like every file of the data directory
+/// (see ``DataDir``).
 public final class DataDirLock: @unchecked Sendable {
     private let fd: Int32
     public let path: String
