@@ -53,7 +53,8 @@ public final class Environment: @unchecked Sendable {
             try check(mdb_env_set_mapsize(env, options.mapSize), "env_set_mapsize")
             var flags = UInt32(MDB_NOTLS) | UInt32(MDB_NORDAHEAD)
             if options.durability == .nometasync { flags |= UInt32(MDB_NOMETASYNC) }
-            try check(mdb_env_open(env, path, flags, 0o644), "env_open \(path)")
+            // data.mdb and lock.mdb are created 0600: the log holds every user's pushkeys.
+            try check(mdb_env_open(env, path, flags, 0o600), "env_open \(path)")
             // A larger map recorded by another process wins over our initial size.
             var info = MDB_envinfo()
             mdb_env_info(env, &info)
@@ -194,6 +195,14 @@ public final class Environment: @unchecked Sendable {
     /// Copies the environment to `path` (a directory), omitting free pages.
     public func copyCompacted(to path: String) throws {
         try check(mdb_env_copy2(handle, path, UInt32(MDB_CP_COMPACT)), "env_copy2 \(path)")
+    }
+
+    /// Copies the environment, omitting free pages, into the open file `fd` (which the caller
+    /// created with the mode it wants; `mdb_env_copy2` would create its file 0666 less umask),
+    /// and syncs it.
+    public func copyCompacted(toFile fd: Int32, path: String) throws {
+        try check(mdb_env_copyfd2(handle, fd, UInt32(MDB_CP_COMPACT)), "env_copyfd2 \(path)")
+        guard fsync(fd) == 0 else { throw LMDBError(code: errno, operation: "fsync \(path)") }
     }
 }
 

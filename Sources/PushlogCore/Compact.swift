@@ -73,8 +73,10 @@ extension Store {
                     keep(e)
                     if case .notification(let n) = e.entry, n.notifies {
                         try txn.delete(projections.notifs, Keys.notif(n.userID, pos))
+                        // The head stays (a head behind the cursors would read as a rewind); it
+                        // is recorded for rebuilds, which no longer see this notification.
                         if let h = try txn.get(projections.heads, Keys.user(n.userID)), BigEndianRead.uint64(h, at: 0) == pos {
-                            try txn.delete(projections.heads, Keys.user(n.userID))
+                            try txn.put(compactedHeads, Keys.user(n.userID), BigEndian.bytes(pos))
                         }
                         touchedRooms.insert([n.userID, n.roomID])
                     }
@@ -102,18 +104,20 @@ extension Store {
         let fm = FileManager.default
         let dataFile = dataDir + "/data.mdb"
         let before = (try? fm.attributesOfItem(atPath: dataFile)[.size] as? Int) ?? 0
-        let tmp = dataDir + "/compact.tmp"
+        let tmpName = "compact.tmp"
+        let tmp = dataDir + "/" + tmpName
         try? fm.removeItem(atPath: tmp)
-        try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         do {
+            // Our own file, so the copy is born 0600 with the directory's owner.
+            let fd = try DataDir.openFile(tmpName, in: dataDir, flags: O_WRONLY)
+            defer { Glibc.close(fd) }
             let env = try Environment(path: dataDir)
-            try env.copyCompacted(to: tmp)
+            try env.copyCompacted(toFile: fd, path: tmp)
         }
         // rename(2) is atomic: a crash leaves either the old file or the new one.
-        guard rename(tmp + "/data.mdb", dataFile) == 0 else {
-            throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+        guard rename(tmp, dataFile) == 0 else {
+            throw DataDir.FileError(dataFile, errno: errno)
         }
-        try? fm.removeItem(atPath: tmp)
         // The reader table in lock.mdb describes the old file; nobody else has it open now.
         try? fm.removeItem(atPath: dataDir + "/lock.mdb")
         let after = (try? fm.attributesOfItem(atPath: dataFile)[.size] as? Int) ?? 0

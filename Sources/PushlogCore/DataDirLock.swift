@@ -10,7 +10,9 @@ import Glibc
 /// run at once, and a rewriting command beside a server fails at once (exit 69). `append`
 /// and the read-only commands do not take it, since LMDB lets them run beside a server.
 /// `compact` replaces the data file, so it also waits for `append.lock`, which every appending
-/// process holds shared while it writes.
+/// process holds shared while it writes. Every rebuild and check holds `shadow.lock` while it
+/// uses the shadow databases. The lock files are made like every file of the data directory
+/// (see ``DataDir``).
 public final class DataDirLock: @unchecked Sendable {
     private let fd: Int32
     public let path: String
@@ -46,6 +48,13 @@ public final class DataDirLock: @unchecked Sendable {
         try take(dataDir: dataDir, name: "append.lock", operation: LOCK_SH)
     }
 
+    /// Held by every rebuild and check for as long as it uses the shadow databases (`recover
+    /// --dry-run` may run beside a server, so the server lock cannot keep two of them apart);
+    /// waits for the one running.
+    public static func shadows(dataDir: String) throws -> DataDirLock {
+        try take(dataDir: dataDir, name: "shadow.lock", operation: LOCK_EX)
+    }
+
     /// Waits until no appender runs and keeps them out; throws `Busy` after `timeout` seconds.
     public static func noAppenders(dataDir: String, timeout: Double = 30) throws -> DataDirLock {
         let deadline = Date().addingTimeInterval(timeout)
@@ -58,10 +67,9 @@ public final class DataDirLock: @unchecked Sendable {
     }
 
     private static func take(dataDir: String, name: String, operation: Int32) throws -> DataDirLock {
-        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        try DataDir.create(dataDir)
         let path = dataDir + "/" + name
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        let fd = try DataDir.openFile(name, in: dataDir)
         if flock(fd, operation) != 0 {
             let e = errno
             close(fd)

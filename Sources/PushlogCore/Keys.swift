@@ -30,18 +30,46 @@ public enum Keys {
         return k
     }
 
-    /// `receipts`: user, 0x00, room, 0x00, then 0x00 for the unthreaded receipt or 0x01 + thread.
+    /// LMDB's key size limit (`mdb_env_get_maxkeysize` of a default build).
+    public static let maxKeyBytes = 511
+
+    /// `receipts`: user, 0x00, room, 0x00, then 0x00 for the unthreaded receipt or 0x01 + thread;
+    /// when that would not fit a key, user, 0x00, 0xFF, SHA-256 of what follows the user
+    /// (see ``appendReceiptTail(room:thread:to:)``).
     public static func receipt(_ user: String, _ room: String, thread: String?) -> [UInt8] {
-        var k = Keys.room(user, room)
-        guard var thread else {
-            appendReceiptThread(nil, to: &k)
-            return k
+        var k = userPrefix(user)
+        var room = room
+        room.withUTF8 { r in
+            guard var thread else {
+                appendReceiptTail(room: UnsafeRawBufferPointer(r), thread: nil, to: &k)
+                return
+            }
+            thread.withUTF8 { appendReceiptTail(room: UnsafeRawBufferPointer(r), thread: UnsafeRawBufferPointer($0), to: &k) }
         }
-        thread.withUTF8 { appendReceiptThread(UnsafeRawBufferPointer($0), to: &k) }
         return k
     }
 
-    /// What follows the room in a `receipts` key: 0x00, then 0x00 (unthreaded) or 0x01 + thread.
+    /// What follows `user 0x00` in a `receipts` key: room, 0x00, then 0x00 (unthreaded) or
+    /// 0x01 + thread. A 255-byte user, room and thread side by side do not fit LMDB's 511 bytes,
+    /// so a tail that would overflow is replaced by 0xFF + SHA-256 of itself: 0xFF never starts a
+    /// UTF-8 room id, so the two forms cannot meet, the keys of ordinary ids stay as they always
+    /// were, and every key still starts with the user's prefix. Receipt keys are only ever looked
+    /// up, never parsed, so nothing needs the room back.
+    static func appendReceiptTail(room: UnsafeRawBufferPointer, thread: UnsafeRawBufferPointer?, to k: inout [UInt8]) {
+        let tail = room.count + 2 + (thread?.count ?? 0)
+        if k.count + tail <= maxKeyBytes {
+            k.append(contentsOf: room)
+            appendReceiptThread(thread, to: &k)
+            return
+        }
+        var plain: [UInt8] = []
+        plain.reserveCapacity(tail)
+        plain.append(contentsOf: room)
+        appendReceiptThread(thread, to: &plain)
+        k.append(0xFF)
+        k.append(contentsOf: SHA256.hash(plain))
+    }
+
     static func appendReceiptThread(_ thread: UnsafeRawBufferPointer?, to k: inout [UInt8]) {
         k.append(0)
         if let thread {

@@ -253,8 +253,7 @@ extension Store {
         var receiptKey = prefix
         func receipt(room: UnsafeRawBufferPointer, thread: UnsafeRawBufferPointer?) throws -> Int64 {
             receiptKey.removeSubrange(prefix.count...)
-            receiptKey.append(contentsOf: room)
-            Keys.appendReceiptThread(thread, to: &receiptKey)
+            Keys.appendReceiptTail(room: room, thread: thread, to: &receiptKey)
             return try ReceiptView.streamOrdering(txn.get(projections.receipts, receiptKey))
         }
         var n = 0

@@ -80,111 +80,169 @@ extension Store {
     /// compares them with what is stored, and (when `repair`) replaces what differs. Consumer
     /// state is not derived; it is reconciled with the derived pusher registry. Works in chunks,
     /// so the log can be any size; `progress(done, total)` is called now and then.
+    ///
+    /// A repair commits in several transactions. `meta.rebuilding` is committed before the first
+    /// change to a live projection and cleared in the transaction of the last one, so a crash in
+    /// between leaves a store that ``rebuildInterrupted()`` reports (and `serve` refuses); the
+    /// next repair finishes the job even when what is stored already matches.
+    /// `afterFirstRepairCommit` runs once, right after the first such change commits (a test
+    /// hook: the moment a crash leaves the projections half-replaced).
+    ///
+    /// Without `repair` it writes only the shadow databases, so it may run beside a server: the
+    /// comparison is made in one read transaction whose head is the one derived up to, catching
+    /// up with appends made meanwhile.
     public func rebuild(repair: Bool, chunk: Int = 20_000,
-                        progress: ((UInt64, UInt64) -> Void)? = nil) throws -> RebuildReport {
+                        progress: ((UInt64, UInt64) -> Void)? = nil,
+                        afterFirstRepairCommit: (() -> Void)? = nil) throws -> RebuildReport {
+        // The shadow databases are shared scratch space: one rebuild or check at a time.
+        let shadowLock = try DataDirLock.shadows(dataDir: dataDir)
+        defer { withExtendedLifetime(shadowLock) {} }
         let shadow = try shadowProjections()
         var report = RebuildReport()
-        let head = try self.head()
-        try writer.write { txn in for db in shadow.all { try txn.clear(db) } }
+        let interrupted = try rebuildInterrupted()
+        try writer.write { [self] txn in
+            for db in shadow.all { try txn.clear(db) }
+            // Heads of notifications that compaction dropped are not in the log any more.
+            try txn.forEach(compactedHeads) { k, v in try txn.put(shadow.heads, k, v); return true }
+        }
 
         // Checkpoint first (entries compaction kept), then the log, chunk by chunk.
-        for source in [checkpoint, log] {
-            var next: UInt64 = 0
-            while true {
-                let (applied, last): (UInt64, UInt64?) = try writer.write { txn in
-                    var projector = Projector(txn: txn, projections: shadow)
-                    var scratch = AppendResult(firstPos: 0, lastPos: 0)
-                    var n: UInt64 = 0
-                    var last: UInt64?
-                    try txn.forEach(source, from: Keys.pos(next)) { k, v in
-                        let pos = BigEndianRead.uint64(k, at: 0)
-                        try projector.apply(try EntryCodec.decode(v, pos: pos).entry, pos: pos, result: &scratch)
-                        n += 1
-                        last = pos
-                        return n < chunk
-                    }
-                    try projector.flush()
-                    return (n, last)
-                }
-                report.entries += applied
-                if source == log, let last { progress?(last, head) }
-                guard let last, applied == chunk else { break }
-                next = last + 1
+        report.entries += try derive(from: checkpoint, after: nil, through: .max, into: shadow, chunk: chunk).applied
+        var derivedThrough = try head()
+        report.entries += try derive(from: log, after: nil, through: derivedThrough, into: shadow, chunk: chunk) {
+            progress?($0, derivedThrough)
+        }.applied
+
+        // Compare, in one snapshot whose head is the one derived up to.
+        var attempts = 0
+        while true {
+            let compared: RebuildReport? = try env.read { txn in
+                guard (try metaUInt(txn, .head) ?? 0) == derivedThrough else { return nil }
+                return try compare(shadow, in: txn)
             }
+            if let compared {
+                report.differences = compared.differences
+                report.orphanConsumers = compared.orphanConsumers
+                report.missingConsumers = compared.missingConsumers
+                report.consumerFlagsFixed = compared.consumerFlagsFixed
+                break
+            }
+            attempts += 1
+            if attempts > 100 {
+                throw CorruptData(what: "log", reason: "appends kept outrunning the check; run it again when the log is quieter")
+            }
+            let last = derivedThrough
+            derivedThrough = try head()
+            report.entries += try derive(from: log, after: last, through: derivedThrough, into: shadow, chunk: chunk).applied
         }
 
-        // Compare.
-        let live = projections
-        for (name, pair) in zip(Self.projectionNames, zip(live.all, shadow.all)) {
-            report.differences[name] = try diff(stored: pair.0, derived: pair.1)
-        }
-
-        // Consumers against the derived registry.
-        try env.read { txn in
-            try txn.forEach(consumers) { k, v in
-                if let p = try txn.get(shadow.pushers, k) {
-                    let config = try PusherRecord.decode(p)
-                    let state = try ConsumerState.decode(v)
-                    if state.enabled != config.enabled || state.kind != config.kind { report.consumerFlagsFixed += 1 }
-                } else {
-                    report.orphanConsumers += 1
-                }
-                return true
-            }
-            try txn.forEach(shadow.pushers) { k, _ in
-                if try txn.get(consumers, k) == nil { report.missingConsumers += 1 }
-                return true
-            }
-        }
-
-        if repair && !report.isClean {
+        if repair && (!report.isClean || interrupted) {
             try writer.write { [self] txn in try setMeta(txn, .rebuilding, 1) }
-            for (name, pair) in zip(Self.projectionNames, zip(live.all, shadow.all)) where !(report.differences[name]?.isEmpty ?? true) {
-                try copy(from: pair.1, to: pair.0, chunk: chunk * 5)
+            var hook = afterFirstRepairCommit
+            for (name, pair) in zip(Self.projectionNames, zip(projections.all, shadow.all)) where !(report.differences[name]?.isEmpty ?? true) {
+                try copy(from: pair.1, to: pair.0, chunk: chunk * 5) {
+                    hook?()
+                    hook = nil
+                }
             }
             unreadGenerations.invalidateAll()
-            try reconcileConsumers(head: head)
-            try writer.write { [self] txn in _ = try txn.delete(meta, Array(MetaKey.rebuilding.rawValue.utf8)) }
+            try reconcileConsumers(head: derivedThrough, finishingRebuild: true)
             report.repaired = true
         }
         try writer.write { txn in for db in shadow.all { try txn.clear(db) } }
         return report
     }
 
-    /// True when a repair was interrupted (a crash during `replay --rebuild` or `recover`).
+    /// Applies the entries of `source` after `after` up to `through` to `shadow`, a chunk per
+    /// commit; returns how many and the last pos applied.
+    private func derive(from source: Database, after: UInt64?, through: UInt64, into shadow: Projections, chunk: Int,
+                        progress: ((UInt64) -> Void)? = nil) throws -> (applied: UInt64, last: UInt64?) {
+        var next: UInt64 = after.map { $0 + 1 } ?? 0
+        var total: UInt64 = 0
+        var lastApplied: UInt64?
+        while true {
+            let (applied, last): (UInt64, UInt64?) = try writer.write { txn in
+                var projector = Projector(txn: txn, projections: shadow)
+                var scratch = AppendResult(firstPos: 0, lastPos: 0)
+                var n: UInt64 = 0
+                var last: UInt64?
+                try txn.forEach(source, from: Keys.pos(next)) { k, v in
+                    let pos = BigEndianRead.uint64(k, at: 0)
+                    guard pos <= through else { return false }
+                    try projector.apply(try EntryCodec.decode(v, pos: pos).entry, pos: pos, result: &scratch)
+                    n += 1
+                    last = pos
+                    return n < chunk
+                }
+                try projector.flush()
+                return (n, last)
+            }
+            total += applied
+            if let last { lastApplied = last; progress?(last) }
+            guard let last, applied == chunk, last < through else { break }
+            next = last + 1
+        }
+        return (total, lastApplied)
+    }
+
+    /// Differences between the stored projections and `shadow`, and between consumer state and
+    /// the derived registry, as one snapshot sees them.
+    private func compare(_ shadow: Projections, in txn: Transaction) throws -> RebuildReport {
+        var report = RebuildReport()
+        for (name, pair) in zip(Self.projectionNames, zip(projections.all, shadow.all)) {
+            report.differences[name] = try diff(stored: pair.0, derived: pair.1, in: txn)
+        }
+        try txn.forEach(consumers) { k, v in
+            if let p = try txn.get(shadow.pushers, k) {
+                let config = try PusherRecord.decode(p)
+                let state = try ConsumerState.decode(v)
+                if state.enabled != config.enabled || state.kind != config.kind { report.consumerFlagsFixed += 1 }
+            } else {
+                report.orphanConsumers += 1
+            }
+            return true
+        }
+        try txn.forEach(shadow.pushers) { k, _ in
+            if try txn.get(consumers, k) == nil { report.missingConsumers += 1 }
+            return true
+        }
+        return report
+    }
+
+    /// True when a repair was interrupted (a crash during `replay --rebuild` or `recover`): the
+    /// projections may be half-replaced, and must not be served until a repair finishes.
     public func rebuildInterrupted() throws -> Bool {
         try env.read { try metaUInt($0, .rebuilding) != nil }
     }
 
-    func diff(stored: Database, derived: Database) throws -> ProjectionDiff {
-        try env.read { txn in
-            var d = ProjectionDiff()
-            try txn.withCursor(stored) { sc in
-                try txn.withCursor(derived) { dc in
-                    var s = try sc.first(), r = try dc.first()
-                    while true {
-                        switch (s, r) {
-                        case (nil, nil): return
-                        case (.some, nil): d.extra += 1; s = try sc.next()
-                        case (nil, .some): d.missing += 1; r = try dc.next()
-                        case let (.some(se), .some(re)):
-                            let c = compareKeys(se.key, re.key)
-                            if c < 0 { d.extra += 1; s = try sc.next() }
-                            else if c > 0 { d.missing += 1; r = try dc.next() }
-                            else {
-                                if !se.value.elementsEqual(re.value) { d.changed += 1 }
-                                s = try sc.next(); r = try dc.next()
-                            }
+    func diff(stored: Database, derived: Database, in txn: Transaction) throws -> ProjectionDiff {
+        var d = ProjectionDiff()
+        try txn.withCursor(stored) { sc in
+            try txn.withCursor(derived) { dc in
+                var s = try sc.first(), r = try dc.first()
+                while true {
+                    switch (s, r) {
+                    case (nil, nil): return
+                    case (.some, nil): d.extra += 1; s = try sc.next()
+                    case (nil, .some): d.missing += 1; r = try dc.next()
+                    case let (.some(se), .some(re)):
+                        let c = compareKeys(se.key, re.key)
+                        if c < 0 { d.extra += 1; s = try sc.next() }
+                        else if c > 0 { d.missing += 1; r = try dc.next() }
+                        else {
+                            if !se.value.elementsEqual(re.value) { d.changed += 1 }
+                            s = try sc.next(); r = try dc.next()
                         }
                     }
                 }
             }
-            return d
         }
+        return d
     }
 
-    func copy(from source: Database, to target: Database, chunk: Int) throws {
+    func copy(from source: Database, to target: Database, chunk: Int, afterCommit: () -> Void = {}) throws {
         try writer.write { txn in try txn.clear(target) }
+        afterCommit()
         var next: [UInt8]? = nil
         while true {
             let last: [UInt8]? = try writer.write { txn in
@@ -199,6 +257,7 @@ extension Store {
                 }
                 return n == chunk ? last : nil
             }
+            afterCommit()
             guard let last else { return }
             next = last
         }
@@ -206,8 +265,10 @@ extension Store {
 
     /// Makes consumer state match the registry: state without a pusher goes, a pusher without
     /// state starts at the head (no history pushed), enabled and kind follow the config.
-    func reconcileConsumers(head: UInt64) throws {
+    /// `finishingRebuild`: the last step of a repair, which clears its marker in the same commit.
+    func reconcileConsumers(head: UInt64, finishingRebuild: Bool = false) throws {
         try writer.write { [self] txn in
+            if finishingRebuild { _ = try txn.delete(meta, Array(MetaKey.rebuilding.rawValue.utf8)) }
             var doomed: [[UInt8]] = []
             try txn.forEach(consumers) { k, _ in
                 if try txn.get(projections.pushers, k) == nil { doomed.append(Array(k)) }

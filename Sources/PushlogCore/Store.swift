@@ -8,10 +8,14 @@ public struct StoreOptions: Sendable {
     /// How long lazy writes (cursor advances after pushes, see ``Store/writeDeferred(lazy:_:onCommit:)``)
     /// may wait to share a commit with others.
     public var lazyCommitDelay: Duration = .milliseconds(10)
-    public init(durability: Durability = .sync, mapSize: Int = 256 << 20, lazyCommitDelay: Duration = .milliseconds(10)) {
+    /// False for read-only commands: a missing store is ``DataDir/NoStore`` and nothing is created.
+    public var createIfMissing = true
+    public init(durability: Durability = .sync, mapSize: Int = 256 << 20, lazyCommitDelay: Duration = .milliseconds(10),
+                createIfMissing: Bool = true) {
         self.durability = durability
         self.mapSize = mapSize
         self.lazyCommitDelay = lazyCommitDelay
+        self.createIfMissing = createIfMissing
     }
 }
 
@@ -32,17 +36,25 @@ public final class Store: Sendable {
     /// Entries moved out of the log by `compact` that are still in force (pusher sets, latest
     /// receipts); a rebuild replays them before the log.
     let checkpoint: Database
+    /// `user` → the pos of the user's head when `compact` dropped that notification: heads
+    /// survive compaction, and a rebuild starts each user's head from here.
+    let compactedHeads: Database
     let writer: StoreWriter
     /// Change counters of the `unread` projection, for badge caches.
     public let unreadGenerations: UnreadGenerations
 
     public init(dataDir: String, options: StoreOptions = StoreOptions()) throws {
         self.dataDir = dataDir
-        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        if options.createIfMissing {
+            try DataDir.create(dataDir)
+        } else if !DataDir.hasStore(dataDir) {
+            throw DataDir.NoStore(path: dataDir)
+        }
         var envOptions = EnvironmentOptions()
         envOptions.durability = options.durability
         envOptions.mapSize = options.mapSize
         env = try Environment(path: dataDir, options: envOptions)
+        DataDir.secureStoreFiles(in: dataDir)
         log = try env.database("log")
         meta = try env.database("meta")
         projections = Projections(
@@ -53,6 +65,7 @@ public final class Store: Sendable {
         throttles = try env.database("throttles")
         deadLetters = try env.database("dead_letters")
         checkpoint = try env.database("checkpoint")
+        compactedHeads = try env.database("compacted_heads")
         let generations = UnreadGenerations()
         unreadGenerations = generations
         writer = StoreWriter(env: env, lazyDelay: options.lazyCommitDelay, afterTransaction: generations.transactionEnded)

@@ -41,6 +41,14 @@ public enum Limits {
     public static let appIDChars = 64
     public static let pushkeyBytes = 512
     public static let lineBytes = 1 << 20
+    /// `thread_id` is an event id (or "main") in Matrix: an id's bound.
+    public static let threadIDBytes = idBytes
+    /// A push rule's actions are a handful of strings and tweaks; these bounds leave room for
+    /// any real rule and keep one notification's actions from outweighing its event.
+    public static let actionsCount = 64
+    public static let actionsBytes = 4_096
+    /// `context` is display names, a room name and avatar URLs (each at most `textBytes`).
+    public static let contextBytes = 4_096
 }
 
 /// Turns decoded JSON into entries, refusing anything malformed with the field named.
@@ -53,6 +61,10 @@ public enum EntryDecoder {
         let so = try nonNegative(o, "stream_ordering", required: true)!
         guard let actionsValue = o["actions"] else { throw missing("actions") }
         guard case .array(let actions) = actionsValue else { throw badType("actions", "an array", actionsValue) }
+        if actions.count > Limits.actionsCount {
+            throw InputError(field: "actions", message: "has more than \(Limits.actionsCount) elements", kind: .invalid)
+        }
+        if actionsValue.serialized().count > Limits.actionsBytes { throw tooLong("actions", Limits.actionsBytes) }
         for (i, a) in actions.enumerated() {
             switch a {
             case .string: break
@@ -63,7 +75,7 @@ public enum EntryDecoder {
             default: throw badType("actions[\(i)]", "a string or an object", a)
             }
         }
-        let thread = try optionalID(o, "thread_id") ?? "main"
+        let thread = try optionalID(o, "thread_id", maxBytes: Limits.threadIDBytes) ?? "main"
         let received = try nonNegative(o, "received_ts", required: false) ?? now
         guard let eventValue = o["event"] else { throw missing("event") }
         guard case .object(let ev) = eventValue else { throw badType("event", "an object", eventValue) }
@@ -78,6 +90,7 @@ public enum EntryDecoder {
         var context: [String: JSON]?
         if let c = o["context"], !c.isNull {
             guard case .object(let ctx) = c else { throw badType("context", "an object", c) }
+            if c.serialized().count > Limits.contextBytes { throw tooLong("context", Limits.contextBytes) }
             for key in ["sender_display_name", "room_name", "room_alias", "room_avatar_url", "sender_avatar_url"] {
                 if let f = ctx[key], !f.isNull {
                     guard case .string(let s) = f else { throw badType("context.\(key)", "a string", f) }
@@ -103,7 +116,7 @@ public enum EntryDecoder {
         guard let type = ReceiptType(rawValue: typeName) else {
             throw InputError(field: "receipt_type", message: "must be \"m.read\" or \"m.read.private\", not \"\(typeName)\"", kind: .invalid)
         }
-        let thread = try optionalID(o, "thread_id")
+        let thread = try optionalID(o, "thread_id", maxBytes: Limits.threadIDBytes)
         let ts = try nonNegative(o, "ts", required: false) ?? now
         return Receipt(userID: user, roomID: room, eventID: event, streamOrdering: so, receiptType: type,
                        threadID: thread, ts: ts)
@@ -115,7 +128,7 @@ public enum EntryDecoder {
         let o = try object(v, "")
         let user = try id(o, "user_id")
         let appID = try string(o, "app_id", maxBytes: 4 * Limits.appIDChars)
-        if appID.count > Limits.appIDChars { throw InputError(field: "app_id", message: "is longer than \(Limits.appIDChars) characters", kind: .invalid) }
+        try checkAppID(appID, field: "app_id")
         let pushkey = try string(o, "pushkey", maxBytes: Limits.pushkeyBytes)
         let pid = PusherID(userID: user, appID: appID, pushkey: pushkey)
         guard let kindValue = o["kind"] else { throw missing("kind") }
@@ -215,17 +228,39 @@ public enum EntryDecoder {
     }
 
     /// Ids are keys in the store: non-empty, at most 255 bytes, no control characters.
-    static func id(_ o: [String: JSON], _ field: String) throws -> String {
-        let s = try string(o, field, maxBytes: Limits.idBytes)
-        if s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
-            throw InputError(field: field, message: "must not contain control characters", kind: .invalid)
-        }
+    static func id(_ o: [String: JSON], _ field: String, maxBytes: Int = Limits.idBytes) throws -> String {
+        let s = try string(o, field, maxBytes: maxBytes)
+        try checkID(s, field: field, maxBytes: maxBytes)
         return s
     }
 
-    static func optionalID(_ o: [String: JSON], _ field: String) throws -> String? {
+    static func optionalID(_ o: [String: JSON], _ field: String, maxBytes: Int = Limits.idBytes) throws -> String? {
         guard let v = o[field], !v.isNull else { return nil }
-        return try id(o, field)
+        return try id(o, field, maxBytes: maxBytes)
+    }
+
+    /// The bounds of a Matrix id (`user_id`, `room_id`, `event_id`), for ids that arrive outside
+    /// a JSON body: query strings and command-line options, which become store keys as well.
+    public static func checkID(_ s: String, field: String, maxBytes: Int = Limits.idBytes) throws {
+        if s.isEmpty { throw InputError(field: field, message: "must not be empty", kind: .invalid) }
+        if s.utf8.count > maxBytes { throw tooLong(field, maxBytes) }
+        if s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            throw InputError(field: field, message: "must not contain control characters", kind: .invalid)
+        }
+    }
+
+    /// `app_id`: at most 64 characters (the Matrix spec's bound).
+    public static func checkAppID(_ s: String, field: String) throws {
+        if s.isEmpty { throw InputError(field: field, message: "must not be empty", kind: .invalid) }
+        if s.count > Limits.appIDChars || s.utf8.count > 4 * Limits.appIDChars {
+            throw InputError(field: field, message: "is longer than \(Limits.appIDChars) characters", kind: .invalid)
+        }
+    }
+
+    /// `pushkey`: at most 512 bytes (the Matrix spec's bound).
+    public static func checkPushkey(_ s: String, field: String) throws {
+        if s.isEmpty { throw InputError(field: field, message: "must not be empty", kind: .invalid) }
+        if s.utf8.count > Limits.pushkeyBytes { throw tooLong(field, Limits.pushkeyBytes) }
     }
 
     static func nonNegative(_ o: [String: JSON], _ field: String, required: Bool) throws -> Int64? {

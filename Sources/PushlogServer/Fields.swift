@@ -27,6 +27,38 @@ enum Fields {
         return String(v)
     }
 
+    /// The kinds of id a query or filter names, checked with a body's bounds: each becomes (part
+    /// of) a store key, which must not outgrow LMDB's limit.
+    enum IDKind {
+        case userID, appID, pushkey
+
+        func check(_ s: String, field: String) throws {
+            do {
+                switch self {
+                case .userID: try EntryDecoder.checkID(s, field: field)
+                case .appID: try EntryDecoder.checkAppID(s, field: field)
+                case .pushkey: try EntryDecoder.checkPushkey(s, field: field)
+                }
+            } catch let e as InputError {
+                throw APIError(e)
+            }
+        }
+    }
+
+    /// A query parameter holding an id: absent, or within that id's bounds.
+    static func query(_ request: Request, _ name: String, _ kind: IDKind) throws -> String? {
+        guard let v = try query(request, name) else { return nil }
+        try kind.check(v, field: name)
+        return v
+    }
+
+    /// A body field holding an id: absent, or a string within that id's bounds.
+    static func string(_ o: [String: JSON], _ field: String, _ kind: IDKind) throws -> String? {
+        guard let v = try string(o, field) else { return nil }
+        try kind.check(v, field: field)
+        return v
+    }
+
     static func queryInt(_ request: Request, _ name: String, in range: ClosedRange<Int>) throws -> Int? {
         guard let s = try query(request, name) else { return nil }
         guard let n = Int(s), range.contains(n) else {

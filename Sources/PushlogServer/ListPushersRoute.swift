@@ -9,7 +9,7 @@ extension PushlogAPI {
     /// `user_id`, every pusher, a page at a time: `limit` (default 100, at most 1000) from `from`,
     /// and `next_from` to pass as `from` for the next page (null on the last page).
     func listPushers(_ request: Request) throws -> JSONResponse {
-        if let user = try Fields.query(request, "user_id") {
+        if let user = try Fields.query(request, "user_id", .userID) {
             var pushers: [JSON] = []
             try store.forEachPusherState(user: user) { pushers.append($0.json); return true }
             return JSONResponse(.object(["pushers": .array(pushers)]))

@@ -21,8 +21,8 @@ struct RewindRequest {
         case (let pos?, nil): target = .pos(UInt64(pos))
         case (nil, let ts?): target = .sinceTS(ts)
         }
-        filter = Store.RewindFilter(userID: try Fields.string(o, "user_id"), appID: try Fields.string(o, "app_id"),
-                                    pushkey: try Fields.string(o, "pushkey"))
+        filter = Store.RewindFilter(userID: try Fields.string(o, "user_id", .userID), appID: try Fields.string(o, "app_id", .appID),
+                                    pushkey: try Fields.string(o, "pushkey", .pushkey))
     }
 }
 

@@ -21,6 +21,10 @@ struct Compact: ParsableCommand {
             var report: CompactReport
             do {
                 let store = try dataDir.openStore()
+                // Compaction reads the heads projection: not while it may be half-replaced.
+                if try store.rebuildInterrupted() {
+                    fail(Exit.busy, "a repair of the projections in \(dataDir.dataDir) was interrupted: run `pushlog recover` first")
+                }
                 report = try store.dropPassedPrefix(olderThan: Clock.nowMS() - DurationText.milliseconds(retain)!)
                 store.close()
             }

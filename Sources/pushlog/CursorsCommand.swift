@@ -18,7 +18,8 @@ struct Cursors: ParsableCommand {
 
         func run() throws {
             try tool {
-                let store = try dataDir.openStore()
+                try checkOption(user, "--user") { try EntryDecoder.checkID($0, field: $1) }
+                let store = try dataDir.openExistingStore()
                 var states: [PusherState] = []
                 try store.forEachPusherState(user: user) { s in
                     if lagging {
@@ -69,6 +70,9 @@ struct Cursors: ParsableCommand {
 
         func run() throws {
             try tool {
+                try checkOption(user, "--user") { try EntryDecoder.checkID($0, field: $1) }
+                try checkOption(appID, "--app-id", EntryDecoder.checkAppID)
+                try checkOption(pushkey, "--pushkey", EntryDecoder.checkPushkey)
                 let lock = try DataDirLock.exclusive(dataDir: dataDir.dataDir)
                 defer { withExtendedLifetime(lock) {} }
                 let store = try dataDir.openStore()

@@ -16,7 +16,8 @@ struct Pushers: ParsableCommand {
 
         func run() throws {
             try tool {
-                let store = try dataDir.openStore()
+                try checkOption(user, "--user") { try EntryDecoder.checkID($0, field: $1) }
+                let store = try dataDir.openExistingStore()
                 var rows: [[String]] = []
                 try store.forEachPusherState(user: user) { s in
                     if json { Output.json(s.json) } else {
@@ -76,6 +77,9 @@ struct Pushers: ParsableCommand {
 
         func run() throws {
             try tool {
+                try checkOption(user, "--user") { try EntryDecoder.checkID($0, field: $1) }
+                try checkOption(appID, "--app-id", EntryDecoder.checkAppID)
+                try checkOption(pushkey, "--pushkey", EntryDecoder.checkPushkey)
                 let store = try dataDir.openStore()
                 let id = PusherID(userID: user, appID: appID, pushkey: pushkey)
                 guard try store.pusherState(id) != nil else {

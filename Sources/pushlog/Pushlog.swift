@@ -23,12 +23,35 @@ struct DataDirOption: ParsableArguments {
     func openStore() throws -> Store {
         try Store(dataDir: dataDir)
     }
+
+    /// For read-only commands: a missing store is exit 66 and nothing is created.
+    func openExistingStore() throws -> Store {
+        try Store(dataDir: dataDir, options: StoreOptions(createIfMissing: false))
+    }
+}
+
+/// An id given on the command line, held to the bounds it has in a body: it becomes a store key.
+func checkOption(_ value: String?, _ name: String, _ check: (String, String) throws -> Void) throws {
+    if let value { try check(value, name) }
+}
+
+/// A test hook, off unless `TEST_PUSHLOG_PAUSE_REBUILD` is set: once a repair's first change to
+/// the projections has committed, say so on stderr and wait to be killed, so that a test can
+/// crash the process at the moment the projections are half-replaced. (Outside the `PUSHLOG_`
+/// names, which are configuration.)
+func rebuildTestPause() -> (() -> Void)? {
+    guard ProcessInfo.processInfo.environment["TEST_PUSHLOG_PAUSE_REBUILD"] != nil else { return nil }
+    return {
+        FileHandle.standardError.write(Data("test pause: repair under way\n".utf8))
+        while true { pause() }
+    }
 }
 
 /// The contract's exit codes.
 enum Exit {
     static let usage: Int32 = 64
     static let badInput: Int32 = 65
+    static let noStore: Int32 = 66
     static let busy: Int32 = 69
     static let internalError: Int32 = 70
 }
@@ -45,6 +68,8 @@ func tool(_ body: () throws -> Void) throws {
         fail(Exit.badInput, "\(e)")
     } catch let e as DataDirLock.Busy {
         fail(Exit.busy, "\(e)")
+    } catch let e as DataDir.NoStore {
+        fail(Exit.noStore, "\(e)")
     } catch let e as UsageError {
         fail(Exit.usage, e.message)
     } catch {

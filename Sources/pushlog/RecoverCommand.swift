@@ -5,7 +5,7 @@ import PushlogCore
 struct Recover: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The after-crash check: clear stale readers, verify the log and the projections, repair, and say who will redeliver.",
-        discussion: "Exit 0 when the store is healthy or was repaired; 70 when the log itself is damaged. Exit 69 beside a server.")
+        discussion: "Exit 0 when the store is healthy or was repaired; 70 when the log itself is damaged. Exit 69 beside a server, except with --dry-run, which reads and may run beside one. Finishes a repair that a crash interrupted (serve refuses to start until then).")
     @OptionGroup var dataDir: DataDirOption
     @Flag(help: "Check and report, change nothing.") var dryRun = false
     @Flag(help: "JSON Lines: the report, then one row per pusher that will redeliver.") var json = false
@@ -13,12 +13,18 @@ struct Recover: ParsableCommand {
     func run() throws {
         try tool {
             // The repair replaces projections over several commits: no append may land in between.
-            let locks = try DataDirLock.forRewrite(dataDir: dataDir.dataDir)
+            // A dry run changes nothing the server reads, so it runs beside one (and compares
+            // against one snapshot, catching up with appends; see Store.rebuild).
+            if dryRun && !DataDir.hasStore(dataDir.dataDir) { throw DataDir.NoStore(path: dataDir.dataDir) }
+            let locks: [DataDirLock] = dryRun ? [] : try DataDirLock.forRewrite(dataDir: dataDir.dataDir)
             defer { withExtendedLifetime(locks) {} }
-            let store = try dataDir.openStore()
+            let store = try dryRun ? dataDir.openExistingStore() : dataDir.openStore()
             if !json { Output.line("stale reader slots cleared: \(store.staleReadersCleared)") }
             let interrupted = try store.rebuildInterrupted()
-            if interrupted && !json { Output.line("an earlier repair was interrupted: the projections will be rebuilt") }
+            if interrupted && !json {
+                Output.line(dryRun ? "an earlier repair was interrupted: run recover without --dry-run to finish it"
+                                   : "an earlier repair was interrupted: the projections will be rebuilt")
+            }
 
             let progress = Progress("check log")
             let check = try store.checkLog { progress.update($0, $1) }
@@ -29,7 +35,8 @@ struct Recover: ParsableCommand {
             }
 
             let rebuildProgress = Progress("verify projections")
-            let report = try store.rebuild(repair: !dryRun) { rebuildProgress.update($0, $1) }
+            let report = try store.rebuild(repair: !dryRun, progress: { rebuildProgress.update($0, $1) },
+                                           afterFirstRepairCommit: rebuildTestPause())
             rebuildProgress.finish()
             if json {
                 Output.json(.object([

@@ -21,7 +21,8 @@ struct Replay: ParsableCommand {
     func run() throws {
         try tool {
             if rebuild { return try runRebuild() }
-            let store = try dataDir.openStore()
+            try checkOption(user, "--user") { try EntryDecoder.checkID($0, field: $1) }
+            let store = try dataDir.openExistingStore()
             try store.forEachEntry(from: from, to: to) { e in
                 if let user, e.entry.userID != user { return true }
                 if let type {
@@ -57,7 +58,8 @@ struct Replay: ParsableCommand {
         defer { withExtendedLifetime(locks) {} }
         let store = try dataDir.openStore()
         let progress = Progress("rebuild")
-        let report = try store.rebuild(repair: true) { progress.update($0, $1) }
+        let report = try store.rebuild(repair: true, progress: { progress.update($0, $1) },
+                                       afterFirstRepairCommit: rebuildTestPause())
         progress.finish()
         printReport(report, json: json)
     }

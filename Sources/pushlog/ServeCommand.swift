@@ -72,6 +72,9 @@ struct Serve: AsyncParsableCommand {
         var storeOptions = StoreOptions(durability: config.storeDurability == "nometasync" ? .nometasync : .sync)
         if let size = config.storeMapSize { storeOptions.mapSize = size }
         let store = try Store(dataDir: config.dataDir, options: storeOptions)
+        if try store.rebuildInterrupted() {
+            fail(Exit.busy, "a repair of the projections in \(config.dataDir) was interrupted (replay --rebuild or recover): run `pushlog recover --data-dir \(config.dataDir)` to finish it before serving")
+        }
         let http = try HTTPClient()
         let processes = BackgroundProcesses(logger: logger)
         var signer = try UnsubscribeSigner.load(dataDir: config.dataDir)

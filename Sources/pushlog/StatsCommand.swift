@@ -9,7 +9,7 @@ struct Stats: ParsableCommand {
 
     func run() throws {
         try tool {
-            let store = try dataDir.openStore()
+            let store = try dataDir.openExistingStore()
             let s = try store.stats()
             if json {
                 Output.json(.object([

@@ -76,7 +76,7 @@ final class PushlogProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var done = false
 
-    init(_ args: [String], stdin: Data? = nil, stdinFile: URL? = nil, scratch: URL) throws {
+    init(_ args: [String], stdin: Data? = nil, stdinFile: URL? = nil, scratch: URL, environment: [String: String] = [:]) throws {
         let bin = try PushlogBinary.require()
         let id = UUID().uuidString
         outURL = scratch.appendingPathComponent("out-\(id)")
@@ -85,7 +85,7 @@ final class PushlogProcess: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         process.executableURL = bin
         process.arguments = args
-        process.environment = childEnvironment()
+        process.environment = childEnvironment().merging(environment) { $1 }
         process.standardOutput = try FileHandle(forWritingTo: outURL)
         process.standardError = try FileHandle(forWritingTo: errURL)
         var stdinPipe: Pipe?
@@ -161,8 +161,10 @@ final class Sandbox: @unchecked Sendable {
     }
 
     /// Starts `pushlog ARGS --data-dir D`.
-    func start(_ args: [String], stdin: Data? = nil, stdinFile: URL? = nil, dataDir: String? = nil) throws -> PushlogProcess {
-        try PushlogProcess(args + ["--data-dir", dataDir ?? self.dataDir], stdin: stdin, stdinFile: stdinFile, scratch: root)
+    func start(_ args: [String], stdin: Data? = nil, stdinFile: URL? = nil, dataDir: String? = nil,
+               environment: [String: String] = [:]) throws -> PushlogProcess {
+        try PushlogProcess(args + ["--data-dir", dataDir ?? self.dataDir], stdin: stdin, stdinFile: stdinFile, scratch: root,
+                           environment: environment)
     }
 
     /// Runs `pushlog ARGS --data-dir D` to the end (at most `timeout` seconds).

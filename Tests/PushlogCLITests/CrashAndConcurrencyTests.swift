@@ -112,6 +112,8 @@ struct CrashAndConcurrencyTests {
         try Make.bigNotificationsFile(at: input, count: total)
 
         let appender = try box.start(["append", "notifications", input, "--batch-size", String(batch)])
+        // Readers never create a store (they exit 66 without one): start them once the appender has.
+        #expect(poll(timeout: 60) { FileManager.default.fileExists(atPath: box.dataDir + "/data.mdb") || !appender.isRunning })
         var lastHead: Int64 = 0
         var readerRuns = 0, midwayReplays = 0, midwayStats = 0
         let deadline = Date().addingTimeInterval(100)

@@ -45,7 +45,6 @@ struct LockTests {
             ["cursors", "rewind", "--since", "1h"],
             ["replay", "--rebuild"],
             ["recover"],
-            ["recover", "--dry-run"],
             ["compact"],
             ["compact", "--retain", "0"],
         ]
@@ -68,7 +67,7 @@ struct LockTests {
         let rec = try box.run(["append", "receipts", "-"], stdin: Data((jsonLine(Make.receipt(event: "$live", so: 99)) + "\n").utf8))
         #expect(rec.status == 0, "append receipts beside a server: \(rec)")
         for args in [["replay"], ["replay", "--json"], ["stats"], ["stats", "--json"], ["pushers", "list"],
-                     ["pushers", "list", "--json"], ["cursors"], ["cursors", "--lagging", "--json"]] {
+                     ["pushers", "list", "--json"], ["cursors"], ["cursors", "--lagging", "--json"], ["recover", "--dry-run"]] {
             let r = try box.run(args, timeout: 30)
             #expect(r.status == 0, "\(args.joined(separator: " ")) beside a server: \(r)")
         }

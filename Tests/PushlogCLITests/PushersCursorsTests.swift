@@ -297,6 +297,8 @@ struct PushersCursorsTests {
     func statsJSON() throws {
         let box = try Sandbox()
         defer { box.cleanup() }
+        #expect(try box.run(["stats"]).status == 66, "no store yet")
+        #expect(try box.run(["recover"]).status == 0, "recover makes an empty store")
         let empty = try box.stats()
         for key in ["head", "entries", "pushers", "pending_pushers", "map_used_bytes", "map_size_bytes"] {
             #expect(int(empty[key]) != nil, "stats lacks integer \(key): \(empty)")

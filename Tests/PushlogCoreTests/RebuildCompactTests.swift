@@ -217,7 +217,38 @@ struct CompactTests {
             #expect(try store.allEntries().isEmpty)
             #expect(try store.pusherState(Make.pusher(bob).id)?.config.enabled == false)
             #expect(try store.pusherState(Make.pusher(alice).id)?.config.enabled == true)
-            #expect(try store.head(user: alice) == 0)
+            #expect(try store.head(user: alice) == 10, "compaction keeps the head of a user whose notifications it dropped")
+            #expect(try store.rebuild(repair: false).isClean)
+        }
+    }
+
+    @Test("compaction keeps each user's head, through a rebuild and a second compaction, and a later notification moves it on")
+    func keepsHeads() throws {
+        try withStore { store in
+            try store.append([Make.set(alice), Make.set(bob)])
+            try store.append([Make.notify(alice, so: 1), Make.notify(bob, so: 2), Make.notify(alice, so: 3)])  // 3, 4, 5
+            try advanceAll(store, to: try store.head())
+            _ = try store.dropPassedPrefix(olderThan: Clock.nowMS() + 60_000)
+            #expect(try store.allEntries().isEmpty)
+            #expect(try store.head(user: alice) == 5)
+            #expect(try store.head(user: bob) == 4)
+            #expect(try store.pusherState(Make.pusher(alice).id).map { $0.head <= $0.state.cursor } == true,
+                    "the head is not behind the cursor")
+            let report = try store.rebuild(repair: false)
+            #expect(report.isClean, "a rebuild derives the kept heads: \(report.differences)")
+
+            // Damage the heads: the repair restores them from what compaction recorded.
+            let heads = try store.env.database("heads")
+            try store.env.write { txn in try txn.clear(heads) }
+            #expect(try store.rebuild(repair: true).repaired)
+            #expect(try store.head(user: alice) == 5)
+            #expect(try store.head(user: bob) == 4)
+
+            try store.append([Make.notify(alice, so: 9)])  // 6
+            try advanceAll(store, to: try store.head())
+            _ = try store.dropPassedPrefix(olderThan: Clock.nowMS() + 60_000)
+            #expect(try store.head(user: alice) == 6)
+            #expect(try store.head(user: bob) == 4)
             #expect(try store.rebuild(repair: false).isClean)
         }
     }
