@@ -40,8 +40,9 @@ public struct UnsubscribeSigner: Sendable {
         }
         var rng = SystemRandomNumberGenerator()
         let key = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &rng) }
-        let temporary = dataDir + "/.unsubscribe.key.\(getpid()).\(UInt32.random(in: .min ... .max, using: &rng)).tmp"
-        try writeSynced(key, to: temporary)
+        let temporaryName = ".unsubscribe.key.\(getpid()).\(UInt32.random(in: .min ... .max, using: &rng)).tmp"
+        let temporary = dataDir + "/" + temporaryName
+        try writeSynced(key, to: temporaryName, in: dataDir)
         defer { unlink(temporary) }
         if Glibc.link(temporary, path) != 0 {
             switch errno {
@@ -60,9 +61,10 @@ public struct UnsubscribeSigner: Sendable {
 
     private static func posixError() -> POSIXError { POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
 
-    private static func writeSynced(_ bytes: [UInt8], to path: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw posixError() }
+    /// Made 0600 and, as root, owned by the data directory's owner (as every file of the store).
+    private static func writeSynced(_ bytes: [UInt8], to name: String, in dataDir: String) throws {
+        let path = dataDir + "/" + name
+        let fd = try DataDir.openFile(name, in: dataDir, flags: O_WRONLY)
         defer { close(fd) }
         let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         guard written == bytes.count, fsync(fd) == 0 else {
