@@ -14,8 +14,9 @@ import CCurl
 /// Traps:
 /// - Lives and dies on the curl thread only (created, configured, completed and deinitialised
 ///   there); it is deliberately not `Sendable`.
-/// - libcurl keeps raw pointers to this object (`CURLOPT_WRITEDATA`, `CURLOPT_HEADERDATA`), to
-///   its error buffer, its request-body buffer and its `curl_slist`s. They stay valid because
+/// - libcurl keeps raw pointers to this object (`CURLOPT_WRITEDATA`, `CURLOPT_HEADERDATA`,
+///   `CURLOPT_OPENSOCKETDATA`), to its error buffer, its request-body buffer and its
+///   `curl_slist`s. They stay valid because
 ///   the object outlives its easy handle: `deinit` is the only place that calls
 ///   `curl_easy_cleanup`, and the multi handle removes the easy handle before recycling or
 ///   dropping the transfer. The body buffer and the lists are only replaced while the handle
