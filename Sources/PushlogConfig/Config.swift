@@ -140,7 +140,9 @@ public struct Config: Sendable, Equatable {
     }
 
     static func ranges(_ v: String) throws -> [IPRange] {
-        do { return try AddressPolicy.ranges(v) } catch { throw Reason(text: "has \(error)") }
+        do { return try AddressPolicy.ranges(v) } catch {
+            throw Reason(text: "must list address ranges such as 10.0.0.0/8 or fe80::/10, not '\(error.text)'")
+        }
     }
 
     static func hostPort(_ v: String) throws -> String {
