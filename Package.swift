@@ -56,12 +56,12 @@ let package = Package(
         ),
         .target(
             name: "PushlogConfig",
-            dependencies: ["PushlogCore", "PushlogRuntime", .product(name: "Yams", package: "Yams")]
+            dependencies: ["PushlogCore", "PushlogRuntime", "Curl", .product(name: "Yams", package: "Yams")]
         ),
         .target(
             name: "PushlogServer",
             dependencies: [
-                "PushlogCore", "PushlogRuntime",
+                "PushlogCore", "PushlogRuntime", "Curl",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -98,12 +98,12 @@ let package = Package(
         .testTarget(
             name: "PushlogServerTests",
             dependencies: [
-                "PushlogServer", "PushlogCore",
+                "PushlogServer", "PushlogCore", "Curl",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
-        .testTarget(name: "PushlogConfigTests", dependencies: ["PushlogConfig", "PushlogRuntime"]),
+        .testTarget(name: "PushlogConfigTests", dependencies: ["PushlogConfig", "PushlogRuntime", "Curl"]),
         .testTarget(
             name: "PushlogRuntimeTests",
             dependencies: ["PushlogRuntime", "PushlogCore", "PushlogMail", "Curl", "pushlog", "TestSupport", .product(name: "Logging", package: "swift-log")]

@@ -15,6 +15,7 @@
  *                                  list alive until curl_easy_cleanup)
  *   callbacks     -> _write_callback (WRITEFUNCTION, HEADERFUNCTION)
  *                    _read_callback  (READFUNCTION, for uploads such as SMTP)
+ *                    _opensocket_callback (OPENSOCKETFUNCTION, to vet each address connected to)
  */
 
 static inline CURLcode ccurl_easy_setopt_long(CURL *handle, CURLoption option, long value) {
@@ -43,6 +44,36 @@ static inline CURLcode ccurl_easy_setopt_write_callback(CURL *handle, CURLoption
 
 static inline CURLcode ccurl_easy_setopt_read_callback(CURL *handle, CURLoption option, curl_read_callback callback) {
     return curl_easy_setopt(handle, option, callback);
+}
+
+static inline CURLcode ccurl_easy_setopt_opensocket_callback(CURL *handle, CURLoption option, curl_opensocket_callback callback) {
+    return curl_easy_setopt(handle, option, callback);
+}
+
+/* The IP address libcurl is about to connect to, from an OPENSOCKETFUNCTION's argument: its 4
+ * (AF_INET) or 16 (AF_INET6) bytes, in network order, copied to `out`. Returns how many, or 0
+ * for any other family (or a truncated address). `addr` is declared as a plain sockaddr but
+ * libcurl stores the whole address there, `addrlen` bytes of it. */
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+static inline int ccurl_sockaddr_ip(const struct curl_sockaddr *address, unsigned char out[16]) {
+    if (address->family == AF_INET && address->addrlen >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)&address->addr;
+        memcpy(out, &in4->sin_addr, 4);
+        return 4;
+    }
+    if (address->family == AF_INET6 && address->addrlen >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&address->addr;
+        memcpy(out, &in6->sin6_addr, 16);
+        return 16;
+    }
+    return 0;
+}
+
+/* What libcurl does itself when no OPENSOCKETFUNCTION is set. */
+static inline curl_socket_t ccurl_open_socket(const struct curl_sockaddr *address) {
+    return socket(address->family, address->socktype, address->protocol);
 }
 
 static inline CURLcode ccurl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {

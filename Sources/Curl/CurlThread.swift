@@ -269,6 +269,7 @@ final class CurlThread: Sendable {
             }
             var request = HTTPRequest(method: "POST", url: post.url, body: post.body, headers: post.headers)
             request.collectsHeaders = post.collectsResponseHeaders
+            request.addressPolicy = post.addressPolicy
             do {
                 try request.validate()
             } catch {
@@ -279,7 +280,8 @@ final class CurlThread: Sendable {
             sink.running[post.tag] = id
             // Header collection changes the options: only the usual kind is kept warm.
             let shape = post.collectsResponseHeaders ? nil
-                : Transfer.PostShape(headers: post.headers, timeout: post.timeout, https: HTTPRequest.isHTTPS(post.url))
+                : Transfer.PostShape(headers: post.headers, timeout: post.timeout, https: HTTPRequest.isHTTPS(post.url),
+                                     addressPolicy: post.addressPolicy)
             multi.start(id: id, request: TransferRequest(timeout: post.timeout, post: request, shape: shape),
                         sink: .batch(sink, tag: post.tag))
         }

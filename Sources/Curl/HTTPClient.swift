@@ -19,7 +19,7 @@ import Synchronization
 /// - An error status (404, 500) is a successful ``HTTPResponse``; only failures to get an
 ///   answer throw ``HTTPError``. Cancelling the calling task throws `CancellationError`.
 /// - Proxy environment variables (`http_proxy`, `https_proxy`, `no_proxy`) are honoured, as
-///   libcurl does by default.
+///   libcurl does by default, except by requests with an ``AddressPolicy``.
 public final class HTTPClient: Sendable {
     /// Time allowed to resolve the host and establish TCP and TLS, per request.
     public let connectTimeout: Duration
@@ -83,9 +83,10 @@ public final class HTTPClient: Sendable {
         _ url: String,
         body: [UInt8],
         headers: [String: String] = [:],
-        timeout: Duration
+        timeout: Duration,
+        addressPolicy: AddressPolicy? = nil
     ) async throws -> HTTPResponse {
-        try await send(method: "POST", url: url, body: body, headers: headers, timeout: timeout)
+        try await send(method: "POST", url: url, body: body, headers: headers, timeout: timeout, addressPolicy: addressPolicy)
     }
 
     /// Sends one HTTP request and returns the answer, whatever its status.
@@ -97,6 +98,12 @@ public final class HTTPClient: Sendable {
     ///   - headers: added to libcurl's (`Host`, `Accept: */*`, `Content-Length`); an empty
     ///     value is sent as an empty header. Redirects are not followed.
     ///   - timeout: for the whole exchange, including any wait for a free connection.
+    ///   - addressPolicy: when set, only the addresses it permits are connected to, checked on
+    ///     each address libcurl is about to connect to (after resolution, so DNS rebinding does
+    ///     not get round it), and no proxy is used; a refused connection throws
+    ///     ``HTTPError/Kind/blockedAddress``. Trap: an open connection is reused without a new
+    ///     check, and connections are shared by every request of the client to the same host
+    ///     and port: give all requests to a host the same policy (gateway pushes do).
     /// - Throws: ``HTTPError`` if no complete answer arrived; `CancellationError` if the
     ///   calling task was cancelled (the transfer is then aborted on the curl thread).
     public func send(
@@ -104,9 +111,11 @@ public final class HTTPClient: Sendable {
         url: String,
         body: [UInt8] = [],
         headers: [String: String] = [:],
-        timeout: Duration
+        timeout: Duration,
+        addressPolicy: AddressPolicy? = nil
     ) async throws -> HTTPResponse {
-        let request = HTTPRequest(method: method, url: url, body: body, headers: headers)
+        var request = HTTPRequest(method: method, url: url, body: body, headers: headers)
+        request.addressPolicy = addressPolicy
         try request.validate()
         let result = try await thread.perform(TransferRequest(timeout: timeout, configure: request.configure))
         return HTTPResponse(status: result.responseCode, headers: result.headers, body: result.body)

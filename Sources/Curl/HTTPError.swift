@@ -26,6 +26,9 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
         case responseTooLarge
         /// The request could not be expressed (bad URL, unsupported scheme, bad header).
         case invalidRequest
+        /// The only addresses the host name led to are ones the request's ``AddressPolicy``
+        /// does not permit: no connection was attempted.
+        case blockedAddress
         /// The client was shut down before the request completed.
         case shutdown
         /// Any other libcurl failure; see ``curlCode`` and ``message``.

@@ -8,6 +8,9 @@ struct HTTPRequest: Sendable {
     var headers: [String: String]
     /// False: the answer's headers are not collected (``HTTPResponse/headers`` stays empty).
     var collectsHeaders = true
+    /// Set: only addresses it permits are connected to, and no proxy is used
+    /// (``Transfer/vetConnections(_:)``).
+    var addressPolicy: AddressPolicy?
 
     /// Checks what libcurl would pass through unchecked: a method or header containing CR/LF
     /// would let a caller inject headers or requests, so it is refused before any I/O.
@@ -31,6 +34,9 @@ struct HTTPRequest: Sendable {
         // would otherwise also speak file://, gopher://, and so on.
         try transfer.set(CURLOPT_PROTOCOLS_STR, "http,https")
         try transfer.set(CURLOPT_URL, url)
+        // Said, not assumed: a redirect would lead the request to a URL nobody checked.
+        try transfer.set(CURLOPT_FOLLOWLOCATION, 0)
+        if let addressPolicy { try transfer.vetConnections(addressPolicy) }
         if !collectsHeaders { try transfer.discardResponseHeaders() }
         // HTTP/2 when TLS ALPN offers it, so several requests to one gateway share one
         // connection; HTTP/1.1 otherwise (cleartext h2c is not attempted).

@@ -11,9 +11,12 @@ public struct PostRequest: Sendable {
     /// Whether the completion's ``HTTPResponse/headers`` are filled in; off by default, as
     /// collecting them costs a callback and two strings per header line.
     public var collectsResponseHeaders: Bool
+    /// Set: only addresses it permits are connected to, and proxies are not used.
+    public var addressPolicy: AddressPolicy?
 
     public init(tag: UInt64, url: String, body: [UInt8], headers: [String: String] = [:], timeout: Duration,
-                collectsResponseHeaders: Bool = false) {
+                collectsResponseHeaders: Bool = false, addressPolicy: AddressPolicy? = nil) {
+        self.addressPolicy = addressPolicy
         self.tag = tag
         self.url = url
         self.body = body

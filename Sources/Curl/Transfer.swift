@@ -14,8 +14,9 @@ import CCurl
 /// Traps:
 /// - Lives and dies on the curl thread only (created, configured, completed and deinitialised
 ///   there); it is deliberately not `Sendable`.
-/// - libcurl keeps raw pointers to this object (`CURLOPT_WRITEDATA`, `CURLOPT_HEADERDATA`), to
-///   its error buffer, its request-body buffer and its `curl_slist`s. They stay valid because
+/// - libcurl keeps raw pointers to this object (`CURLOPT_WRITEDATA`, `CURLOPT_HEADERDATA`,
+///   `CURLOPT_OPENSOCKETDATA`), to its error buffer, its request-body buffer and its
+///   `curl_slist`s. They stay valid because
 ///   the object outlives its easy handle: `deinit` is the only place that calls
 ///   `curl_easy_cleanup`, and the multi handle removes the easy handle before recycling or
 ///   dropping the transfer. The body buffer and the lists are only replaced while the handle
@@ -54,6 +55,12 @@ final class Transfer {
     /// ``prepareForRemoval()`` works around libcurl's SMTP done phase.
     private var speaksSMTP = false
     private var lastErrorReply: String?
+    /// Set by ``vetConnections(_:)``: every address libcurl opens a socket for must be one
+    /// this policy permits. Kept while the options are (a warm handle's shape includes it).
+    private var addressPolicy: AddressPolicy?
+    /// The last address the policy refused during this transfer: a connect failure is then
+    /// reported as ``HTTPError/Kind/blockedAddress``.
+    private var refusedAddress: IPAddress?
 
     private struct CachedList {
         var option: CURLoption
@@ -100,6 +107,7 @@ final class Transfer {
         self.id = id
         self.sink = sink
         errorBuffer[0] = 0
+        refusedAddress = nil
     }
 
     /// The shape and URL of the batch POST whose options the handle still holds (see
@@ -115,6 +123,7 @@ final class Transfer {
         var headers: [String: String]
         var timeout: Duration
         var https: Bool
+        var addressPolicy: AddressPolicy?
     }
 
     /// Puts every option back to its default (`curl_easy_reset`) if a transfer ran since the
@@ -124,6 +133,7 @@ final class Transfer {
         curl_easy_reset(easy)
         needsReset = false
         markWarm(nil)
+        addressPolicy = nil
     }
 
     /// Records what a full configuration just set: a batch POST's shape and URL, or nil for any
@@ -301,6 +311,23 @@ final class Transfer {
         try check(ccurl_easy_setopt_pointer(easy, CURLOPT_READDATA, Unmanaged.passUnretained(self).toOpaque()), CURLOPT_READDATA)
     }
 
+    /// Has every socket libcurl opens for this transfer checked against `policy` first: an
+    /// address it does not permit gets no socket (`CURL_SOCKET_BAD`), so libcurl fails the
+    /// connection (or tries the host's next address). The check is on the very address about
+    /// to be connected to, after name resolution, so a name that resolves differently later
+    /// (DNS rebinding) cannot get round it. Proxies are turned off, whatever the environment
+    /// says: with one, the address connected to would be the proxy's.
+    func vetConnections(_ policy: AddressPolicy) throws(HTTPError) {
+        addressPolicy = policy
+        try check(ccurl_easy_setopt_opensocket_callback(easy, CURLOPT_OPENSOCKETFUNCTION, { context, purpose, address in
+            guard let context, let address else { return CURL_SOCKET_BAD }
+            return Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue().openSocket(purpose, address)
+        }), CURLOPT_OPENSOCKETFUNCTION)
+        try check(ccurl_easy_setopt_pointer(easy, CURLOPT_OPENSOCKETDATA, Unmanaged.passUnretained(self).toOpaque()), CURLOPT_OPENSOCKETDATA)
+        // "" (not NULL) is libcurl's "no proxy", overriding http_proxy and friends.
+        try set(CURLOPT_PROXY, "")
+    }
+
     /// Drops the response headers unread (set after ``prepare(connectTimeout:timeout:)``), for
     /// callers that need only the status and the body: no callback per header line, no strings.
     func discardResponseHeaders() throws(HTTPError) {
@@ -351,6 +378,10 @@ final class Transfer {
         }
         var status = 0
         _ = ccurl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+        if let refusedAddress, code == CURLE_COULDNT_CONNECT {
+            return .failure(HTTPError(kind: .blockedAddress, curlCode: Int(code.rawValue),
+                                      message: "refused to connect to \(refusedAddress): a blocked address"))
+        }
         guard code == CURLE_OK else {
             var error = HTTPError(code: code, detail: String(cString: errorBuffer))
             error.responseCode = status == 0 ? nil : status
@@ -367,6 +398,24 @@ final class Transfer {
     }
 
     // MARK: Callbacks (called by libcurl on the curl thread)
+
+    /// `CURLOPT_OPENSOCKETFUNCTION`: a socket for `address` if the policy permits it.
+    private func openSocket(_ purpose: curlsocktype, _ address: UnsafeMutablePointer<curl_sockaddr>) -> curl_socket_t {
+        if let addressPolicy {
+            var bytes = (UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0),
+                         UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0))
+            let ip: IPAddress? = withUnsafeMutableBytes(of: &bytes) { buffer in
+                let count = ccurl_sockaddr_ip(address, buffer.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                return IPAddress(bytes: buffer.prefix(Int(count)))
+            }
+            // Not an IP socket (nothing else is expected over http and https): refused too.
+            guard let ip, addressPolicy.permits(ip) else {
+                refusedAddress = ip ?? refusedAddress
+                return CURL_SOCKET_BAD
+            }
+        }
+        return ccurl_open_socket(address)
+    }
 
     /// Returning anything but `data.count` makes libcurl abort the transfer.
     private func receiveBody(_ data: UnsafeRawBufferPointer) -> Int {

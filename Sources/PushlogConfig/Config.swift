@@ -1,3 +1,4 @@
+import Curl
 import Foundation
 import PushlogCore
 import PushlogRuntime
@@ -79,6 +80,9 @@ public struct Config: Sendable, Equatable {
                 out += flatten(nested, prefix: key)
             } else if v is NSNull {
                 out.append((key, nil))
+            } else if let list = v as? [Any] {
+                // Lists take the form their environment variable has: items joined by commas.
+                out.append((key, list.map { "\($0)" }.joined(separator: ",")))
             } else {
                 out.append((key, "\(v)"))
             }
@@ -135,6 +139,12 @@ public struct Config: Sendable, Equatable {
         return v
     }
 
+    static func ranges(_ v: String) throws -> [IPRange] {
+        do { return try AddressPolicy.ranges(v) } catch {
+            throw Reason(text: "must list address ranges such as 10.0.0.0/8 or fe80::/10, not '\(error.text)'")
+        }
+    }
+
     static func hostPort(_ v: String) throws -> String {
         guard let colon = v.lastIndex(of: ":"), !v[..<colon].isEmpty, let port = Int(v[v.index(after: colon)...]),
               (0...65535).contains(port) else {
@@ -181,6 +191,8 @@ public struct Config: Sendable, Equatable {
             guard let n = Int($1), n > 0 else { throw Reason(text: "must be a positive integer, not '\($1)'") }
             $0.push.startupConcurrency = n
         },
+        Setter(key: "push.ip_range_blacklist") { $0.push.addressPolicy.blocked = try ranges($1) },
+        Setter(key: "push.ip_range_whitelist") { $0.push.addressPolicy.allowed = try ranges($1) },
         Setter(key: "email.smtp_url") { $0.email.smtpURL = try url($1, schemes: ["smtp", "smtps"]) },
         Setter(key: "email.smtp_user") { $0.email.smtpUser = $1 },
         Setter(key: "email.smtp_pass") { $0.email.smtpPass = $1 },

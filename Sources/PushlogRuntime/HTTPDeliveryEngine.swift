@@ -452,8 +452,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
             }
             guard let url = pusher.url else {
                 releaseSlot(run)
-                pool.pushesFailed.increment()
-                failed(run, pos: n.pos, why: "no data.url", pool: pool)
+                failed(run, pos: n.pos, .noURL, pool: pool)
                 continue
             }
             let badge = try view.badge(user: run.userID, rule: config.badgeRule, cache: &run.badgeCache,
@@ -471,7 +470,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
             let tag = nextTag
             nextTag += 1
             batch.start(PostRequest(tag: tag, url: url, body: body!, headers: Self.headers,
-                                    timeout: .milliseconds(config.requestTimeoutMS)))
+                                    timeout: .milliseconds(config.requestTimeoutMS), addressPolicy: config.addressPolicy))
             run.inFlight = InFlight(tag: tag, pos: n.pos, loggedTS: loggedTS, pusher: pusher, badge: badge)
             run.phase = .inFlight
             byTag[tag] = run
@@ -493,19 +492,16 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
             finish(run, pool: pool)  // stopping: not a failure of the gateway
             return
         case .failure(let error):
-            pool.pushesFailed.increment()
-            failed(run, pos: f.pos, why: "\(error)", pool: pool)
+            failed(run, pos: f.pos, GatewayFailure(error), pool: pool)
             return
         }
         guard (200..<300).contains(response.status) else {
-            pool.pushesFailed.increment()
-            failed(run, pos: f.pos, why: "HTTP \(response.status)", pool: pool)
+            failed(run, pos: f.pos, .status(response.status), pool: pool)
             return
         }
         // Sygnal labels its JSON text/html: parse whatever the Content-Type says.
         guard let rejected = GatewayPayload.rejected(response.body) else {
-            pool.pushesFailed.increment()
-            failed(run, pos: f.pos, why: "answer is not a JSON object", pool: pool)
+            failed(run, pos: f.pos, .badAnswer, pool: pool)
             return
         }
         for pushkey in rejected {
@@ -533,7 +529,9 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
 
     /// A failed push: schedule the next attempt, or give this notification up when the pusher
     /// has failed for longer than `push.give_up_after`. The run then reloads and waits.
-    private func failed(_ run: Run, pos: UInt64, why: String, pool: PusherPool) {
+    private func failed(_ run: Run, pos: UInt64, _ failure: GatewayFailure, pool: PusherPool) {
+        pool.pushesFailed.increment()
+        failure.count()
         let now = Clock.nowMS()
         let since = run.failingSince ?? now
         let giveUp = now - since >= config.giveUpAfterMS
@@ -546,7 +544,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
         run.failingSince = since
         run.notBefore = now + delay
         run.needsLoad = true  // the next attempt waits for the backoff
-        run.context.logger.warning("push failed (\(why)); \(giveUp ? "gave up on pos \(pos); " : "")next attempt in \(delay) ms")
+        run.context.logger.warning("push failed (\(failure.why)); \(giveUp ? "gave up on pos \(pos); " : "")next attempt in \(delay) ms")
     }
 
     private func sleep(_ run: Run, milliseconds: Int64, pool: PusherPool) {

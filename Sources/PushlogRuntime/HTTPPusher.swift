@@ -20,7 +20,7 @@ struct HTTPPusher {
 
     enum Outcome {
         case delivered(badge: Int)
-        case failed(String)
+        case failed(GatewayFailure)
         /// The gateway rejected this pusher's own pushkey: the pusher is removed.
         case rejected
     }
@@ -91,11 +91,12 @@ struct HTTPPusher {
                     pool.pushesProcessed.increment()
                     stop = true
                     break delivery
-                case .failed(let why):
+                case .failed(let failure):
                     pool.pushesFailed.increment()
+                    failure.count()
                     try await lastWrite?.wait()
                     lastWrite = nil
-                    try await failed(pos: n.pos, pusher: input.pusher, why: why)
+                    try await failed(pos: n.pos, pusher: input.pusher, why: failure.why)
                     break delivery  // the next attempt waits for the backoff, read from the store
                 }
             }
@@ -116,22 +117,22 @@ struct HTTPPusher {
     }
 
     func post(_ body: JSON, pusher: PusherConfig, success: Outcome) async throws -> Outcome {
-        guard let url = pusher.data["url"]?.stringValue else { return .failed("no data.url") }
+        guard let url = pusher.data["url"]?.stringValue else { return .failed(.noURL) }
         let response: HTTPResponse
         let slots = pool.slots(for: url)
         do {
             try await slots.acquire()
             defer { slots.release() }
             response = try await pool.http.post(url, body: body.serialized(), headers: ["Content-Type": "application/json"],
-                                                timeout: .milliseconds(config.requestTimeoutMS))
+                                                timeout: .milliseconds(config.requestTimeoutMS), addressPolicy: config.addressPolicy)
         } catch is CancellationError {
             throw CancellationError()  // stopping: not a failure of the gateway
         } catch {
-            return .failed("\(error)")
+            return .failed(GatewayFailure(error))
         }
-        guard (200..<300).contains(response.status) else { return .failed("HTTP \(response.status)") }
+        guard (200..<300).contains(response.status) else { return .failed(.status(response.status)) }
         // Sygnal labels its JSON text/html: parse whatever the Content-Type says.
-        guard let rejected = GatewayPayload.rejected(response.body) else { return .failed("answer is not a JSON object") }
+        guard let rejected = GatewayPayload.rejected(response.body) else { return .failed(.badAnswer) }
         for pushkey in rejected {
             if pushkey == pusher.id.pushkey {
                 log.warning("gateway rejected our pushkey: removing the pusher", metadata: ["app_id": "\(pusher.id.appID)"])
@@ -214,9 +215,10 @@ struct HTTPPusher {
         _ = try await store.writeAsync { ctx in try ctx.updateConsumer(key: key) { $0.lastBadge = Int64(badge) } }
         switch try await post(GatewayPayload.badge(badge, pusher: pusher.config), pusher: pusher.config, success: .delivered(badge: badge)) {
         case .delivered, .rejected: pool.badgesProcessed.increment()
-        case .failed(let why):
+        case .failed(let failure):
             pool.badgesFailed.increment()
-            log.warning("failed to send badge count: \(why)")
+            failure.count()
+            log.warning("failed to send badge count: \(failure.why)")
         }
     }
 }

@@ -1,3 +1,4 @@
+import Curl
 import PushlogCore
 #if canImport(Glibc)
 import Glibc
@@ -14,6 +15,9 @@ public struct PushConfig: Sendable, Equatable {
     public var includeContent = true
     public var groupUnreadCountByRoom = true
     public var startupConcurrency = 10
+    /// `push.ip_range_blacklist` and `push.ip_range_whitelist`: the gateway addresses pushes
+    /// may connect to, checked on each address as it is connected to.
+    public var addressPolicy = AddressPolicy.default
     /// Curl threads the HTTP pushers' delivery is spread over (not a configuration key): one
     /// per core, at most 4, so a busy server's pushes use every core while each pusher stays on
     /// one thread (its pushes in order, one in flight). Each thread has its own libcurl multi

@@ -1,3 +1,4 @@
+import Curl
 import Hummingbird
 import Logging
 import PushlogCore
@@ -15,9 +16,14 @@ public struct APIConfig: Sendable {
     public var maxBodySize: Int
     /// Verifies the signed `/v1/unsubscribe` links of emails; nil: they are all refused.
     public var unsubscribeSigner: UnsubscribeSigner?
+    /// `push.ip_range_blacklist` and `push.ip_range_whitelist`: a pusher whose `data.url` names
+    /// a blocked address literally gets 400 (a host name is checked when pushes connect).
+    public var gatewayAddressPolicy: AddressPolicy
 
     public init(token: String? = nil, metricsToken: String? = nil, maxBodySize: Int = 16 << 20,
-                metricsText: (@Sendable () -> [UInt8])? = nil, unsubscribeSigner: UnsubscribeSigner? = nil) {
+                metricsText: (@Sendable () -> [UInt8])? = nil, unsubscribeSigner: UnsubscribeSigner? = nil,
+                gatewayAddressPolicy: AddressPolicy = .default) {
+        self.gatewayAddressPolicy = gatewayAddressPolicy
         self.token = token
         self.unsubscribeSigner = unsubscribeSigner
         self.metricsToken = metricsToken
@@ -32,7 +38,7 @@ public func buildRouter(store: Store, pool: PusherPool?, config: APIConfig) -> R
     let router = Router(context: BasicRequestContext.self)
     let api = PushlogAPI(store: store, pool: pool, maxBodySize: config.maxBodySize,
                          metricsText: config.metricsText, metricsToken: config.metricsToken.map(BearerToken.init),
-                         unsubscribeSigner: config.unsubscribeSigner)
+                         unsubscribeSigner: config.unsubscribeSigner, gatewayAddressPolicy: config.gatewayAddressPolicy)
     router.add(middleware: APIErrorMiddleware(knownPaths: PushlogAPI.paths))
     api.addRoutes(to: router, token: config.token)
     return router

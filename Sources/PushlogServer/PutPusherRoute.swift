@@ -1,3 +1,4 @@
+import Curl
 import Hummingbird
 import PushlogCore
 
@@ -7,7 +8,10 @@ extension PushlogAPI {
     func putPusher(_ request: Request) async throws -> JSONResponse {
         let body = try await JSONBody.read(request, limit: maxBodySize)
         let entry: LogEntry
-        do { entry = try EntryDecoder.pusher(body, now: PushlogCore.Clock.nowMS()) } catch let e as InputError { throw APIError(e) }
+        do {
+            entry = try EntryDecoder.pusher(body, now: PushlogCore.Clock.nowMS())
+            try gatewayAddressPolicy.checkGatewayAddress(entry)
+        } catch let e as InputError { throw APIError(e) }
         switch entry {
         case .pusherSet(let config):
             let result = try await store.appendAsync([entry])

@@ -1,3 +1,4 @@
+import Curl
 import Hummingbird
 import PushlogCore
 import PushlogRuntime
@@ -13,6 +14,8 @@ struct PushlogAPI: Sendable {
     let metricsToken: BearerToken?
     /// Verifies `/v1/unsubscribe` links; nil: every link is refused.
     let unsubscribeSigner: UnsubscribeSigner?
+    /// Judges a literal address in a new pusher's `data.url` (`push.ip_range_*`).
+    var gatewayAddressPolicy: AddressPolicy = .default
 
     /// Every path served, so that a known path with the wrong method gets 405, not 404.
     static let paths: Set<String> = ["/health", "/metrics", "/v1/notifications", "/v1/receipts", "/v1/pushers", "/v1/pushers/rewind", "/v1/unsubscribe"]

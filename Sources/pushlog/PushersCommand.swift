@@ -1,6 +1,9 @@
 import ArgumentParser
+import Curl
 import Foundation
+import PushlogConfig
 import PushlogCore
+import PushlogRuntime
 
 struct Pushers: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -44,12 +47,21 @@ struct Pushers: ParsableCommand {
         @Argument(help: ArgumentHelp("JSON Lines file, or - for standard input.", valueName: "file"))
         var file: String = "-"
         @Option(help: "Pushers per commit.") var batchSize: Int = 10_000
+        @Option(help: ArgumentHelp(
+            "The serve configuration whose push.ip_range_blacklist and push.ip_range_whitelist judge gateway addresses written literally in data.url (env PUSHLOG_PUSH_IP_RANGE_BLACKLIST and PUSHLOG_PUSH_IP_RANGE_WHITELIST too; default: Synapse's blocklist).",
+            valueName: "file"))
+        var config: String?
 
         func run() throws {
             try tool {
+                let policy = try addressPolicy()
                 let input = try readInput(file)
                 let now = Clock.nowMS()
-                let entries = try decodeLines(input, file: file) { try EntryDecoder.pusher($0, now: now) }
+                let entries = try decodeLines(input, file: file) { line in
+                    let entry = try EntryDecoder.pusher(line, now: now)
+                    try policy.checkGatewayAddress(entry)
+                    return entry
+                }
                 guard !entries.isEmpty else { return note("set nothing (no pushers in the input)") }
                 let lock = try DataDirLock.appender(dataDir: dataDir.dataDir)
                 defer { withExtendedLifetime(lock) {} }
@@ -64,6 +76,25 @@ struct Pushers: ParsableCommand {
                 }
                 progress.finish()
                 note("set \(entries.count) pusher entr\(entries.count == 1 ? "y" : "ies")")
+            }
+        }
+
+        /// The `push.ip_range_*` keys from `--config` and the environment; the other keys of
+        /// the file are checked too, but only serve uses them.
+        func addressPolicy() throws -> AddressPolicy {
+            var text: String?
+            if let config {
+                guard let data = FileManager.default.contents(atPath: config) else {
+                    throw UsageError(message: "configuration: \(config) cannot be read")
+                }
+                text = String(decoding: data, as: UTF8.self)
+            }
+            let keys: Swift.Set = ["PUSHLOG_PUSH_IP_RANGE_BLACKLIST", "PUSHLOG_PUSH_IP_RANGE_WHITELIST"]
+            let environment = ProcessInfo.processInfo.environment.filter { keys.contains($0.key) }
+            do {
+                return try Config.load(yaml: text, file: config ?? "config", environment: environment).push.addressPolicy
+            } catch let problem as Config.Problem {
+                throw UsageError(message: "\(problem)")
             }
         }
     }

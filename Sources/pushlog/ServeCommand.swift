@@ -94,7 +94,8 @@ struct Serve: AsyncParsableCommand {
         let app = makeApplication(
             store: store, pool: pool,
             config: APIConfig(token: config.apiToken, metricsToken: config.metricsToken, maxBodySize: config.apiMaxBodySize,
-                              metricsText: { registry.emitToBuffer() + pusherMetrics.render() }, unsubscribeSigner: signer),
+                              metricsText: { registry.emitToBuffer() + pusherMetrics.render() }, unsubscribeSigner: signer,
+                              gatewayAddressPolicy: config.push.addressPolicy),
             host: config.listenHost, port: config.listenPort, logger: logger,
             onRunning: { port in running.yield(port); running.finish() })
         // The pusher pool and the HTTP server are the services of one group; our own signal

@@ -13,6 +13,7 @@
 /// - `/sygnal`: 200, `Content-Type: text/html`, body `{"rejected":[]}` (what Sygnal does).
 /// - `/delay?ms=N&tag=T`: answers like `/echo` after N ms, unless the client goes away first.
 /// - `/status/N`: status N with a small JSON body.
+/// - `/redirect?to=URL`: 302 with `Location: URL`.
 /// - `/drop`: reads the request, then closes the connection without a byte of answer.
 /// - `/big?bytes=N`: N bytes with a Content-Length; `/big-chunked?bytes=N`: N bytes chunked.
 /// - `/stats`: `{"connections": distinct client ports seen, "requests": count}`.
@@ -91,6 +92,8 @@ class Handler(BaseHTTPRequestHandler):
         elif path.startswith("/status/"):
             status = int(path[len("/status/"):])
             self.reply(status, json.dumps({"status": status}).encode(), "application/json")
+        elif path == "/redirect":
+            self.reply(302, b"{}", "application/json", [("Location", query["to"])])
         elif path == "/drop":
             emit("drop")
             self.close_connection = True

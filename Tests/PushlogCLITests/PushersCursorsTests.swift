@@ -137,6 +137,34 @@ struct PushersCursorsTests {
         #expect(try box.pusherRows().map { str($0["pushkey"]) } == ["existing"])
     }
 
+    @Test("pushers set refuses a gateway named by a blocked address (exit 65, line and data.url named, nothing set) unless --config's whitelist covers it")
+    func pushersSetBlockedAddress() throws {
+        let box = try Sandbox()
+        defer { box.cleanup() }
+        let head = try box.head()
+        for url in ["http://169.254.169.254/_matrix/push/v1/notify", "http://[::1]:8080/_matrix/push/v1/notify",
+                    "http://[::ffff:127.0.0.1]/_matrix/push/v1/notify", "https://10.1.2.3/_matrix/push/v1/notify",
+                    "http://0x7f.1/_matrix/push/v1/notify"] {
+            let r = try setPushers(box, [Make.httpPusher(user: Self.carol, pushkey: "c"), Make.httpPusher(user: Self.bob, pushkey: "k", url: url)])
+            #expect(r.status == 65, "\(url): \(r)")
+            #expect(r.errLines.count == 1, "\(url): \(r.errLines)")
+            #expect(r.err.contains("line 2") && mentionsField(r.err, "data.url"), "\(url): \(r.err)")
+        }
+        #expect(try box.head() == head, "nothing appended by refused sets")
+
+        let config = try box.file("pushlog.yaml", lines: ["push:", "  ip_range_whitelist: [\"169.254.0.0/16\", \"::1\"]"])
+        let pushers = try box.file("p.jsonl", lines: [jsonLine(Make.httpPusher(user: Self.bob, pushkey: "a", url: "http://169.254.169.254/_matrix/push/v1/notify")),
+                                                     jsonLine(Make.httpPusher(user: Self.bob, pushkey: "b", url: "http://[::1]:8080/_matrix/push/v1/notify"))])
+        let allowed = try box.run(["pushers", "set", "--config", config, pushers])
+        #expect(allowed.status == 0, "\(allowed)")
+        #expect(try box.pusherRows().count == 2)
+
+        let bad = try box.file("bad.yaml", lines: ["push:", "  ip_range_blacklist: [\"10.0.0.0/8\", \"10.0.0.0/33\"]"])
+        let refused = try box.run(["pushers", "set", "--config", bad, pushers])
+        #expect(refused.status == 64, "\(refused)")
+        #expect(refused.err.contains("push.ip_range_blacklist") && refused.err.contains("10.0.0.0/33"), "\(refused.err)")
+    }
+
     @Test("a pusher set with append false removes other users' pushers with the same app_id and pushkey; append true keeps them")
     func appendFalseTakesOverPushkey() throws {
         let box = try Sandbox()

@@ -1,3 +1,4 @@
+import Curl
 import PushlogConfig
 import PushlogRuntime
 import Testing
@@ -73,6 +74,8 @@ struct ConfigTests {
             ("log:\n  level: loud\n", "log.level"),
             ("push:\n  startup_concurrency: -1\n", "push.startup_concurrency"),
             ("colour: blue\n", "colour"),
+            ("push:\n  ip_range_blacklist: [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n", "push.ip_range_blacklist"),
+            ("push:\n  ip_range_whitelist: [localhost]\n", "push.ip_range_whitelist"),
         ]
         for (yaml, key) in cases {
             #expect(throws: Config.Problem.self, "\(key)") { try Config.load(yaml: yaml, file: "pushlog.yaml") }
@@ -144,6 +147,25 @@ struct ConfigTests {
         }
         // Without credentials there is nothing to protect.
         try Config.load(yaml: "email:\n  smtp_url: smtp://mail.example.org:25\n").validate()
+    }
+
+    @Test("push.ip_range_*: Synapse's blocklist by default; YAML lists and comma-separated environment values")
+    func ipRanges() throws {
+        #expect(try Config.load(yaml: nil).push.addressPolicy == AddressPolicy.default)
+        #expect(AddressPolicy.default.blocked.count == 19 && AddressPolicy.default.allowed.isEmpty)
+        let yaml = try Config.load(yaml: "push:\n  ip_range_blacklist: [\"10.0.0.0/8\", \"fc00::/7\"]\n  ip_range_whitelist:\n    - 10.1.0.0/16\n")
+        #expect(yaml.push.addressPolicy == AddressPolicy(blocked: [IPRange("10.0.0.0/8")!, IPRange("fc00::/7")!], allowed: [IPRange("10.1.0.0/16")!]))
+        let none = try Config.load(yaml: "push:\n  ip_range_blacklist: []\n")
+        #expect(none.push.addressPolicy.blocked.isEmpty)
+        let env = try Config.load(yaml: nil, environment: ["PUSHLOG_PUSH_IP_RANGE_WHITELIST": "127.0.0.0/8, ::1",
+                                                           "PUSHLOG_PUSH_IP_RANGE_BLACKLIST": ""])
+        #expect(env.push.addressPolicy == AddressPolicy(blocked: [], allowed: [IPRange("127.0.0.0/8")!, IPRange("::1")!]))
+        do {
+            _ = try Config.load(yaml: nil, environment: ["PUSHLOG_PUSH_IP_RANGE_WHITELIST": "127.0.0.0/8,nonsense"])
+            Issue.record("a malformed range was accepted")
+        } catch let p as Config.Problem {
+            #expect(p.key == "push.ip_range_whitelist" && p.description.contains("nonsense") && p.source.contains("PUSHLOG_PUSH_IP_RANGE_WHITELIST"))
+        }
     }
 
     @Test("the example configuration documents every key and loads to the defaults")

@@ -4,12 +4,14 @@ import PushlogCore
 import Testing
 import TestSupport
 
-/// Runs `pushlog` to completion with `stdin`; returns its exit status.
+/// Runs `pushlog` to completion with `stdin`; returns its exit status. The environment is the
+/// test's, with ``ServeProcess/defaultEnvironment`` (gateways on 127.0.0.1 allowed).
 @discardableResult
 func pushlog(_ args: [String], stdin: String = "") throws -> (status: Int32, out: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: try pushlogBinary())
     p.arguments = args
+    p.environment = ProcessInfo.processInfo.environment.merging(ServeProcess.defaultEnvironment) { $1 }
     let input = Pipe(), output = Pipe()
     p.standardInput = input
     p.standardOutput = output

@@ -29,6 +29,8 @@ final class Harness: @unchecked Sendable {
         c.backoffInitialMS = 200
         c.backoffMaxMS = 2_000
         c.requestTimeoutMS = 2_000
+        // The test gateway runs on 127.0.0.1, which the default blocklist blocks.
+        c.addressPolicy.allowed = [IPRange("127.0.0.0/8")!]
         return c
     }
 

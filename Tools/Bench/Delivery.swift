@@ -7,6 +7,8 @@ import PushlogCore
 import PushlogRuntime
 
 let gatewayURL = stringOption("gateway", "http://127.0.0.1:18690/_matrix/push/v1/notify")
+/// The nginx gateway runs on 127.0.0.1, which `push.ip_range_blacklist` blocks by default.
+let benchGatewayAllowed = [IPRange("127.0.0.0/8")!]
 
 func quietLogger() -> Logger {
     var l = Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }
@@ -61,6 +63,7 @@ func deliverChild(_ dir: String, concurrency: Int) async {
     let http = try! HTTPClient(maxConnectionsPerHost: 16)
     let processes = BackgroundProcesses(logger: quietLogger())
     var config = PushConfig()
+    config.addressPolicy.allowed = benchGatewayAllowed
     config.startupConcurrency = concurrency
     if let threads = ProcessInfo.processInfo.environment["BENCH_DELIVERY_THREADS"].flatMap(Int.init) { config.deliveryThreads = threads }
     config.maxAgeMS = 0
@@ -170,6 +173,7 @@ func benchLatency() async {
     let http = try! HTTPClient()
     let processes = BackgroundProcesses(logger: quietLogger())
     var config = PushConfig()
+    config.addressPolicy.allowed = benchGatewayAllowed
     config.maxAgeMS = 0  // the sample notifications carry an old received_ts
     let pool = PusherPool(store: store, http: http, processes: processes, config: config, logger: quietLogger())
     let lat = Latencies()
@@ -330,7 +334,8 @@ func benchServeBoot() async {
             let server = Process()
             server.executableURL = URL(fileURLWithPath: pushlog)
             server.arguments = ["serve", "--data-dir", dir, "--listen", "127.0.0.1:\(port)"]
-            server.environment = ["PUSHLOG_PUSH_MAX_AGE": "0", "PUSHLOG_LOG_LEVEL": "warning"]
+            server.environment = ["PUSHLOG_PUSH_MAX_AGE": "0", "PUSHLOG_LOG_LEVEL": "warning",
+                                  "PUSHLOG_PUSH_IP_RANGE_WHITELIST": "127.0.0.0/8"]
             server.standardError = FileHandle.nullDevice
             let t0 = now()
             try! server.run()

@@ -23,10 +23,14 @@ public final class ServeProcess {
 
     public struct Failed: Error { public var stderr: String }
 
+    /// What every test server gets unless `environment` says otherwise: its gateways run on
+    /// 127.0.0.1, which `push.ip_range_blacklist` blocks by default (as Synapse's tests do).
+    public static let defaultEnvironment = ["PUSHLOG_PUSH_IP_RANGE_WHITELIST": "127.0.0.0/8"]
+
     public init(dataDir: String, port: Int = 0, environment: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: try pushlogBinary())
         process.arguments = ["serve", "--data-dir", dataDir, "--listen", "127.0.0.1:\(port)"]
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.environment = ProcessInfo.processInfo.environment.merging(Self.defaultEnvironment) { $1 }.merging(environment) { $1 }
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         try process.run()
