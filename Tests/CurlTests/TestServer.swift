@@ -29,16 +29,17 @@ final class TestServer: Sendable {
         process.standardOutput = stdout
 
         let output = ServerOutput()
-        stdout.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                output.end()
-            } else {
+        try process.run()
+        // A plain thread that blocks reading until end of file: Foundation's readabilityHandler
+        // (a dispatch source) crashed in libdispatch now and then when many servers came and went.
+        let handle = stdout.fileHandleForReading
+        Thread.detachNewThread {
+            while true {
+                let data = handle.availableData
+                guard !data.isEmpty else { return output.end() }
                 output.feed(data)
             }
         }
-        try process.run()
 
         let lines = await output.wait { !$0.isEmpty }
         guard let first = lines.first, let port = Int(first) else {
