@@ -76,7 +76,7 @@ final class PushlogProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var done = false
 
-    init(_ args: [String], stdin: Data? = nil, stdinFile: URL? = nil, scratch: URL) throws {
+    init(_ args: [String], stdin: Data? = nil, stdinFile: URL? = nil, scratch: URL, environment: [String: String] = [:]) throws {
         let bin = try PushlogBinary.require()
         let id = UUID().uuidString
         outURL = scratch.appendingPathComponent("out-\(id)")
@@ -85,7 +85,7 @@ final class PushlogProcess: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         process.executableURL = bin
         process.arguments = args
-        process.environment = childEnvironment()
+        process.environment = childEnvironment().merging(environment) { $1 }
         process.standardOutput = try FileHandle(forWritingTo: outURL)
         process.standardError = try FileHandle(forWritingTo: errURL)
         var stdinPipe: Pipe?
@@ -176,8 +176,8 @@ final class Sandbox: @unchecked Sendable {
     }
 
     /// Runs a command without adding `--data-dir` (for usage-error tests).
-    func runRaw(_ args: [String], timeout: Double = 60) throws -> RunResult {
-        let p = try PushlogProcess(args, scratch: root)
+    func runRaw(_ args: [String], environment: [String: String] = [:], timeout: Double = 60) throws -> RunResult {
+        let p = try PushlogProcess(args, scratch: root, environment: environment)
         return p.wait(timeout: timeout)
     }
 
