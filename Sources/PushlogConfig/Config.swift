@@ -11,6 +11,8 @@ public struct Config: Sendable, Equatable {
     public var listen = "127.0.0.1:8690"
     public var dataDir = "./pushlog-data"
     public var apiToken: String?
+    /// `api.token_file`: where `apiToken` was read from (``load`` reads it).
+    public var apiTokenFile: String?
     public var metricsToken: String?
     public var apiMaxBodySize = 16 << 20
     /// nil: grows on demand from LMDB's start size.
@@ -65,10 +67,11 @@ public struct Config: Sendable, Equatable {
                 try config.set(key, value, source: file)
             }
         }
+        try checkEnvironmentNames(environment)
         for key in keys {
-            let name = "PUSHLOG_" + key.uppercased().replacingOccurrences(of: ".", with: "_")
-            if let value = environment[name] { try config.set(key, value, source: "env \(name)") }
+            if let value = environment[environmentName(key)] { try config.set(key, value, source: "env \(environmentName(key))") }
         }
+        try config.readTokenFile()
         return config
     }
 
@@ -175,8 +178,9 @@ public struct Config: Sendable, Equatable {
     static let setters: [Setter] = [
         Setter(key: "listen") { $0.listen = try hostPort($1) },
         Setter(key: "data_dir") { $0.dataDir = $1 },
-        Setter(key: "api.token") { $0.apiToken = $1 },
-        Setter(key: "metrics.token") { $0.metricsToken = $1 },
+        Setter(key: "api.token") { $0.apiToken = try token($1) },
+        Setter(key: "api.token_file") { $0.apiTokenFile = try path($1) },
+        Setter(key: "metrics.token") { $0.metricsToken = try token($1) },
         Setter(key: "api.max_body_size") { $0.apiMaxBodySize = try size($1) },
         Setter(key: "store.map_size") { $0.storeMapSize = try size($1) },
         Setter(key: "store.durability") { $0.storeDurability = try oneOf($1, ["sync", "nometasync"]) },

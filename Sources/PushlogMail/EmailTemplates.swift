@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Mustache
+import PushlogCore
 
 /// The digest email templates: the files of `data/templates/`, compiled into the binary, each
 /// replaced by the file of the same name in `email.template_dir` when that directory has one.
@@ -105,8 +106,9 @@ public struct EmailTemplates: Sendable {
     }
 
     private static func readText(_ path: String) throws -> String {
-        guard let bytes = FileManager.default.contents(atPath: path) else {
-            throw EmailTemplateError(file: path, reason: "cannot be read")
+        let bytes: [UInt8]
+        do { bytes = try FileText.read(path) } catch let e as FileText.Failure {
+            throw EmailTemplateError(file: path, reason: "cannot be read: \(e.reason)")
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw EmailTemplateError(file: path, reason: "is not valid UTF-8")

@@ -152,7 +152,7 @@ struct EmailPusher {
                 s.nextAttempt = now + delay
             }
         }
-        log.warning("sending notification email failed (\(why)); next attempt in \(delay) ms")
+        log.warning("sending notification email failed (\(why)) for \(pusher.config.id.logName); next attempt in \(delay) ms")
         return .wake(at: now + delay)
     }
 

@@ -444,7 +444,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
             let now = Clock.nowMS()
             if config.maxAgeMS > 0, now - receivedTS > config.maxAgeMS {
                 Counter(label: "pushlog_dead_letters_total", dimensions: [("reason", DeadLetterReason.maxAge.label)]).increment()
-                run.context.logger.warning("dead-lettered notification at pos \(n.pos): \(DeadLetterReason.maxAge.label)")
+                run.context.logger.warning("dead-lettered notification at pos \(n.pos) for \(pusher.config.id.logName): \(DeadLetterReason.maxAge.label)")
                 write(.deadLetter(key: key, pos: n.pos, reason: .maxAge, now: now), run)
                 run.cursor = n.pos
                 run.next += 1
@@ -452,7 +452,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
             }
             guard let url = pusher.url else {
                 releaseSlot(run)
-                failed(run, pos: n.pos, .noURL, pool: pool)
+                failed(run, pos: n.pos, .noURL, pusher: pusher.config.id, pool: pool)
                 continue
             }
             let badge = try view.badge(user: run.userID, rule: config.badgeRule, cache: &run.badgeCache,
@@ -492,28 +492,28 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
             finish(run, pool: pool)  // stopping: not a failure of the gateway
             return
         case .failure(let error):
-            failed(run, pos: f.pos, GatewayFailure(error), pool: pool)
+            failed(run, pos: f.pos, GatewayFailure(error), pusher: f.pusher.config.id, pool: pool)
             return
         }
         guard (200..<300).contains(response.status) else {
-            failed(run, pos: f.pos, .status(response.status), pool: pool)
+            failed(run, pos: f.pos, .status(response.status), pusher: f.pusher.config.id, pool: pool)
             return
         }
         // Sygnal labels its JSON text/html: parse whatever the Content-Type says.
         guard let rejected = GatewayPayload.rejected(response.body) else {
-            failed(run, pos: f.pos, .badAnswer, pool: pool)
+            failed(run, pos: f.pos, .badAnswer, pusher: f.pusher.config.id, pool: pool)
             return
         }
         for pushkey in rejected {
             if pushkey == f.pusher.config.id.pushkey {
-                run.context.logger.warning("gateway rejected our pushkey: removing the pusher", metadata: ["app_id": "\(f.pusher.config.id.appID)"])
+                run.context.logger.warning("gateway rejected our pushkey: removing the pusher (\(f.pusher.config.id.logName))")
                 // Committed with this step's writes (not lazily); the run ends once it is.
                 write(.removePusher(key: run.key, id: f.pusher.config.id), run)
                 pool.pushesProcessed.increment()
                 finish(run, pool: pool)
                 return
             }
-            run.context.logger.warning("gateway rejected a pushkey that is not this pusher's; ignored", metadata: ["rejected": "\(pushkey)"])
+            run.context.logger.warning("gateway rejected pushkey \(PusherID.shortened(pushkey)), not this pusher's; ignored (\(f.pusher.config.id.logName))")
         }
         pool.pushesProcessed.increment()
         let now = Clock.nowMS()
@@ -529,7 +529,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
 
     /// A failed push: schedule the next attempt, or give this notification up when the pusher
     /// has failed for longer than `push.give_up_after`. The run then reloads and waits.
-    private func failed(_ run: Run, pos: UInt64, _ failure: GatewayFailure, pool: PusherPool) {
+    private func failed(_ run: Run, pos: UInt64, _ failure: GatewayFailure, pusher: PusherID, pool: PusherPool) {
         pool.pushesFailed.increment()
         failure.count()
         let now = Clock.nowMS()
@@ -544,7 +544,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
         run.failingSince = since
         run.notBefore = now + delay
         run.needsLoad = true  // the next attempt waits for the backoff
-        run.context.logger.warning("push failed (\(failure.why)); \(giveUp ? "gave up on pos \(pos); " : "")next attempt in \(delay) ms")
+        run.context.logger.warning("push failed (\(failure.why)) for \(pusher.logName); \(giveUp ? "gave up on pos \(pos); " : "")next attempt in \(delay) ms")
     }
 
     private func sleep(_ run: Run, milliseconds: Int64, pool: PusherPool) {

@@ -75,7 +75,7 @@ struct HTTPPusher {
                     continue
                 }
                 if config.maxAgeMS > 0, Clock.nowMS() - note.receivedTS > config.maxAgeMS {
-                    lastWrite = deadLetter(pos: n.pos, reason: .maxAge)
+                    lastWrite = deadLetter(pos: n.pos, reason: .maxAge, pusher: input.pusher.config.id)
                     cursor = n.pos
                     continue
                 }
@@ -135,11 +135,11 @@ struct HTTPPusher {
         guard let rejected = GatewayPayload.rejected(response.body) else { return .failed(.badAnswer) }
         for pushkey in rejected {
             if pushkey == pusher.id.pushkey {
-                log.warning("gateway rejected our pushkey: removing the pusher", metadata: ["app_id": "\(pusher.id.appID)"])
+                log.warning("gateway rejected our pushkey: removing the pusher (\(pusher.id.logName))")
                 _ = try? store.append([.pusherRemoved(pusher.id)])
                 return .rejected
             }
-            log.warning("gateway rejected a pushkey that is not this pusher's; ignored", metadata: ["rejected": "\(pushkey)"])
+            log.warning("gateway rejected pushkey \(PusherID.shortened(pushkey)), not this pusher's; ignored (\(pusher.id.logName))")
         }
         return success
     }
@@ -169,11 +169,11 @@ struct HTTPPusher {
         }
     }
 
-    func deadLetter(pos: UInt64, reason: DeadLetterReason) -> WriteTicket {
+    func deadLetter(pos: UInt64, reason: DeadLetterReason, pusher: PusherID) -> WriteTicket {
         let key = self.key
         let now = Clock.nowMS()
         Counter(label: "pushlog_dead_letters_total", dimensions: [("reason", reason.label)]).increment()
-        log.warning("dead-lettered notification at pos \(pos): \(reason.label)")
+        log.warning("dead-lettered notification at pos \(pos) for \(pusher.logName): \(reason.label)")
         return deferredWrite { ctx in
             try ctx.addDeadLetter(key: key, pos: pos, reason: reason, ts: now)
             try ctx.updateConsumer(key: key) { $0.cursor = max($0.cursor, pos) }
@@ -199,7 +199,7 @@ struct HTTPPusher {
         if giveUp {
             Counter(label: "pushlog_dead_letters_total", dimensions: [("reason", DeadLetterReason.giveUp.label)]).increment()
         }
-        log.warning("push failed (\(why)); \(giveUp ? "gave up on pos \(pos); " : "")next attempt in \(delay) ms")
+        log.warning("push failed (\(why)) for \(pusher.config.id.logName); \(giveUp ? "gave up on pos \(pos); " : "")next attempt in \(delay) ms")
     }
 
     /// The badge-only push after a receipt, sent only when the badge changed and the pusher does
@@ -218,7 +218,7 @@ struct HTTPPusher {
         case .failed(let failure):
             pool.badgesFailed.increment()
             failure.count()
-            log.warning("failed to send badge count: \(failure.why)")
+            log.warning("failed to send badge count (\(failure.why)) for \(pusher.config.id.logName)")
         }
     }
 }

@@ -8,6 +8,7 @@ struct Pushlog: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pushlog",
         abstract: "Push notifications for Matrix homeservers, from an LMDB log.",
+        version: pushlogVersion,
         subcommands: [Serve.self, Append.self, Pushers.self, Cursors.self, Replay.self, Recover.self,
                       Compact.self, Stats.self]
     )
@@ -66,6 +67,8 @@ func tool(_ body: () throws -> Void) throws {
         fail(Exit.badInput, "\(e)")
     } catch let e as FileInputError {
         fail(Exit.badInput, "\(e)")
+    } catch let e as FileText.Failure {
+        fail(Exit.badInput, "\(e)")
     } catch let e as DataDirLock.Busy {
         fail(Exit.busy, "\(e)")
     } catch let e as DataDir.NoStore {
@@ -73,7 +76,7 @@ func tool(_ body: () throws -> Void) throws {
     } catch let e as UsageError {
         fail(Exit.usage, e.message)
     } catch {
-        fail(Exit.internalError, "\(error)")
+        fail(Exit.internalError, errorLine(error))
     }
 }
 
@@ -111,8 +114,5 @@ func readInput(_ path: String) throws -> [UInt8] {
     if path == "-" {
         return Array(FileHandle.standardInput.readDataToEndOfFile())
     }
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw InputError(field: "", message: "cannot read \(path)", kind: .notJSON)
-    }
-    return Array(data)
+    return try FileText.read(path)
 }

@@ -29,19 +29,16 @@ struct Serve: AsyncParsableCommand {
             fail(Exit.busy, "\(e)")
         } catch let e as Config.Problem {
             fail(Exit.usage, "\(e)")
+        } catch let e as FileText.Failure {
+            fail(Exit.usage, "\(e)")  // the --config file
         } catch {
-            fail(Exit.internalError, "\(error)")
+            fail(Exit.internalError, errorLine(error))
         }
     }
 
     func loadConfig() throws -> Config {
         var text: String?
-        if let config {
-            guard let data = FileManager.default.contents(atPath: config) else {
-                throw Config.Problem(key: "", message: "cannot be read", source: config)
-            }
-            text = String(decoding: data, as: UTF8.self)
-        }
+        if let config { text = String(decoding: try FileText.read(config), as: UTF8.self) }
         var c = try Config.load(yaml: text, file: config ?? "config", environment: ProcessInfo.processInfo.environment)
         if let dir = dataDir.explicitDataDir { c.dataDir = dir }
         if let listen { c.listen = try Config.load(yaml: "listen: \"\(listen)\"", file: "--listen").listen }

@@ -76,15 +76,18 @@ final class PushlogProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var done = false
 
-    init(_ args: [String], stdin: Data? = nil, stdinFile: URL? = nil, scratch: URL, environment: [String: String] = [:]) throws {
-        let bin = try PushlogBinary.require()
+    /// `executable` and `prefix` run the tool under a wrapper: `executable prefix… pushlog args…`
+    /// (the prefix names the binary).
+    init(_ args: [String], stdin: Data? = nil, stdinFile: URL? = nil, scratch: URL, environment: [String: String] = [:],
+         executable: URL? = nil, prefix: [String] = []) throws {
+        let bin = try executable ?? PushlogBinary.require()
         let id = UUID().uuidString
         outURL = scratch.appendingPathComponent("out-\(id)")
         errURL = scratch.appendingPathComponent("err-\(id)")
         _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
         _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         process.executableURL = bin
-        process.arguments = args
+        process.arguments = prefix + args
         process.environment = childEnvironment().merging(environment) { $1 }
         process.standardOutput = try FileHandle(forWritingTo: outURL)
         process.standardError = try FileHandle(forWritingTo: errURL)
@@ -178,8 +181,8 @@ final class Sandbox: @unchecked Sendable {
     }
 
     /// Runs a command without adding `--data-dir` (for usage-error tests).
-    func runRaw(_ args: [String], timeout: Double = 60) throws -> RunResult {
-        let p = try PushlogProcess(args, scratch: root)
+    func runRaw(_ args: [String], environment: [String: String] = [:], timeout: Double = 60) throws -> RunResult {
+        let p = try PushlogProcess(args, scratch: root, environment: environment)
         return p.wait(timeout: timeout)
     }
 

@@ -168,6 +168,25 @@ struct ConfigTests {
         }
     }
 
+    @Test("a blank token, a bad api.token_file, both token keys, and an unknown PUSHLOG_ variable are problems naming the key")
+    func tokensAndVariables() throws {
+        func problemKey(_ yaml: String?, _ environment: [String: String] = [:]) -> String? {
+            do { _ = try Config.load(yaml: yaml, environment: environment) } catch let p as Config.Problem { return p.key } catch {}
+            return nil
+        }
+        #expect(problemKey("api:\n  token: \"\"\n") == "api.token")
+        #expect(problemKey(nil, ["PUSHLOG_API_TOKEN": " \n"]) == "api.token")
+        #expect(problemKey("metrics:\n  token: \"\t\"\n") == "metrics.token")
+        #expect(problemKey(nil, ["PUSHLOG_API_TOKEN_FILE": "/nonexistent/pushlog-token"]) == "api.token_file")
+        #expect(problemKey(nil, ["PUSHLOG_API_TOKN": "x"]) == "PUSHLOG_API_TOKN")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("pushlog-token-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data("\n  tok3n \n\n".utf8).write(to: file)
+        #expect(problemKey("api:\n  token: a\n", ["PUSHLOG_API_TOKEN_FILE": file.path]) == "api.token_file")
+        let c = try Config.load(yaml: "api:\n  token_file: \(file.path)\n", environment: ["PUSHLOG_TASK_DELIVERY": "1", "PUSHLOG_BIN": "x"])
+        #expect(c.apiToken == "tok3n")
+    }
+
     @Test("the example configuration documents every key and loads to the defaults")
     func example() throws {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
