@@ -5,6 +5,7 @@
 # document, a body the document calls invalid being accepted, a 4xx after which the log head
 # moved, or a guarded /v1 route answering anything but 401 without the token. A second pass
 # sends no token at all (FUZZ_EXAMPLES_WITHOUT_TOKEN cases per operation, default 100).
+# About 5 minutes on two busy cores.
 #
 #   Tools/fuzz-api.sh                      # builds pushlog when .build has none
 #   PUSHLOG_BIN=path/to/pushlog FUZZ_EXAMPLES=1000 FUZZ_SEED=1 Tools/fuzz-api.sh
@@ -16,10 +17,15 @@ schemathesis_version=4.32.5
 examples=${FUZZ_EXAMPLES:-500}
 if [ "$examples" -lt 500 ]; then echo "fuzz-api: FUZZ_EXAMPLES must be at least 500" >&2; exit 64; fi
 
-if ! command -v schemathesis >/dev/null || [ "$(schemathesis --version 2>/dev/null | awk '{print $NF}')" != "$schemathesis_version" ]; then
+# Through python3 itself, not a `schemathesis` script that pip may have put off the PATH.
+installed=$(python3 -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null || true)
+if [ "$installed" != "$schemathesis_version" ]; then
     python3 -m pip install --quiet "schemathesis==$schemathesis_version" \
         || python3 -m pip install --quiet --break-system-packages "schemathesis==$schemathesis_version"
 fi
+schemathesis() {
+    python3 -c 'import sys; from schemathesis.cli import schemathesis; sys.argv[0] = "schemathesis"; schemathesis()' "$@"
+}
 
 bin=${PUSHLOG_BIN:-}
 if [ -z "$bin" ]; then
@@ -29,14 +35,23 @@ fi
 
 work=$(mktemp -d /tmp/pushlog-fuzz.XXXXXX)
 server=
+server_exit=
 stop_server() {
-    if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
-        kill -TERM "$server"
-        wait "$server" 2>/dev/null || true
+    if [ -n "$server" ]; then
+        kill -TERM "$server" 2>/dev/null || true
+        server_exit=0
+        wait "$server" 2>/dev/null || server_exit=$?
     fi
     server=
 }
-trap 'stop_server; rm -rf "$work"' EXIT
+status=1
+finish() {
+    stop_server
+    # A failed run keeps the server's log and the reports, and schemathesis's crash store for
+    # `st replay` (run from inside that directory).
+    if [ "$status" -eq 0 ]; then rm -rf "$work"; else echo "fuzz-api: kept $work (serve.log, reports)" >&2; fi
+}
+trap finish EXIT
 
 token=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
 # No gateway exists for this run: generated pushers point wherever the fuzzer says, and their
@@ -48,6 +63,9 @@ store:
   durability: nometasync
 EOF
 
+# Made before serve starts: the redirection below happens in the background, maybe after the
+# first look for the listening line.
+: >"$work/serve.log"
 "$bin" serve --config "$work/config.yaml" --data-dir "$work/data" --listen 127.0.0.1:0 2>"$work/serve.log" &
 server=$!
 port=
@@ -66,13 +84,20 @@ export PUSHLOG_FUZZ_URL=$url PUSHLOG_FUZZ_TOKEN=$token
 # One worker: the head comparison of `refusal_appends_nothing` needs requests one at a time.
 # The warning that operations answered only 401/403 is left out: the pass without the token
 # and the unsigned unsubscribe links make it true by design.
+# The stateful phase runs FUZZ_STATEFUL_SCENARIOS scenarios (default 200, several calls each
+# along the links) instead of --max-examples of them: the per-operation floor is the fuzzing
+# phase's, and 500 scenarios would double the run's time.
+cat >"$work/schemathesis.toml" <<EOF
+[phases.stateful.generation]
+max-examples = ${FUZZ_STATEFUL_SCENARIOS:-200}
+EOF
 fuzz() {
     local name=$1; shift
-    PUSHLOG_FUZZ_SUMMARY="$work/$name.json" schemathesis run "$root/docs/openapi.yaml" \
+    (cd "$work" && PUSHLOG_FUZZ_SUMMARY="$work/$name.json" schemathesis --config-file "$work/schemathesis.toml" run "$root/docs/openapi.yaml" \
         --url "$url" --workers 1 ${FUZZ_SEED:+--seed "$FUZZ_SEED"} \
         --generation-database none --request-timeout 30 --no-color \
         --warnings missing_test_data,validation_mismatch,unsupported_regex,unresolvable_reference \
-        --report junit --report-dir "$work/reports-$name" "$@"
+        --report junit --report-dir "$work/reports-$name" "$@")
 }
 
 status=0
@@ -118,6 +143,10 @@ if short:
 EOF
 
 stop_server
+if [ "$server_exit" != 0 ]; then
+    echo "fuzz-api: pushlog serve exited with $server_exit on SIGTERM" >&2
+    status=1
+fi
 if grep -q "request failed" "$work/serve.log"; then
     echo "fuzz-api: the server logged internal errors:" >&2
     grep "request failed" "$work/serve.log" | head -n 20 >&2
