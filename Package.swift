@@ -101,6 +101,8 @@ let package = Package(
                 "PushlogServer", "PushlogCore", "Curl",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                // The OpenAPI document's test: read with Yams, checked against the real binary.
+                "pushlog", "TestSupport", "Curl", .product(name: "Yams", package: "Yams"),
             ]
         ),
         .testTarget(name: "PushlogConfigTests", dependencies: ["PushlogConfig", "PushlogRuntime", "Curl"]),

@@ -7,8 +7,11 @@ extension PushlogAPI {
 
     /// `GET /v1/pushers?user_id=U` → `{"pushers": [PusherState…]}`: every pusher of U. Without
     /// `user_id`, every pusher, a page at a time: `limit` (default 100, at most 1000) from `from`,
-    /// and `next_from` to pass as `from` for the next page (null on the last page).
+    /// and `next_from` to pass as `from` for the next page (null on the last page). `from` and
+    /// `limit` are checked even beside `user_id`, which ignores them: a malformed one is a 400.
     func listPushers(_ request: Request) throws -> JSONResponse {
+        let from = try Fields.queryInt(request, "from", in: 0...Int.max) ?? 0
+        let limit = try Fields.queryInt(request, "limit", in: 1...Int.max).map { min($0, Self.maxPageSize) } ?? Self.defaultPageSize
         if let user = try Fields.query(request, "user_id", .userID) {
             var pushers: [JSON] = []
             try store.forEachPusherState(user: user) { pushers.append($0.json); return true }
@@ -16,8 +19,6 @@ extension PushlogAPI {
         }
         // `from` is an index into the pushers in key order: a page may shift when pushers are
         // added or removed between calls, as with any offset paging.
-        let from = try Fields.queryInt(request, "from", in: 0...Int.max) ?? 0
-        let limit = try Fields.queryInt(request, "limit", in: 1...Int.max).map { min($0, Self.maxPageSize) } ?? Self.defaultPageSize
         var pushers: [JSON] = []
         var index = 0
         var more = false

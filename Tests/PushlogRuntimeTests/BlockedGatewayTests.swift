@@ -33,7 +33,7 @@ struct BlockedGatewayTests {
         try h.addPusher()
         try h.receipt(Receipt(userID: "@alice:example.org", roomID: "!r:example.org", eventID: "$e1", streamOrdering: 10, ts: 0))
         await h.pool.waitUntilIdle()
-        #expect(h.logs.lines.contains { $0.message.hasPrefix("failed to send badge count: blocked_address: ") }, "\(h.logs.lines.map(\.message))")
+        #expect(h.logs.lines.contains { $0.message.hasPrefix("failed to send badge count (blocked_address: ") }, "\(h.logs.lines.map(\.message))")
         #expect(try await h.gateway.bodies().isEmpty)
         await h.close()
     }

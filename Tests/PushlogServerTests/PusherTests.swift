@@ -107,6 +107,21 @@ struct PusherTests {
         }
     }
 
+    @Test("GET with user_id still refuses a malformed from or limit, naming it (found by schemathesis)")
+    func listOfUserChecksPaging() async throws {
+        try await withAPI { client, _ in
+            _ = try await client.send(.put, "/v1/pushers", Body.pusher())
+            let limit = try await client.send(.get, "/v1/pushers?user_id=%40alice%3Aexample.org&limit=-6856&from=601")
+            #expect(limit.status == .badRequest)
+            #expect(limit.errcode == "M_INVALID_PARAM")
+            #expect(limit.error.hasPrefix("limit: "))
+            let from = try await client.send(.get, "/v1/pushers?user_id=%40alice%3Aexample.org&from=-1")
+            #expect(from.error.hasPrefix("from: "))
+            let ok = try await client.send(.get, "/v1/pushers?user_id=%40alice%3Aexample.org&limit=1&from=5")
+            #expect(ok.json["pushers"]?.arrayValue?.count == 1, "paging is ignored with user_id")
+        }
+    }
+
     @Test("DELETE removes a pusher; an absent one is 404 M_NOT_FOUND")
     func delete() async throws {
         try await withAPI { client, store in
