@@ -82,6 +82,10 @@ let package = Package(
             dependencies: ["PushlogCore", "LMDB", "PushlogRuntime", "PushlogMail", "Curl", .product(name: "Logging", package: "swift-log")],
             path: "Tools/Bench"
         ),
+        // The decoder fuzzing logic, shared by the libFuzzer target and the corpus replay test.
+        .target(name: "PushlogFuzzing", dependencies: ["PushlogCore", "PushlogRuntime"]),
+        // libFuzzer entry point (Tools/fuzz.sh builds it with -sanitize=fuzzer); otherwise a replayer.
+        .executableTarget(name: "pushlog-fuzz", dependencies: ["PushlogFuzzing"], path: "Tools/Fuzz", exclude: ["corpus"]),
         // What several test targets share: the built binary, `ServeProcess`, a closed port, `eventually`.
         .target(name: "TestSupport", path: "Tests/Support/TestSupport"),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
@@ -103,6 +107,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
+        .testTarget(name: "PushlogFuzzingTests", dependencies: ["PushlogFuzzing"]),
         .testTarget(name: "PushlogConfigTests", dependencies: ["PushlogConfig", "PushlogRuntime"]),
         .testTarget(
             name: "PushlogRuntimeTests",
