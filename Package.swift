@@ -85,7 +85,7 @@ let package = Package(
         // The decoder fuzzing logic, shared by the libFuzzer target and the corpus replay test.
         .target(name: "PushlogFuzzing", dependencies: ["PushlogCore", "PushlogRuntime"]),
         // libFuzzer entry point (Tools/fuzz.sh builds it with -sanitize=fuzzer); otherwise a replayer.
-        .executableTarget(name: "pushlog-fuzz", dependencies: ["PushlogFuzzing"], path: "Tools/Fuzz", exclude: ["corpus"]),
+        .executableTarget(name: "pushlog-fuzz", dependencies: ["PushlogFuzzing"], path: "Tools/Fuzz", exclude: ["corpus", "decoders.dict"]),
         // What several test targets share: the built binary, `ServeProcess`, a closed port, `eventually`.
         .target(name: "TestSupport", path: "Tests/Support/TestSupport"),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
@@ -107,7 +107,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
-        .testTarget(name: "PushlogFuzzingTests", dependencies: ["PushlogFuzzing"]),
+        .testTarget(name: "PushlogFuzzingTests", dependencies: ["PushlogFuzzing", "pushlog-fuzz", "TestSupport"]),
         .testTarget(name: "PushlogConfigTests", dependencies: ["PushlogConfig", "PushlogRuntime"]),
         .testTarget(
             name: "PushlogRuntimeTests",

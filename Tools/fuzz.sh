@@ -41,7 +41,8 @@ status=0
 # libFuzzer reports progress on stderr (the terminal); a copy goes to the log for the summary.
 # -max_len: room for a batch of notifications, well under the 16 MiB body limit.
 "$binary" "$work/corpus" "$seeds" -max_total_time="$seconds" -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 -artifact_prefix="$work/" ${FUZZ_FLAGS:-} 2>&1 | tee "$log" || status=$?
+    -print_final_stats=1 -artifact_prefix="$work/" \
+    -dict=Tools/Fuzz/decoders.dict ${FUZZ_FLAGS:-} 2>&1 | tee "$log" || status=$?
 
 echo "---- summary"
 last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)

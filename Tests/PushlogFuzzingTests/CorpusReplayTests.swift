@@ -1,5 +1,6 @@
 import Foundation
 import PushlogFuzzing
+import TestSupport
 import Testing
 
 /// CI's share of the fuzzing: every input of the committed corpus (hand-made seeds, the inputs
@@ -24,5 +25,22 @@ struct CorpusReplayTests {
             kinds.insert(String(file.lastPathComponent.prefix(while: { $0 != "-" })))
         }
         #expect(kinds.contains("seed"))
+    }
+
+    @Test("the ordinary build's pushlog-fuzz replays the files it is given, one line each")
+    func replayerBinary() throws {
+        let binary = URL(fileURLWithPath: try pushlogBinary()).deletingLastPathComponent().appendingPathComponent("pushlog-fuzz").path
+        let inputs = ["seed-notification-batch.json", "seed-entry-notification-4.bin", "crash-entry-length-past-int-max.bin"]
+            .map { Self.corpus.appendingPathComponent($0).path }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = inputs
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(text.split(separator: "\n").map(String.init) == inputs.map { "ok \($0)" })
     }
 }
