@@ -84,7 +84,7 @@ let package = Package(
         ),
         // The decoder fuzzing logic, shared by the libFuzzer target and the corpus replay test.
         .target(name: "PushlogFuzzing", dependencies: ["PushlogCore", "PushlogRuntime"]),
-        // libFuzzer entry point (Tools/fuzz.sh builds it with -sanitize=fuzzer); otherwise a replayer.
+        // libFuzzer's driver and entry point when Tools/fuzz.sh builds it (ASan + coverage); otherwise a replayer.
         .executableTarget(name: "pushlog-fuzz", dependencies: ["PushlogFuzzing"], path: "Tools/Fuzz", exclude: ["corpus", "decoders.dict"]),
         // What several test targets share: the built binary, `ServeProcess`, a closed port, `eventually`.
         .target(name: "TestSupport", path: "Tests/Support/TestSupport"),

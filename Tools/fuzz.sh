@@ -4,7 +4,7 @@
 #   Tools/fuzz.sh [SECONDS]      build with ASan + libFuzzer coverage, then fuzz (default 60 s)
 #
 # Inputs come from the committed seed corpus (Tools/Fuzz/corpus, read only) and a scratch
-# corpus outside git ($FUZZ_WORK, default .build-fuzz/work/corpus), where new inputs are
+# corpus outside git ($FUZZ_WORK/corpus, default .build-fuzz/work/corpus), where new inputs are
 # written and kept between runs. A crash leaves its input in $FUZZ_WORK/crash-*; replay it with
 # `.build-fuzz/release/pushlog-fuzz FILE` (or the ordinary build's `pushlog-fuzz FILE`).
 # Extra libFuzzer flags can be given in $FUZZ_FLAGS. One process (no -jobs): the machine is shared.
@@ -16,9 +16,10 @@ seeds=Tools/Fuzz/corpus
 mkdir -p "$work/corpus"
 
 # Not `-sanitize=fuzzer`: that also links libFuzzer's `main` (whole archive) into the build
-# tool of the EmbedTemplates plugin, which then fails to link. The same instrumentation
-# (what -sanitize=fuzzer turns on) with libFuzzer as a plain archive pulls its `main` only into
-# the executable that has none: pushlog-fuzz built with PUSHLOG_LIBFUZZER.
+# tool of the EmbedTemplates plugin, which then fails to link (and SwiftPM renames an
+# executable's own entry point, so libFuzzer's `main` could not serve pushlog-fuzz either).
+# Instead: the same instrumentation as -sanitize=fuzzer, libFuzzer as a plain archive, and
+# pushlog-fuzz built with PUSHLOG_LIBFUZZER calling its driver (LLVMFuzzerRunDriver).
 libfuzzer=$(ls "$(dirname "$(readlink -f "$(command -v swift)")")"/../lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a | head -1)
 # The plugin's tool is instrumented too, and runs during the build: its exit leaks (as Swift
 # programs do) must not fail the build.
