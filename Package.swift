@@ -82,6 +82,10 @@ let package = Package(
             dependencies: ["PushlogCore", "LMDB", "PushlogRuntime", "PushlogMail", "Curl", .product(name: "Logging", package: "swift-log")],
             path: "Tools/Bench"
         ),
+        // The decoder fuzzing logic, shared by the libFuzzer target and the corpus replay test.
+        .target(name: "PushlogFuzzing", dependencies: ["PushlogCore", "PushlogRuntime"]),
+        // libFuzzer's driver and entry point when Tools/fuzz.sh builds it (ASan + coverage); otherwise a replayer.
+        .executableTarget(name: "pushlog-fuzz", dependencies: ["PushlogFuzzing"], path: "Tools/Fuzz", exclude: ["corpus", "decoders.dict"]),
         // What several test targets share: the built binary, `ServeProcess`, a closed port, `eventually`.
         .target(name: "TestSupport", path: "Tests/Support/TestSupport"),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
@@ -102,9 +106,10 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 // The OpenAPI document's test: read with Yams, checked against the real binary.
-                "pushlog", "TestSupport", "Curl", .product(name: "Yams", package: "Yams"),
+                "pushlog", "TestSupport", .product(name: "Yams", package: "Yams"),
             ]
         ),
+        .testTarget(name: "PushlogFuzzingTests", dependencies: ["PushlogFuzzing", "pushlog-fuzz", "TestSupport"]),
         .testTarget(name: "PushlogConfigTests", dependencies: ["PushlogConfig", "PushlogRuntime", "Curl"]),
         .testTarget(
             name: "PushlogRuntimeTests",

@@ -211,8 +211,11 @@ struct ByteReader {
     }
 
     mutating func rawBytes() throws -> UnsafeRawBufferPointer {
-        let n = Int(try varint())
-        guard n >= 0, i + n <= buf.count else { throw corrupt("truncated") }
+        // Compared as UInt64 before any conversion: a damaged length can be anything up to
+        // 2^64-1, which `Int(_:)` (and `i + n`) would trap on.
+        let length = try varint()
+        guard length <= UInt64(buf.count - i) else { throw corrupt("truncated") }
+        let n = Int(length)
         defer { i += n }
         return UnsafeRawBufferPointer(rebasing: buf[i..<i + n])
     }

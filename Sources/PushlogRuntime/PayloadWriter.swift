@@ -10,10 +10,11 @@ import PushlogCore
 /// (the device without its tweaks) is serialised once per pusher by the reference code, and the
 /// tweaks once per distinct actions text. Tests compare both paths byte for byte.
 ///
-/// Not `Sendable`: one per delivery engine, used on its thread only.
-final class PayloadWriter {
+/// Not `Sendable`: one per delivery engine, used on its thread only. `package`: the decoder fuzz
+/// target (PushlogFuzzing) holds it to the reference too.
+package final class PayloadWriter {
     /// What a pusher contributes to every body, made once per pusher record.
-    final class PreparedPusher {
+    package final class PreparedPusher {
         /// The stored record it was made from (compared to decide whether to make it again).
         let record: [UInt8]
         let config: PusherConfig
@@ -23,7 +24,7 @@ final class PayloadWriter {
         /// The device object without its closing brace (and without tweaks).
         let devicePrefix: [UInt8]
 
-        init(record: [UInt8], config: PusherConfig) {
+        package init(record: [UInt8], config: PusherConfig) {
             self.record = record
             self.config = config
             url = config.data["url"]?.stringValue
@@ -54,11 +55,11 @@ final class PayloadWriter {
     /// and capacity check each time, and a body takes some thirty of them).
     private var out = Buffer()
 
-    init() {}
+    package init() {}
 
     /// The body for `n` to `pusher`; nil when the stored JSON cannot be read in place (the
     /// caller then takes the slow path, which reports what is wrong).
-    func notification(_ n: RawNotification, pusher: PreparedPusher, badge: Int, includeContent: Bool) -> [UInt8]? {
+    package func notification(_ n: RawNotification, pusher: PreparedPusher, badge: Int, includeContent: Bool) -> [UInt8]? {
         guard let actions = actions(n.actions) else { return nil }
         var content: UnsafeRawBufferPointer?
         var sender: UnsafeRawBufferPointer?

@@ -94,6 +94,27 @@ struct EntryCodecTests {
         #expect(e?.reason.contains("trailing") == true)
     }
 
+    @Test("a length beyond the entry, up to 2^64-1, is refused, not trapped on")
+    func hugeLength() {
+        // Found by the decoder fuzzer: a varint length above Int.max trapped in Int(_:).
+        // The user id's length, the first field after the header of every entry type; as a
+        // notification (type 1) the in-place reader meets it too.
+        var header = Array(EntryCodec.encode(.pusherRemoved(PusherID(userID: "@ab:x", appID: "a", pushkey: "k")), ts: 1).prefix(10))
+        header[1] = 1
+        let lengths: [[UInt8]] = [
+            [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01],  // 2^64-1
+            [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01],  // 2^63
+            [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F],        // 2^63-1: i + n overflowed
+            [0x06],                                                        // one past the end
+        ]
+        for length in lengths {
+            let bytes = header + length + Array("@ab:x".utf8)
+            let e = #expect(throws: CorruptData.self) { try bytes.withUnsafeBytes { try EntryCodec.decode($0, pos: 1) } }
+            #expect(e?.reason.contains("truncated") == true, "\(length)")
+            #expect(bytes.withUnsafeBytes { RawNotification($0) } == nil)
+        }
+    }
+
     @Test("a string with invalid UTF-8 inside an entry is refused")
     func invalidUTF8() {
         // The user id is the first string, right after the 10-byte header: 1-byte length, then bytes.
