@@ -61,7 +61,7 @@ let package = Package(
         .target(
             name: "PushlogServer",
             dependencies: [
-                "PushlogCore", "PushlogRuntime", "Curl",
+                "PushlogCore", "PushlogRuntime", "PushlogMail", "Curl",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -88,8 +88,8 @@ let package = Package(
         .executableTarget(name: "pushlog-fuzz", dependencies: ["PushlogFuzzing"], path: "Tools/Fuzz", exclude: ["corpus", "decoders.dict"]),
         // What several test targets share: the built binary, `ServeProcess`, a closed port, `eventually`.
         .target(name: "TestSupport", path: "Tests/Support/TestSupport"),
-        .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
-        .testTarget(name: "PushlogCoreTests", dependencies: ["PushlogCore", "LMDB"]),
+        .testTarget(name: "LMDBTests", dependencies: ["LMDB", "TestSupport"]),
+        .testTarget(name: "PushlogCoreTests", dependencies: ["PushlogCore", "LMDB", "TestSupport"]),
         .testTarget(name: "PushlogCLITests", dependencies: ["PushlogCore", "pushlog", "TestSupport"]),
         .testTarget(name: "CurlTests", dependencies: ["Curl", "TestSupport"]),
         .testTarget(

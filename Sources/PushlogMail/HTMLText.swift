@@ -1,3 +1,7 @@
+/// `text` escaped for HTML text and quoted attribute values, for pages outside the mail too (the
+/// unsubscribe confirmation).
+public func escapeHTML(_ text: String) -> String { HTMLSanitizer.escape(text) }
+
 /// Plain text for the HTML part: escaping, and plain bodies with their links.
 extension HTMLSanitizer {
     /// Escapes `&`, `<`, `>`, `"` and `'`: safe in text and in quoted attribute values.

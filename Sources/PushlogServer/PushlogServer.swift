@@ -39,7 +39,8 @@ public func buildRouter(store: Store, pool: PusherPool?, config: APIConfig) -> R
     let api = PushlogAPI(store: store, pool: pool, maxBodySize: config.maxBodySize,
                          metricsText: config.metricsText, metricsToken: config.metricsToken.map(BearerToken.init),
                          unsubscribeSigner: config.unsubscribeSigner, gatewayAddressPolicy: config.gatewayAddressPolicy)
-    router.add(middleware: APIErrorMiddleware(knownPaths: PushlogAPI.paths))
+    router.add(middleware: APIErrorMiddleware(knownPaths: PushlogAPI.paths, token: config.token.map(BearerToken.init),
+                                              guardedPaths: PushlogAPI.guardedPaths))
     api.addRoutes(to: router, token: config.token)
     return router
 }

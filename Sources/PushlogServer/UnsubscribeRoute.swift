@@ -1,6 +1,7 @@
 import Hummingbird
 import NIOCore
 import PushlogCore
+import PushlogMail
 
 extension PushlogAPI {
     /// `GET /v1/unsubscribe?user_id=U&app_id=A&pushkey=K&t=T&sig=S`: the link of an email, as a
@@ -10,7 +11,7 @@ extension PushlogAPI {
         let link = try verifiedLink(request)
         let action = "?" + link.query.replacingOccurrences(of: "&", with: "&amp;")
         return htmlPage(title: "Unsubscribe", body:
-            "<p>Stop notification emails to <strong>\(Self.escapeHTML(link.id.pushkey))</strong>?</p>"
+            "<p>Stop notification emails to <strong>\(escapeHTML(link.id.pushkey))</strong>?</p>"
             + "<form method=\"post\" action=\"\(action)\">"
             + "<input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">"
             + "<button type=\"submit\">Unsubscribe</button></form>")
@@ -67,20 +68,5 @@ extension PushlogAPI {
         let page = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta name=\"robots\" content=\"noindex\">"
             + "<title>\(title)</title></head><body>\(body)</body></html>\n"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: page)))
-    }
-
-    static func escapeHTML(_ text: String) -> String {
-        var out = ""
-        for c in text {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(c)
-            }
-        }
-        return out
     }
 }

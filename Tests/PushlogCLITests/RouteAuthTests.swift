@@ -87,6 +87,18 @@ struct RouteAuthTests {
         let list = try rawHTTP(port: server.port, method: "GET", target: "/v1/pushers?user_id=@alice:example.org", headers: auth)
         #expect(list.status == 200 && list.body.contains(Self.pushkey), "\(list.body)")
         #expect(!list.body.contains("mallory"))
+        // A method no route has (405 with the token) is a 401 without it, on every guarded path.
+        let routed: Set<String> = ["POST /v1/notifications", "POST /v1/receipts", "PUT /v1/pushers", "GET /v1/pushers",
+                                   "DELETE /v1/pushers", "POST /v1/pushers/rewind"]
+        for path in ["/v1/notifications", "/v1/receipts", "/v1/pushers", "//v1/pushers/", "/v1/pushers/rewind"] {
+            let plain = "/" + path.split(separator: "/").joined(separator: "/")
+            for method in ["TRACE", "PATCH", "OPTIONS", "GET", "PUT", "POST", "DELETE"] where !routed.contains("\(method) \(plain)") {
+                let anonymous = try rawHTTP(port: server.port, method: method, target: path)
+                #expect(anonymous.status == 401, "\(method) \(path) without the token: \(anonymous.status) \(anonymous.body)")
+                let known = try rawHTTP(port: server.port, method: method, target: path, headers: auth)
+                #expect(known.status == 405, "\(method) \(path) with the token: \(known.status) \(known.body)")
+            }
+        }
         // The ordinary spelling with the token still works, and a doubled slash too (same route, same guard).
         let doubled = try rawHTTP(port: server.port, method: "GET", target: "//v1/pushers", headers: auth)
         #expect(doubled.status == 200)

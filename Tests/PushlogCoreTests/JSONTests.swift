@@ -1,6 +1,7 @@
 import Foundation
 import PushlogCore
 import Testing
+import TestSupport
 
 @Suite("JSON parser and serializer")
 struct JSONTests {

@@ -1,6 +1,7 @@
 import Foundation
 import PushlogCore
 import Testing
+import TestSupport
 
 @Suite("The boot check (merge join of consumers and heads)")
 struct PendingCheckTests {

@@ -1,6 +1,7 @@
 import Foundation
 import LMDB
 import PushlogCore
+import TestSupport
 
 /// A store in a fresh temp directory, closed and removed when `body` returns.
 func withStore<T>(mapSize: Int = 1 << 20, _ body: (Store) throws -> T) throws -> T {
@@ -84,15 +85,3 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// A small seeded generator, so failures reproduce.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -2,6 +2,7 @@ import Foundation
 import PushlogCore
 import Testing
 @testable import PushlogMail
+import TestSupport
 
 /// Auto-linking of plain bodies: linear in the text, and the same links as before it was made so.
 @Suite("link detection in plain bodies")
@@ -66,7 +67,7 @@ struct LinkDetectionTests {
 
     @Test("random bodies made of URL pieces and brackets link exactly as before")
     func randomSameAsBefore() {
-        var rng = SplitMix(seed: 42)
+        var rng = SplitMix64(seed: 42)
         let pieces = ["http://", "https://", "x.org", "/", "(", ")", ")", ".", ",", "'", "!", " ", "\n", "a", "h", "é", "<", "\""]
         for _ in 0..<2_000 {
             let body = (0..<Int(rng.next() % 24)).map { _ in pieces[Int(rng.next() % UInt64(pieces.count))] }.joined()
@@ -75,18 +76,6 @@ struct LinkDetectionTests {
     }
 }
 
-/// A small deterministic generator, so a failing body can be found again.
-private struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// The linker as it was before it was made linear (it recounted the parentheses for each `)`
 /// trimmed): the oracle for "the same output as before".
