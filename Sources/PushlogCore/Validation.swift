@@ -130,6 +130,7 @@ public enum EntryDecoder {
         let appID = try string(o, "app_id", maxBytes: 4 * Limits.appIDChars)
         try checkAppID(appID, field: "app_id")
         let pushkey = try string(o, "pushkey", maxBytes: Limits.pushkeyBytes)
+        try checkPushkey(pushkey, field: "pushkey")
         let pid = PusherID(userID: user, appID: appID, pushkey: pushkey)
         guard let kindValue = o["kind"] else { throw missing("kind") }
         if kindValue.isNull { return .pusherRemoved(pid) }
@@ -244,23 +245,31 @@ public enum EntryDecoder {
     public static func checkID(_ s: String, field: String, maxBytes: Int = Limits.idBytes) throws {
         if s.isEmpty { throw InputError(field: field, message: "must not be empty", kind: .invalid) }
         if s.utf8.count > maxBytes { throw tooLong(field, maxBytes) }
-        if s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
-            throw InputError(field: field, message: "must not contain control characters", kind: .invalid)
-        }
+        try noControlCharacters(s, field: field)
     }
 
-    /// `app_id`: at most 64 characters (the Matrix spec's bound).
+    /// `app_id`: at most 64 characters (the Matrix spec's bound), counted as Unicode code points
+    /// (as JSON Schema's `maxLength` counts them, not as grapheme clusters), no control characters.
     public static func checkAppID(_ s: String, field: String) throws {
         if s.isEmpty { throw InputError(field: field, message: "must not be empty", kind: .invalid) }
-        if s.count > Limits.appIDChars || s.utf8.count > 4 * Limits.appIDChars {
+        if s.unicodeScalars.count > Limits.appIDChars {
             throw InputError(field: field, message: "is longer than \(Limits.appIDChars) characters", kind: .invalid)
         }
+        try noControlCharacters(s, field: field)
     }
 
-    /// `pushkey`: at most 512 bytes (the Matrix spec's bound).
+    /// `pushkey`: at most 512 bytes (the Matrix spec's bound), no control characters (no device
+    /// token or address has them, and they would reach log lines).
     public static func checkPushkey(_ s: String, field: String) throws {
         if s.isEmpty { throw InputError(field: field, message: "must not be empty", kind: .invalid) }
         if s.utf8.count > Limits.pushkeyBytes { throw tooLong(field, Limits.pushkeyBytes) }
+        try noControlCharacters(s, field: field)
+    }
+
+    static func noControlCharacters(_ s: String, field: String) throws {
+        if s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            throw InputError(field: field, message: "must not contain control characters", kind: .invalid)
+        }
     }
 
     static func nonNegative(_ o: [String: JSON], _ field: String, required: Bool) throws -> Int64? {

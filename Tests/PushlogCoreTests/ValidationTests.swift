@@ -288,6 +288,13 @@ struct PusherValidationTests {
         expectInputError(field: "pushkey", kind: .invalid) { try decode(["pushkey": .string(String(repeating: "k", count: 513))]) }
         // 257 two-byte characters: 514 bytes.
         expectInputError(field: "pushkey", kind: .invalid) { try decode(["pushkey": .string(String(repeating: "é", count: 257))]) }
+        // Characters are code points, as JSON Schema counts them: 33 letters with a combining
+        // accent are 33 graphemes but 66 code points.
+        expectInputError(field: "app_id", kind: .invalid) { try decode(["app_id": .string(String(repeating: "e\u{301}", count: 33))]) }
+        for bad in ["a\nb", "a\u{0}b", "tab\there", "del\u{7F}"] {
+            expectInputError(field: "app_id", kind: .invalid) { try decode(["app_id": .string(bad)]) }
+            expectInputError(field: "pushkey", kind: .invalid) { try decode(["pushkey": .string(bad)]) }
+        }
     }
 
     @Test("other bad pusher fields are named")
