@@ -4,16 +4,13 @@ import PushlogCore
 // The tokens: a blank one is a mistake (`PUSHLOG_API_TOKEN=` in a unit file, `token: ""`), never
 // a token that matches nothing, so it stops start-up instead of guarding the API with "".
 extension Config {
-    static func token(_ v: String) throws -> String {
-        guard !v.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-            throw Reason(text: "is blank: set a token or remove the key")
-        }
-        return v
-    }
+    static func token(_ v: String) throws -> String { try nonBlank(v, "a token") }
 
-    static func path(_ v: String) throws -> String {
+    static func path(_ v: String) throws -> String { try nonBlank(v, "a file path") }
+
+    private static func nonBlank(_ v: String, _ what: String) throws -> String {
         guard !v.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-            throw Reason(text: "is blank: set a file path or remove the key")
+            throw Reason(text: "is blank: set \(what) or remove the key")
         }
         return v
     }

@@ -20,7 +20,7 @@ struct PushlogAPI: Sendable {
     /// Every path served, so that a known path with the wrong method gets 405, not 404.
     static let paths: Set<String> = ["/health", "/metrics", "/v1/notifications", "/v1/receipts", "/v1/pushers", "/v1/pushers/rewind", "/v1/unsubscribe"]
     /// The paths whose routes need the API token (when one is set).
-    static let guardedPaths: Set<String> = ["/v1/notifications", "/v1/receipts", "/v1/pushers", "/v1/pushers/rewind"]
+    static let guardedPaths = paths.filter { $0.hasPrefix("/v1/") && $0 != "/v1/unsubscribe" }
 
     /// `token`, when set, guards every `/v1` route but the unsubscribe link, whose signature is
     /// its own authority (it arrives from a mail client). The guard is a middleware of the `/v1`
