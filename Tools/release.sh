@@ -5,11 +5,7 @@
 # Usage: Tools/release.sh [SCRATCH_DIR]   (default .build-release, apart from the debug build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! pkg-config --exists lmdb libcurl 2>/dev/null; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq pkg-config liblmdb-dev libcurl4-openssl-dev
-fi
+Tools/system-libraries.sh
 scratch="${1:-.build-release}"
 flags=(-c release --static-swift-stdlib --product pushlog --scratch-path "$scratch")
 swift build "${flags[@]}" >&2

@@ -2,11 +2,7 @@
 # Runs the whole test suite (installs the system libraries and aiosmtpd first when they are missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! pkg-config --exists lmdb libcurl 2>/dev/null; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq pkg-config liblmdb-dev libcurl4-openssl-dev
-fi
+Tools/system-libraries.sh
 # The mail tests run a real SMTP server written with Python's aiosmtpd (from PyPI); they fail,
 # saying so, without it. Debian's own python refuses a plain pip install: fall back.
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd \
