@@ -118,7 +118,8 @@ public final class HTTPClient: Sendable {
         request.addressPolicy = addressPolicy
         try request.validate()
         let result = try await thread.perform(TransferRequest(timeout: timeout, configure: request.configure))
-        return HTTPResponse(status: result.responseCode, headers: result.headers, body: result.body)
+        return HTTPResponse(status: result.responseCode, headers: result.headers, body: result.body,
+                            retryAfterSeconds: result.retryAfterSeconds)
     }
 
     /// Stops the client: pending requests fail with ``HTTPError/Kind/shutdown`` (mail with

@@ -8,11 +8,15 @@ public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: [(String, String)]
     public var body: [UInt8]
+    /// The `Retry-After` of a 429 or 503 answer, in seconds from now (libcurl parses both forms,
+    /// seconds and HTTP date, whether or not the headers are collected); nil otherwise.
+    public var retryAfterSeconds: Int64?
 
-    public init(status: Int, headers: [(String, String)], body: [UInt8]) {
+    public init(status: Int, headers: [(String, String)], body: [UInt8], retryAfterSeconds: Int64? = nil) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.retryAfterSeconds = retryAfterSeconds
     }
 
     /// The value of the first header called `name`, compared case-insensitively (ASCII).

@@ -121,7 +121,7 @@ final class BatchSink: @unchecked Sendable {
     func completed(tag: UInt64, _ result: Result<TransferResult, any Error>) {
         running[tag] = nil
         completions.append(PostCompletion(tag: tag, result: result.map {
-            HTTPResponse(status: $0.responseCode, headers: $0.headers, body: $0.body)
+            HTTPResponse(status: $0.responseCode, headers: $0.headers, body: $0.body, retryAfterSeconds: $0.retryAfterSeconds)
         }))
     }
 

@@ -391,7 +391,14 @@ final class Transfer {
             return .failure(error)
         }
         // Moved out, so the caller holds the only reference to the buffers.
-        let result = TransferResult(responseCode: status, headers: headers, body: body)
+        var result = TransferResult(responseCode: status, headers: headers, body: body)
+        if status == 429 || status == 503 {
+            // libcurl parses Retry-After (seconds or an HTTP date) itself, header callback or not.
+            var seconds: curl_off_t = 0
+            if ccurl_easy_getinfo_off_t(easy, CURLINFO_RETRY_AFTER, &seconds) == CURLE_OK, seconds > 0 {
+                result.retryAfterSeconds = Int64(seconds)
+            }
+        }
         headers = []
         body = []
         return .success(result)

@@ -57,6 +57,8 @@ struct TransferResult: Sendable {
     var responseCode: Int
     var headers: [(String, String)]
     var body: [UInt8]
+    /// A 429 or 503's `Retry-After`, in seconds from now.
+    var retryAfterSeconds: Int64?
 }
 
 typealias TransferContinuation = UnsafeContinuation<TransferResult, any Error>

@@ -128,6 +128,10 @@ struct ByteWriter {
         withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) }
     }
 
+    mutating func fixed32(_ v: UInt32) {
+        withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) }
+    }
+
     mutating func varint(_ v: UInt64) {
         var v = v
         while v >= 0x80 {
@@ -240,5 +244,10 @@ enum BigEndianRead {
     @inline(__always)
     static func uint64(_ b: UnsafeRawBufferPointer, at offset: Int) -> UInt64 {
         b.loadUnaligned(fromByteOffset: offset, as: UInt64.self).bigEndian
+    }
+
+    @inline(__always)
+    static func uint32(_ b: UnsafeRawBufferPointer, at offset: Int) -> UInt32 {
+        b.loadUnaligned(fromByteOffset: offset, as: UInt32.self).bigEndian
     }
 }

@@ -43,7 +43,7 @@ extension Store {
         try env.read { txn in
             var census = PusherCensus()
             try walkConsumersWithHeads(txn, after: nil) { _, cv, _, head in
-                guard cv.count >= ConsumerState.size, let kind = PusherKind(code: cv[41]) else { return true }
+                guard cv.count >= ConsumerState.minSize, let kind = PusherKind(code: cv[41]) else { return true }
                 census.byKind[kind, default: 0] += 1
                 if let head, let cursor = ConsumerState.cursorIfEnabled(cv), head > cursor { census.lags.append(head - cursor) }
                 return true

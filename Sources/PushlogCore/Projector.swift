@@ -142,9 +142,12 @@ struct Projector {
     mutating func applyPusherSet(_ config: PusherConfig, pos: UInt64, result: inout AppendResult) throws {
         let key = Keys.pusher(config.id)
         var stored = config
+        var urlChanged = false
         if let old = try txn.get(p.pushers, key) {
             // Identity is (user, app_id, pushkey): an update keeps the creation time.
-            stored.createdTS = try PusherRecord.decode(old).createdTS
+            let previous = try PusherRecord.decode(old)
+            stored.createdTS = previous.createdTS
+            urlChanged = previous.data["url"] != config.data["url"]
         }
         try txn.put(p.pushers, key, PusherRecord.encode(stored))
         try txn.put(p.pusherKeys, Keys.pusherKeyIndex(config.id), [UInt8]())
@@ -169,6 +172,11 @@ struct Projector {
             if config.enabled && !state.enabled { state.cursor = pos }  // re-enabled: no history
             state.enabled = config.enabled
             state.kind = config.kind
+            if urlChanged {
+                // A new gateway: the old one's failures say nothing about it (Synapse keeps them).
+                state.failingSince = nil
+                state.nextAttempt = nil
+            }
             try txn.put(consumers, key, state.encoded())
         } else {
             try txn.put(consumers, key, ConsumerState(cursor: pos, enabled: config.enabled, kind: config.kind).encoded())

@@ -60,6 +60,21 @@ extension Store {
 }
 
 extension StoreWriteContext {
+    /// Runs `body` in a child transaction, so its writes land together or not at all. A storage
+    /// error (LMDB's: a full map, say) is thrown, failing the whole job, so that the writer grows
+    /// the map and runs the job again; any other error undoes `body`'s writes only and is
+    /// returned, and the rest of the job goes on.
+    public func allOrNothing(_ body: (StoreWriteContext) throws -> Void) throws -> (any Error)? {
+        do {
+            try txn.nested { try body(StoreWriteContext(store: store, txn: $0)) }
+            return nil
+        } catch let error as LMDBError {
+            throw error
+        } catch {
+            return error
+        }
+    }
+
     /// Changes a pusher's consumer state; returns nil (and writes nothing) when the pusher is gone.
     @discardableResult
     public func updateConsumer(key: [UInt8], _ change: (inout ConsumerState) -> Void) throws -> ConsumerState? {

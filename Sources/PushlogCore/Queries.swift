@@ -143,6 +143,9 @@ extension Store {
                 var state = try ConsumerState.decode(raw)
                 if target < state.cursor {
                     state.cursor = target
+                    // A delivery loop running now drops its writes of the old generation (its
+                    // higher cursor) and reads the rewound cursor again.
+                    state.generation &+= 1
                     moved.append((Array(k), config.id, state))
                 }
                 return true

@@ -42,6 +42,8 @@ public final class Store: Sendable {
     let writer: StoreWriter
     /// Change counters of the `unread` projection, for badge caches.
     public let unreadGenerations: UnreadGenerations
+    /// What this process appended, for the server's log follower.
+    public let ownAppends = OwnAppends()
 
     public init(dataDir: String, options: StoreOptions = StoreOptions()) throws {
         self.dataDir = dataDir
@@ -68,7 +70,8 @@ public final class Store: Sendable {
         compactedHeads = try env.database("compacted_heads")
         let generations = UnreadGenerations()
         unreadGenerations = generations
-        writer = StoreWriter(env: env, lazyDelay: options.lazyCommitDelay, afterTransaction: generations.transactionEnded)
+        writer = StoreWriter(env: env, lazyDelay: options.lazyCommitDelay, own: ownAppends,
+                             afterTransaction: generations.transactionEnded)
     }
 
     deinit { writer.stop() }
@@ -136,6 +139,7 @@ public final class Store: Sendable {
             }
         }
         try projector.flush()
+        ownAppends.stage(result.firstPos...result.lastPos)
         try setMeta(txn, .head, result.lastPos)
         try setMeta(txn, .lastTS, UInt64(bitPattern: ts))
         return result
@@ -193,6 +197,10 @@ public struct StoreWriteContext {
 
     public func consumerState(_ id: PusherID) throws -> ConsumerState? {
         try txn.get(store.consumers, Keys.pusher(id)).map(ConsumerState.decode)
+    }
+
+    public func consumerState(key: [UInt8]) throws -> ConsumerState? {
+        try txn.get(store.consumers, key).map(ConsumerState.decode)
     }
 
     public func setConsumerState(_ id: PusherID, _ state: ConsumerState) throws {

@@ -45,9 +45,13 @@ final class StoreWriter: @unchecked Sendable {
 
     /// Called on the writer thread after each write transaction, committed or not.
     private let afterTransaction: @Sendable () -> Void
+    /// The positions appended, published on commit.
+    private let own: OwnAppends
 
-    init(env: Environment, lazyDelay: Duration, afterTransaction: @escaping @Sendable () -> Void = {}) {
+    init(env: Environment, lazyDelay: Duration, own: OwnAppends = OwnAppends(),
+         afterTransaction: @escaping @Sendable () -> Void = {}) {
         self.env = env
+        self.own = own
         self.afterTransaction = afterTransaction
         let (seconds, attoseconds) = lazyDelay.components
         lazyDelayNS = UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
@@ -153,25 +157,30 @@ final class StoreWriter: @unchecked Sendable {
     private func commit(_ jobs: [Job]) {
         do {
             try env.write { txn in
+                own.transactionEnded(committed: false)  // a map-full retry starts again
                 if jobs.count == 1 {
                     jobs[0].result = .success(try jobs[0].body(txn))
                     return
                 }
                 for job in jobs {
+                    let mark = own.mark
                     do {
                         job.result = .success(try txn.nested { try job.body($0) })
                     } catch let e as LMDBError where e.isMapFull {
                         throw e  // the whole group is retried after the map grows
                     } catch {
+                        own.rollback(to: mark)
                         job.result = .failure(error)
                     }
                 }
             }
+            own.transactionEnded(committed: true)
             afterTransaction()  // before anyone hears of the commit
             commits += 1
             jobsCommitted += jobs.count
             for job in jobs { job.done(job.result!) }
         } catch {
+            own.transactionEnded(committed: false)
             afterTransaction()
             if jobs.count == 1 {
                 jobs[0].done(.failure(error))

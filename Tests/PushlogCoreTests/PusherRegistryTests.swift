@@ -177,13 +177,16 @@ struct PusherRegistryTests {
         }
     }
 
-    @Test("consumer state round-trips through its fixed 42-byte encoding")
+    @Test("consumer state round-trips through its fixed 46-byte encoding, and a 42-byte record from before the generation reads as generation 0")
     func consumerStateCodec() throws {
         for s in [ConsumerState(cursor: 0), ConsumerState(cursor: .max - 1, failingSince: 1, nextAttempt: -2, lastSuccess: .max,
-                                                            lastBadge: 0, enabled: false, kind: .email)] {
+                                                            lastBadge: 0, enabled: false, kind: .email, generation: .max)] {
             let b = s.encoded()
-            #expect(b.count == 42)
+            #expect(b.count == 46)
             #expect(try b.withUnsafeBytes { try ConsumerState.decode($0) } == s)
+            var old = s
+            old.generation = 0
+            #expect(try Array(b.prefix(42)).withUnsafeBytes { try ConsumerState.decode($0) } == old)
         }
         #expect(throws: CorruptData.self) { try [UInt8](repeating: 0, count: 41).withUnsafeBytes { try ConsumerState.decode($0) } }
     }
