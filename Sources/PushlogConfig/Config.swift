@@ -195,6 +195,11 @@ public struct Config: Sendable, Equatable {
             guard let n = Int($1), n > 0 else { throw Reason(text: "must be a positive integer, not '\($1)'") }
             $0.push.startupConcurrency = n
         },
+        Setter(key: "push.max_in_flight_per_host") {
+            guard let n = Int($1), n > 0 else { throw Reason(text: "must be a positive integer, not '\($1)'") }
+            $0.push.maxInFlightPerHost = n
+        },
+        Setter(key: "push.shutdown_grace") { $0.push.shutdownGraceMS = try duration($1, allowZero: true) },
         Setter(key: "push.ip_range_blacklist") { $0.push.addressPolicy.blocked = try ranges($1) },
         Setter(key: "push.ip_range_whitelist") { $0.push.addressPolicy.allowed = try ranges($1) },
         Setter(key: "email.smtp_url") { $0.email.smtpURL = try url($1, schemes: ["smtp", "smtps"]) },

@@ -15,6 +15,12 @@ public struct PushConfig: Sendable, Equatable {
     public var includeContent = true
     public var groupUnreadCountByRoom = true
     public var startupConcurrency = 10
+    /// `push.max_in_flight_per_host`: the ceiling of each gateway host's adaptive limit on
+    /// requests in flight, shared by every delivery thread (not multiplied by them).
+    public var maxInFlightPerHost = 1_024
+    /// `push.shutdown_grace`: how long a SIGTERM lets in-flight pushes finish before they are
+    /// cancelled (their cursors are not advanced, so they are sent again after the restart).
+    public var shutdownGraceMS: Int64 = 10_000
     /// `push.ip_range_blacklist` and `push.ip_range_whitelist`: the gateway addresses pushes
     /// may connect to, checked on each address as it is connected to.
     public var addressPolicy = AddressPolicy.default

@@ -36,6 +36,8 @@ struct ConfigTests {
               max_age: 0
               include_content: false
               startup_concurrency: 4
+              max_in_flight_per_host: 256
+              shutdown_grace: 2s
             log:
               level: debug
             """)
@@ -48,6 +50,9 @@ struct ConfigTests {
         #expect(c.push.maxAgeMS == 0)
         #expect(c.push.includeContent == false)
         #expect(c.push.startupConcurrency == 4)
+        #expect(c.push.maxInFlightPerHost == 256 && c.push.shutdownGraceMS == 2_000)
+        let d = try Config.load(yaml: nil).push
+        #expect(d.maxInFlightPerHost == 1_024 && d.shutdownGraceMS == 10_000)
         #expect(c.logLevel == "debug")
     }
 
@@ -73,6 +78,8 @@ struct ConfigTests {
             ("email:\n  smtp_url: http://mail\n", "email.smtp_url"),
             ("log:\n  level: loud\n", "log.level"),
             ("push:\n  startup_concurrency: -1\n", "push.startup_concurrency"),
+            ("push:\n  max_in_flight_per_host: 0\n", "push.max_in_flight_per_host"),
+            ("push:\n  shutdown_grace: later\n", "push.shutdown_grace"),
             ("colour: blue\n", "colour"),
             ("push:\n  ip_range_blacklist: [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n", "push.ip_range_blacklist"),
             ("push:\n  ip_range_whitelist: [localhost]\n", "push.ip_range_whitelist"),
