@@ -11,8 +11,6 @@ extension Config {
     /// The `PUSHLOG_…` variables that are not configuration keys but are read elsewhere; the
     /// one list of them (a new one must be added here, or `serve` refuses to start beside it).
     public static let otherEnvironmentNames: Set<String> = [
-        // PusherPool: the earlier one-task-per-pusher delivery, for comparison.
-        "PUSHLOG_TASK_DELIVERY",
         // The tests: the `pushlog` binary they run (and pass their environment to).
         "PUSHLOG_BIN",
     ]

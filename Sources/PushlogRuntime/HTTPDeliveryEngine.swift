@@ -1,64 +1,234 @@
 import Curl
 import Logging
-import LMDB
 import Metrics
 import PushlogCore
+import Synchronization
 
-/// The HTTP pushers' loops as state machines driven in batches, on the HTTP client's curl
-/// thread (a ``PostBatcher`` handler), instead of one task per pusher awaiting one request at a
-/// time.
+/// The one HTTP delivery path: every HTTP pusher's run, from its activation (at boot or by a
+/// poke) until it is caught up and its writes are committed, on a few curl threads.
 ///
-/// Each step takes every completion of one turn of the multi handle, reads what the next
-/// pushes need in ONE read transaction (the pusher, the next notifications, the entry and the
-/// badge), starts the next requests, and queues all the cursor advances of the step as ONE job
-/// for the writer's group commit. So a push costs no task switch and no thread hop of its own:
-/// the hops (a wake-up from the writer after a commit, one from whoever pokes) are per batch.
+/// It owns its runs: the boot activation (staggered, ``start(pending:isStopping:)``), the pokes
+/// (``poke(_:_:)``), the backoff sleeps, the idle waiters and the push metrics. The pusher pool
+/// only routes a user's pushers here. Each pusher always goes to the same ``DeliveryShard`` (by
+/// its key), so its requests stay in log order, one at a time.
 ///
-/// The rules are ``HTTPPusher/deliverUntilCaughtUp()``'s, one for one: one request in flight
-/// per pusher, in log order; read notifications skipped with the cursor advanced; compacted
-/// entries skipped; `max_age` and give-up dead letters; a persisted backoff honoured and never
-/// cut short by pokes; a rejected own pushkey removes the pusher; a pusher removed or disabled
-/// stops at its next notification; per-host in-flight limit per engine (FIFO). Each activation is one
-/// `httppush.process` (``BackgroundProcesses/begin(_:)``); while any runs, the curl thread's
-/// CPU time (the steps, and libcurl's work on their requests in between) is charged to that
-/// name. An activation ends once caught up (or stopped) and its writes are committed.
+/// Two request kinds: a notification push, and a badge-only push after receipts. A receipt
+/// marks the pusher's badge dirty; the run sends the badge alone, when it changed, once it has
+/// no notification to send, so many receipts coalesce into one request and a pusher never has
+/// two requests in flight.
+///
+/// What to write and what to do next is decided by ``DeliveryRules``; how many requests go to a
+/// gateway host at once, by ``GatewayHosts`` (an adaptive limit per host, shared by the threads).
+public final class DeliveryEngine: Sendable {
+    let store: Store
+    let config: PushConfig
+    let processes: BackgroundProcesses
+    let logger: Logger
+    let counters = DeliveryCounters()
+    private let shards: [DeliveryShard]
+    let hosts: GatewayHosts
+    private let activity = Mutex(Activity())
+
+    private struct Activity {
+        /// Runs not yet ended, over all shards.
+        var active = 0
+        var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    /// Called after each delivered push with its pos and its latency in seconds (benchmarks).
+    public var onDelivered: (@Sendable (UInt64, Double) -> Void)? {
+        get { counters.onDelivered.withLock { $0 } }
+        set { counters.onDelivered.withLock { $0 = newValue } }
+    }
+
+    init(store: Store, http: HTTPClient, processes: BackgroundProcesses, config: PushConfig, logger: Logger) {
+        self.store = store
+        self.config = config
+        self.processes = processes
+        self.logger = logger
+        let n = max(1, config.deliveryThreads)
+        let box = ShardBox()
+        hosts = GatewayHosts(ceiling: config.maxInFlightPerHost, shards: n) { shard, host, count in
+            box.shards[shard].granted(host, count: count)
+        }
+        var made: [DeliveryShard] = []
+        for i in 0..<n { made.append(DeliveryShard(index: i, http: http)) }
+        shards = made
+        box.shards = made
+        for s in made { s.attach(to: self) }
+    }
+
+    /// The shards, for the grant callback (set once, before any request).
+    private final class ShardBox: @unchecked Sendable {
+        var shards: [DeliveryShard] = []
+    }
+
+    /// The shard of the pusher at `key`: its last bytes are a hash of its app id and pushkey.
+    private func shard(for key: [UInt8]) -> DeliveryShard {
+        guard shards.count > 1 else { return shards[0] }
+        var h: UInt64 = 14_695_981_039_346_656_037
+        for b in key.suffix(8) { h = (h ^ UInt64(b)) &* 1_099_511_628_211 }
+        return shards[Int(h % UInt64(shards.count))]
+    }
+
+    public enum Poke: Sendable {
+        /// New notifications (or a changed pusher): deliver what is after the cursor.
+        case notifications
+        /// A receipt may have changed the badge.
+        case badge
+    }
+
+    /// Starts the pusher's run, or tells a running one to look again (or at its badge).
+    public func poke(_ key: [UInt8], _ poke: Poke) {
+        runsBegan(1)  // until the curl thread has taken the poke (see DeliveryShard.step)
+        shard(for: key).poke(key, poke == .badge ? .badge : .notifications)
+    }
+
+    /// The boot activation: starts the runs of `pending`, `push.startup_concurrency` at a time,
+    /// each group once the previous one has *started* (sent its first request, or found it had
+    /// nothing to send, or is waiting for a slot or a backoff), not once it has delivered its
+    /// backlog, as Synapse staggers the start of its pushers. Returns early when `isStopping`.
+    func start(pending keys: [[UInt8]], isStopping: @Sendable () -> Bool) async {
+        let group = max(1, config.startupConcurrency)
+        var i = 0
+        while i < keys.count, !isStopping() {
+            let chunk = keys[i..<min(keys.count, i + group)]
+            i += chunk.count
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let ticket = BootTicket(count: chunk.count, continuation: c)
+                runsBegan(chunk.count)
+                for key in chunk { shard(for: key).poke(key, .boot(ticket)) }
+            }
+        }
+    }
+
+    /// No new push is sent; runs waiting (a backoff, a slot) end at once; those with a request
+    /// in flight end when it is answered.
+    func stop() { for s in shards { s.stop() } }
+
+    /// Aborts the requests in flight (after the shutdown grace): they are sent again after a restart.
+    func cancelInFlight() { for s in shards { s.cancelInFlight() } }
+
+    /// Runs now, over all shards.
+    public var activeRuns: Int { activity.withLock { $0.active } }
+
+    /// Returns once no run is active (every HTTP pusher caught up, or gone, or stopped).
+    public func waitUntilIdle() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let idle: Bool = activity.withLock { a in
+                if a.active == 0 { return true }
+                a.idleWaiters.append(c)
+                return false
+            }
+            if idle { c.resume() }
+        }
+    }
+
+    func runsBegan(_ n: Int) {
+        activity.withLock { $0.active += n }
+    }
+
+    func runsEnded(_ n: Int) {
+        let waiters: [CheckedContinuation<Void, Never>] = activity.withLock { a in
+            a.active -= n
+            guard a.active == 0 else { return [] }
+            defer { a.idleWaiters.removeAll() }
+            return a.idleWaiters
+        }
+        for w in waiters { w.resume() }
+    }
+}
+
+/// The push counters, shared by the shards.
+final class DeliveryCounters: Sendable {
+    let pushesProcessed = Counter(label: "pushlog_http_pushes_processed_total")
+    let pushesFailed = Counter(label: "pushlog_http_pushes_failed_total")
+    let badgesProcessed = Counter(label: "pushlog_badge_updates_processed_total")
+    let badgesFailed = Counter(label: "pushlog_badge_updates_failed_total")
+    /// From the append to the gateway's answer.
+    let pushLatency = Timer(label: "pushlog_http_push_latency_seconds")
+    let onDelivered = Mutex<(@Sendable (UInt64, Double) -> Void)?>(nil)
+    let deadLetterMaxAge = Counter(label: "pushlog_dead_letters_total", dimensions: [("reason", DeadLetterReason.maxAge.label)])
+    let deadLetterGiveUp = Counter(label: "pushlog_dead_letters_total", dimensions: [("reason", DeadLetterReason.giveUp.label)])
+}
+
+/// A group of boot activations: done once each of its runs has started.
+final class BootTicket: @unchecked Sendable {
+    private let lock = Mutex(0)
+    private let continuation: CheckedContinuation<Void, Never>
+
+    init(count: Int, continuation: CheckedContinuation<Void, Never>) {
+        lock.withLock { $0 = count }
+        self.continuation = continuation
+    }
+
+    func started() {
+        let last = lock.withLock { n in
+            n -= 1
+            return n == 0
+        }
+        if last { continuation.resume() }
+    }
+}
+
+/// One delivery thread's runs, as state machines driven in batches on its curl thread (a
+/// ``PostBatcher`` handler), instead of one task per pusher awaiting one request at a time.
+///
+/// Each step takes every completion of one turn of the multi handle, reads what the next pushes
+/// need in ONE read transaction (the pusher, the next notifications, the entry and the badge),
+/// starts the next requests, and queues all the writes of the step as ONE job for the writer's
+/// group commit. A run ends once caught up (or stopped) and its writes are committed. Each run
+/// is one `httppush.process` (``BackgroundProcesses/begin(_:)``); while any runs, the curl
+/// thread's CPU time is charged to that name.
 ///
 /// Threading: ``runs`` and everything in ``Run`` belong to the curl thread (``step(_:)``);
 /// other threads talk to it only through ``inbox`` followed by ``PostBatcher/wake()``.
-final class HTTPDeliveryEngine: @unchecked Sendable {
-    private weak var pool: PusherPool?
-    private let store: Store
-    private let config: PushConfig
-    private let processes: BackgroundProcesses
+final class DeliveryShard: @unchecked Sendable {
+    let index: Int
+    private let http: HTTPClient
+    private weak var engine: DeliveryEngine?
+    private var store: Store!
+    private var config = PushConfig()
+    private var processes: BackgroundProcesses!
+    private var counters: DeliveryCounters!
+    private var hosts: GatewayHosts!
     private var batcher: PostBatcher?
 
-    // MARK: Shared with other threads (under `lock`)
+    // MARK: Shared with other threads (under `inboxLock`)
+
+    enum PokeKind: Sendable {
+        case notifications
+        case badge
+        case boot(BootTicket)
+    }
 
     private struct Inbox {
-        var activations: [[UInt8]] = []
-        /// Backoffs that ended: key and sleep generation.
+        var pokes: [([UInt8], PokeKind)] = []
+        /// Sleeps that ended: key and sleep generation.
         var wakeups: [([UInt8], UInt64)] = []
         var committedSeq: UInt64 = 0
         var writeErrors: [([UInt8], any Error)] = []
+        /// Slots given by ``GatewayHosts``: host and count.
+        var grants: [(String, Int)] = []
         var stopping = false
         var cancelInFlight = false
-        /// Activations not yet ended (counted from `activate`).
-        var active = 0
-        var endWaiters: [CheckedContinuation<Void, Never>] = []
     }
-    private let lock = Mutex()
-    private var inbox = Inbox()
+    private let inboxLock = Mutex(Inbox())
 
     // MARK: Curl thread only
 
     private enum Phase { case ready, waitingHost, inFlight, sleeping, finishing }
 
+    private enum Request {
+        case notification(pos: UInt64, loggedTS: Int64, badge: Int)
+        case badge(Int)
+    }
+
     private struct InFlight {
         var tag: UInt64
-        var pos: UInt64
-        var loggedTS: Int64
+        var request: Request
         var pusher: PayloadWriter.PreparedPusher
-        var badge: Int
+        var sentAt: Double
     }
 
     private final class Run {
@@ -66,76 +236,39 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
         /// The pusher's user (the key's prefix).
         let userID: String
         let context: BackgroundProcessContext
+        var state: DeliveryState
         /// The pusher as last read, with its part of every body.
         var pusher: PayloadWriter.PreparedPusher?
         /// The user's badge as last counted (a backlog of pushes to one user counts it once).
         var badgeCache = BadgeCache()
         var phase = Phase.ready
-        var cursor: UInt64 = 0
         /// The next notifications of the user: their pos and whether they were read.
         var queue: [(pos: UInt64, isRead: Bool)] = []
         var next = 0
         var needsLoad = true
-        /// Backoff known here, possibly ahead of the store (its write not yet committed).
-        var notBefore: Int64 = 0
-        var failingSince: Int64?
-        /// The gateway host of the pusher's URL, with its in-flight count.
-        var host: Host?
-        /// The host whose in-flight slot this run holds, if any.
-        var slot: Host?
+        /// Poked while running: look again before ending.
+        var dirty = false
+        /// A receipt may have changed the badge: send it (alone) once nothing else is to send.
+        var badgeDirty = false
+        /// The gateway host of the pusher's URL (`scheme://authority`).
+        var host: String?
+        /// Whether the run holds one of `host`'s slots.
+        var holdsSlot = false
         var inFlight: InFlight?
         var sleepGeneration: UInt64 = 0
         var sleeper: Task<Void, Never>?
         /// The last write job carrying this run's writes.
         var lastWriteSeq: UInt64 = 0
+        /// A write or read of this run failed: it goes back to the stored state after a backoff.
         var error: (any Error)?
+        var errorRetries = 0
+        var bootTicket: BootTicket?
 
         init(key: [UInt8], userID: String, context: BackgroundProcessContext) {
             self.key = key
             self.userID = userID
             self.context = context
-        }
-    }
-
-    private enum WriteOp: Sendable {
-        case advance(key: [UInt8], pos: UInt64, success: Bool, now: Int64, badge: Int?)
-        case deadLetter(key: [UInt8], pos: UInt64, reason: DeadLetterReason, now: Int64)
-        case failure(key: [UInt8], pos: UInt64, giveUp: Bool, since: Int64, nextAttempt: Int64, now: Int64)
-        /// The gateway rejected the pusher's own pushkey: a `pusherRemoved` entry in the log.
-        case removePusher(key: [UInt8], id: PusherID)
-
-        var key: [UInt8] {
-            switch self {
-            case .advance(let key, _, _, _, _), .deadLetter(let key, _, _, _), .failure(let key, _, _, _, _, _),
-                 .removePusher(let key, _): key
-            }
-        }
-
-        func apply(_ ctx: StoreWriteContext) throws {
-            switch self {
-            case .advance(let key, let pos, let success, let now, let badge):
-                try ctx.updateConsumer(key: key) { s in
-                    s.cursor = max(s.cursor, pos)
-                    if success {
-                        s.lastSuccess = now
-                        s.failingSince = nil
-                        s.nextAttempt = nil
-                        if let badge { s.lastBadge = Int64(badge) }
-                    }
-                }
-            case .deadLetter(let key, let pos, let reason, let now):
-                try ctx.addDeadLetter(key: key, pos: pos, reason: reason, ts: now)
-                try ctx.updateConsumer(key: key) { $0.cursor = max($0.cursor, pos) }
-            case .failure(let key, let pos, let giveUp, let since, let nextAttempt, let now):
-                if giveUp { try ctx.addDeadLetter(key: key, pos: pos, reason: .giveUp, ts: now) }
-                try ctx.updateConsumer(key: key) { s in
-                    if giveUp { s.cursor = max(s.cursor, pos) }
-                    s.failingSince = since
-                    s.nextAttempt = nextAttempt
-                }
-            case .removePusher(_, let id):
-                try ctx.append([.pusherRemoved(id)])
-            }
+            self.state = DeliveryState(key: key)
         }
     }
 
@@ -147,13 +280,8 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
     private var runs: [[UInt8]: Run] = [:]
     private var byTag: [UInt64: Run] = [:]
     private var nextTag: UInt64 = 1
-    /// Per gateway host (scheme://authority): requests in flight and runs waiting for a slot.
-    private var hosts: [String: Host] = [:]
-
-    private final class Host {
-        var inFlight = 0
-        var waiters = Queue()
-    }
+    /// Runs waiting for a slot of a host, in order.
+    private var waiting: [String: RunQueue] = [:]
     private var ops: [WriteOp] = []
     private var opRuns: [Run] = []
     private var writeSeq: UInt64 = 0
@@ -162,15 +290,13 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
     private var ready: [Run] = []
     private var stopping = false
     private let payloads = PayloadWriter()
-    /// The `httppush.process` counters, and this thread's CPU time at the start of the last step
-    /// while activations were running (nil when idle).
-    private let account: ProcessAccount
+    private var account: ProcessAccount!
     private var cpuMark: (user: Double, system: Double)?
     /// ``UnreadGenerations/global`` read just before this step's read transaction.
     private var unreadGlobalBeforeRead: UInt64 = 0
 
     /// A FIFO of runs waiting for a host slot.
-    private struct Queue {
+    private struct RunQueue {
         var items: [Run] = []
         var head = 0
         var isEmpty: Bool { head == items.count }
@@ -191,68 +317,58 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
     private static let headers = ["Content-Type": "application/json"]
     private static let roundSize = 100
 
-    /// Requests this engine keeps in flight to one gateway host at most (its multi handle's
-    /// connections to that host).
-    private let perHostInFlight = PusherPool.perHostInFlight
+    init(index: Int, http: HTTPClient) {
+        self.index = index
+        self.http = http
+    }
 
-    /// Engine `shard`, on the HTTP client's curl thread `shard`.
-    init(pool: PusherPool, shard: Int = 0) {
-        self.pool = pool
-        self.store = pool.store
-        self.config = pool.config
-        self.processes = pool.processes
-        self.account = pool.processes.account(for: "httppush.process")
+    /// Joins `engine`, on curl thread `index` of the client.
+    func attach(to engine: DeliveryEngine) {
+        self.engine = engine
+        store = engine.store
+        config = engine.config
+        processes = engine.processes
+        counters = engine.counters
+        hosts = engine.hosts
+        account = engine.processes.account(for: "httppush.process")
         let handler: @Sendable (inout PostBatch) -> Void = { [weak self] batch in self?.step(&batch) }
         do {
-            self.batcher = try pool.http.makeBatcher(thread: shard, handler)
+            batcher = try http.makeBatcher(thread: index, handler)
         } catch {
-            pool.logger.warning("cannot start curl thread \(shard) (\(error)); its pushers share thread 0")
-            self.batcher = pool.http.makeBatcher(handler)
+            engine.logger.warning("cannot start curl thread \(index) (\(error)); its pushers share thread 0")
+            batcher = http.makeBatcher(handler)
         }
     }
 
     // MARK: Other threads
 
-    /// Starts an activation for `key` (the pool registered its loop).
-    func activate(_ key: [UInt8]) {
-        lock.withLock {
-            inbox.activations.append(key)
-            inbox.active += 1
-        }
+    func poke(_ key: [UInt8], _ kind: PokeKind) {
+        inboxLock.withLock { $0.pokes.append((key, kind)) }
         batcher?.wake()
     }
 
-    /// No new push is sent; sleeping activations end at once; in-flight ones end when answered.
+    func granted(_ host: String, count: Int) {
+        inboxLock.withLock { $0.grants.append((host, count)) }
+        batcher?.wake()
+    }
+
     func stop() {
-        lock.withLock { inbox.stopping = true }
+        inboxLock.withLock { $0.stopping = true }
         batcher?.wake()
     }
 
-    /// Aborts the requests in flight (after the shutdown grace): they are sent again after a restart.
     func cancelInFlight() {
-        lock.withLock { inbox.cancelInFlight = true }
+        inboxLock.withLock { $0.cancelInFlight = true }
         batcher?.wake()
-    }
-
-    /// Returns once no activation is running.
-    func waitForActivationsToEnd() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let done: Bool = lock.withLock {
-                if inbox.active == 0 { return true }
-                inbox.endWaiters.append(c)
-                return false
-            }
-            if done { c.resume() }
-        }
     }
 
     private func wakeUp(_ key: [UInt8], generation: UInt64) {
-        lock.withLock { inbox.wakeups.append((key, generation)) }
+        inboxLock.withLock { $0.wakeups.append((key, generation)) }
         batcher?.wake()
     }
 
     private func committed(_ seq: UInt64, _ result: Result<Void, Error>, keys: [[UInt8]], errors: WriteErrors) {
-        lock.withLock {
+        inboxLock.withLock { inbox in
             inbox.committedSeq = max(inbox.committedSeq, seq)
             switch result {
             case .success: inbox.writeErrors += errors.errors
@@ -265,38 +381,65 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
     // MARK: The curl thread
 
     private func step(_ batch: inout PostBatch) {
-        guard let pool else { return }
-        // CPU accounting: while activations run, everything this thread does is their work
-        // (libcurl sending and reading their requests between steps, and the steps), charged to
-        // `httppush.process` from one reading per step.
+        guard let engine else { return }
         let cpu0 = BackgroundProcesses.threadCPU()
         if let mark = cpuMark {
             account.cpu(user: cpu0.user - mark.user, system: cpu0.system - mark.system)
         }
-        let (activations, wakeups, committed, writeErrors, stop, cancel) = lock.withLock {
+        let inbox: Inbox = inboxLock.withLock { i in
             defer {
-                inbox.activations.removeAll()
-                inbox.wakeups.removeAll()
-                inbox.writeErrors.removeAll()
-                inbox.cancelInFlight = false
+                i.pokes.removeAll()
+                i.wakeups.removeAll()
+                i.writeErrors.removeAll()
+                i.grants.removeAll()
+                i.cancelInFlight = false
             }
-            return (inbox.activations, inbox.wakeups, inbox.committedSeq, inbox.writeErrors, inbox.stopping, inbox.cancelInFlight)
+            return i
         }
-        committedSeq = max(committedSeq, committed)
-        for (key, error) in writeErrors where runs[key]?.error == nil { runs[key]?.error = error }
-        for key in activations {
+        committedSeq = max(committedSeq, inbox.committedSeq)
+        var began = 0
+        for (key, kind) in inbox.pokes {
+            if let run = runs[key] {
+                switch kind {
+                case .notifications: run.dirty = true
+                case .badge: run.badgeDirty = true
+                case .boot(let ticket): ticket.started()  // already running
+                }
+                if run.phase == .finishing, !stopping { continueFinishing(run) }
+                continue
+            }
+            if stopping {
+                if case .boot(let ticket) = kind { ticket.started() }
+                continue
+            }
             let run = Run(key: key, userID: key.withUnsafeBytes { Keys.userID(of: $0) }, context: processes.begin("httppush.process"))
+            if case .badge = kind { run.badgeDirty = true }
+            if case .boot(let ticket) = kind { run.bootTicket = ticket }
             runs[key] = run
             ready.append(run)
+            began += 1
         }
-        for (key, generation) in wakeups {
+        if began > 0 { engine.runsBegan(began) }
+        // Each poke was counted as active until taken here (so a waiter that comes right after
+        // a poke waits for its run): the runs it began, or joined, now count instead.
+        if !inbox.pokes.isEmpty { engine.runsEnded(inbox.pokes.count) }
+        for (key, error) in inbox.writeErrors {
+            guard let run = runs[key], run.error == nil else { continue }
+            run.error = error
+            if run.phase == .finishing {
+                run.phase = .ready
+                ready.append(run)
+            }
+        }
+        for (key, generation) in inbox.wakeups {
             if let run = runs[key], run.phase == .sleeping, run.sleepGeneration == generation {
                 run.sleeper = nil
                 run.phase = .ready
                 ready.append(run)
             }
         }
-        if stop && !stopping {
+        for (host, count) in inbox.grants { give(host, count: count) }
+        if inbox.stopping && !stopping {
             stopping = true
             for run in runs.values where run.phase == .sleeping || run.phase == .waitingHost {
                 run.sleeper?.cancel()
@@ -305,12 +448,12 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
                 ready.append(run)
             }
         }
-        if cancel {
+        if inbox.cancelInFlight {
             for (tag, _) in byTag { batch.cancel(tag: tag) }
         }
         for completion in batch.completions {
             guard let run = byTag.removeValue(forKey: completion.tag) else { continue }
-            complete(run, completion.result, pool: pool)
+            complete(run, completion.result)
         }
 
         if !ready.isEmpty {
@@ -324,70 +467,76 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
                         i += 1
                         guard run.phase == .ready else { continue }
                         do {
-                            try drive(run, view, &batch, pool: pool)
+                            try drive(run, view, &batch)
                         } catch {
                             run.error = error
-                            finish(run, pool: pool)
+                            retryAfterError(run)
+                        }
+                        if run.phase != .ready, let ticket = run.bootTicket {
+                            run.bootTicket = nil
+                            ticket.started()
                         }
                     }
                 }
             } catch {
                 for run in ready where run.phase == .ready {
                     run.error = error
-                    finish(run, pool: pool)
+                    retryAfterError(run)
                 }
             }
             ready.removeAll(keepingCapacity: true)
         }
         flushWrites()
-        endFinishedRuns(pool: pool)
+        endFinishedRuns(engine)
 
         if !runs.isEmpty {
             cpuMark = cpu0
-        } else if cpuMark != nil || !activations.isEmpty {
-            // Idle from here: close the interval; what the thread does next is not theirs.
+        } else if cpuMark != nil || began > 0 {
             let cpu1 = BackgroundProcesses.threadCPU()
             account.cpu(user: cpu1.user - cpu0.user, system: cpu1.system - cpu0.system)
             cpuMark = nil
         }
     }
 
-    /// Runs `run` until it has a request in flight, waits (host slot, backoff), or finishes.
-    private func drive(_ run: Run, _ view: StoreReadView, _ batch: inout PostBatch, pool: PusherPool) throws {
+    /// Runs `run` until it has a request in flight, waits (a host slot, a backoff), or finishes.
+    private func drive(_ run: Run, _ view: StoreReadView, _ batch: inout PostBatch) throws {
         let key = run.key
+        if run.error != nil {
+            retryAfterError(run)
+            return
+        }
         while true {
             if stopping {
-                finish(run, pool: pool)  // shutting down: send nothing new
+                finish(run)  // shutting down: send nothing new
                 return
             }
             if run.needsLoad {
                 guard let pusher = try view.loadPusher(key: key), pusher.state.enabled, pusher.config.kind == .http else {
-                    finish(run, pool: pool)
+                    finish(run)  // removed or disabled
                     return
                 }
-                run.cursor = max(run.cursor, pusher.state.cursor)
-                if run.lastWriteSeq <= committedSeq { run.failingSince = pusher.state.failingSince }
+                run.state.load(pusher.state, writesCommitted: run.lastWriteSeq <= committedSeq)
                 // A persisted backoff is honoured, across restarts too; pokes do not cut it short.
-                let notBefore = max(run.notBefore, pusher.state.nextAttempt ?? 0)
-                let wait = notBefore - Clock.nowMS()
+                let wait = run.state.notBefore - Clock.nowMS()
                 if wait > 0 {
-                    releaseSlot(run)
-                    sleep(run, milliseconds: wait, pool: pool)
+                    releaseSlot(run, .none)
+                    sleep(run, milliseconds: wait)
                     return
                 }
-                let host = PusherPool.host(of: pusher.config.data["url"]?.stringValue ?? "")
-                if let known = hosts[host] {
-                    run.host = known
-                } else {
-                    let new = Host()
-                    hosts[host] = new
-                    run.host = new
-                }
-                run.queue = try view.notificationPositions(user: pusher.config.id.userID, after: run.cursor, limit: Self.roundSize)
+                run.host = PusherPool.host(of: pusher.config.data["url"]?.stringValue ?? "")
+                run.queue = try view.notificationPositions(user: pusher.config.id.userID, after: run.state.cursor, limit: Self.roundSize)
                 run.next = 0
                 run.needsLoad = false
+                run.dirty = false
                 if run.queue.isEmpty {
-                    finish(run, pool: pool)  // caught up
+                    // Caught up.
+                    for op in DeliveryRules.caughtUp(state: &run.state) { write(op, run) }
+                    if run.badgeDirty {
+                        run.badgeDirty = false
+                        if try sendBadge(run, pusher.config, view, &batch) { return }
+                        if run.phase == .waitingHost { return }
+                    }
+                    finish(run)
                     return
                 }
             }
@@ -396,17 +545,19 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
                 continue
             }
             let n = run.queue[run.next]
+            let now = Clock.nowMS()
             if n.isRead {
-                write(.advance(key: key, pos: n.pos, success: false, now: Clock.nowMS(), badge: nil), run)  // nothing to push
-                run.cursor = n.pos
+                if case .pass(let op) = DeliveryRules.before(.read, pos: n.pos, state: &run.state, config: config, now: now) {
+                    write(op, run)
+                }
                 run.next += 1
                 continue
             }
-            if run.slot == nil {
+            if !run.holdsSlot {
                 guard acquireSlot(run) else { return }
             }
             guard let input = try view.rawPushInput(key: key, pos: n.pos), input.state.enabled else {
-                finish(run, pool: pool)  // removed or disabled
+                finish(run)  // removed or disabled
                 return
             }
             let pusher: PayloadWriter.PreparedPusher
@@ -416,43 +567,39 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
                 pusher = PayloadWriter.PreparedPusher(record: Array(input.pusherRecord), config: try input.decodePusher())
                 run.pusher = pusher
             }
-            guard let entry = input.entry else {
-                write(.advance(key: key, pos: n.pos, success: false, now: Clock.nowMS(), badge: nil), run)  // compacted away
-                run.cursor = n.pos
-                run.next += 1
-                continue
-            }
-            let raw = RawNotification(entry)
-            let receivedTS: Int64, loggedTS: Int64
+            let raw = input.entry.flatMap { RawNotification($0) }
             var note: Notification?
+            var loggedTS: Int64 = 0
+            let candidate: DeliveryRules.Candidate
             if let raw {
-                receivedTS = raw.receivedTS
                 loggedTS = raw.ts
-            } else {
+                candidate = .unread(receivedTS: raw.receivedTS)
+            } else if let entry = input.entry {
                 // Not read in place: the full decoder says what is wrong (it throws), or what it is.
                 let logged = try EntryCodec.decode(entry, pos: n.pos)
-                guard case .notification(let decoded) = logged.entry else {
-                    write(.advance(key: key, pos: n.pos, success: false, now: Clock.nowMS(), badge: nil), run)  // not a notification
-                    run.cursor = n.pos
-                    run.next += 1
-                    continue
+                if case .notification(let decoded) = logged.entry {
+                    note = decoded
+                    loggedTS = logged.ts
+                    candidate = .unread(receivedTS: decoded.receivedTS)
+                } else {
+                    candidate = .gone
                 }
-                note = decoded
-                receivedTS = decoded.receivedTS
-                loggedTS = logged.ts
+            } else {
+                candidate = .gone  // compacted away
             }
-            let now = Clock.nowMS()
-            if config.maxAgeMS > 0, now - receivedTS > config.maxAgeMS {
-                Counter(label: "pushlog_dead_letters_total", dimensions: [("reason", DeadLetterReason.maxAge.label)]).increment()
-                run.context.logger.warning("dead-lettered notification at pos \(n.pos) for \(pusher.config.id.logName): \(DeadLetterReason.maxAge.label)")
-                write(.deadLetter(key: key, pos: n.pos, reason: .maxAge, now: now), run)
-                run.cursor = n.pos
+            if case .pass(let op) = DeliveryRules.before(candidate, pos: n.pos, state: &run.state, config: config, now: now) {
+                if case .deadLetter = op {
+                    counters.deadLetterMaxAge.increment()
+                    run.context.logger.warning("dead-lettered notification at pos \(n.pos) for \(pusher.config.id.logName): \(DeadLetterReason.maxAge.label)")
+                }
+                write(op, run)
                 run.next += 1
                 continue
             }
             guard let url = pusher.url else {
-                releaseSlot(run)
-                failed(run, pos: n.pos, .noURL, pusher: pusher.config.id, pool: pool)
+                releaseSlot(run, .none)
+                answered(run, .failed(.noURL), pos: n.pos, badge: 0, pusher: pusher)
+                if run.phase != .ready { return }
                 continue
             }
             let badge = try view.badge(user: run.userID, rule: config.badgeRule, cache: &run.badgeCache,
@@ -462,93 +609,183 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
                 body = payloads.notification(raw, pusher: pusher, badge: badge, includeContent: config.includeContent)
             }
             if body == nil {
-                if note == nil, case .notification(let decoded) = try EntryCodec.decode(entry, pos: n.pos).entry { note = decoded }
+                if note == nil, let entry = input.entry, case .notification(let decoded) = try EntryCodec.decode(entry, pos: n.pos).entry {
+                    note = decoded
+                }
                 guard let note else { throw CorruptData(what: "log entry \(n.pos)", reason: "not a notification") }
                 body = GatewayPayload.notification(note, pusher: pusher.config, badge: badge,
                                                    options: .init(includeContent: config.includeContent)).serialized()
             }
-            let tag = nextTag
-            nextTag += 1
-            batch.start(PostRequest(tag: tag, url: url, body: body!, headers: Self.headers,
-                                    timeout: .milliseconds(config.requestTimeoutMS), addressPolicy: config.addressPolicy))
-            run.inFlight = InFlight(tag: tag, pos: n.pos, loggedTS: loggedTS, pusher: pusher, badge: badge)
-            run.phase = .inFlight
-            byTag[tag] = run
+            send(run, url: url, body: body!, request: .notification(pos: n.pos, loggedTS: loggedTS, badge: badge),
+                 pusher: pusher, &batch)
             return
         }
     }
 
-    private func complete(_ run: Run, _ result: Result<HTTPResponse, any Error>, pool: PusherPool) {
+    /// The badge-only push of a caught-up run, if the badge changed. Returns whether a request
+    /// was started; the run may instead wait for a slot (phase `.waitingHost`, badge dirty again).
+    private func sendBadge(_ run: Run, _ config: PusherConfig, _ view: StoreReadView, _ batch: inout PostBatch) throws -> Bool {
+        let badge = try view.badge(user: run.userID, rule: self.config.badgeRule, cache: &run.badgeCache,
+                                   globalBeforeRead: unreadGlobalBeforeRead)
+        var probe = run.state
+        guard DeliveryRules.badge(badge, disabled: GatewayPayload.badgeDisabled(config), state: &probe) != nil else { return false }
+        guard let url = config.data["url"]?.stringValue else { return false }
+        if !run.holdsSlot {
+            guard acquireSlot(run) else {
+                run.badgeDirty = true  // sent once a slot comes
+                return false
+            }
+        }
+        guard let op = DeliveryRules.badge(badge, disabled: false, state: &run.state) else { return false }
+        write(op, run)
+        let pusher = run.pusher ?? PayloadWriter.PreparedPusher(record: [], config: config)
+        let body = GatewayPayload.badge(badge, pusher: config).serialized()
+        send(run, url: url, body: body, request: .badge(badge), pusher: pusher, &batch)
+        return true
+    }
+
+    private func send(_ run: Run, url: String, body: [UInt8], request: Request, pusher: PayloadWriter.PreparedPusher,
+                      _ batch: inout PostBatch) {
+        let tag = nextTag
+        nextTag += 1
+        batch.start(PostRequest(tag: tag, url: url, body: body, headers: Self.headers,
+                                timeout: .milliseconds(config.requestTimeoutMS), addressPolicy: config.addressPolicy))
+        run.inFlight = InFlight(tag: tag, request: request, pusher: pusher, sentAt: Clock.monotonicSeconds())
+        run.phase = .inFlight
+        byTag[tag] = run
+    }
+
+    private func complete(_ run: Run, _ result: Result<HTTPResponse, any Error>) {
         guard let f = run.inFlight else { return }
         run.inFlight = nil
         run.phase = .ready
-        releaseSlot(run)
         ready.append(run)
-        let response: HTTPResponse
+        let latencyMS = (Clock.monotonicSeconds() - f.sentAt) * 1000
+        let answer: DeliveryRules.Answer
+        var sample = GatewayHosts.Sample.answered(ms: latencyMS)
         switch result {
-        case .success(let r): response = r
-        case .failure(let error as CancellationError):
-            _ = error
-            finish(run, pool: pool)  // stopping: not a failure of the gateway
-            return
-        case .failure(let error):
-            failed(run, pos: f.pos, GatewayFailure(error), pusher: f.pusher.config.id, pool: pool)
-            return
-        }
-        guard (200..<300).contains(response.status) else {
-            failed(run, pos: f.pos, .status(response.status), pusher: f.pusher.config.id, pool: pool)
-            return
-        }
-        // Sygnal labels its JSON text/html: parse whatever the Content-Type says.
-        guard let rejected = GatewayPayload.rejected(response.body) else {
-            failed(run, pos: f.pos, .badAnswer, pusher: f.pusher.config.id, pool: pool)
-            return
-        }
-        for pushkey in rejected {
-            if pushkey == f.pusher.config.id.pushkey {
-                run.context.logger.warning("gateway rejected our pushkey: removing the pusher (\(f.pusher.config.id.logName))")
-                // Committed with this step's writes (not lazily); the run ends once it is.
-                write(.removePusher(key: run.key, id: f.pusher.config.id), run)
-                pool.pushesProcessed.increment()
-                finish(run, pool: pool)
-                return
+        case .success(let response):
+            if (200..<300).contains(response.status) {
+                // Sygnal labels its JSON text/html: parse whatever the Content-Type says.
+                if let rejected = GatewayPayload.rejected(response.body) {
+                    var own = false
+                    for pushkey in rejected {
+                        if pushkey == f.pusher.config.id.pushkey {
+                            own = true
+                        } else {
+                            run.context.logger.warning("gateway rejected pushkey \(PusherID.shortened(pushkey)), not this pusher's; ignored (\(f.pusher.config.id.logName))")
+                        }
+                    }
+                    answer = .accepted(rejectedOwn: own)
+                } else {
+                    answer = .failed(.badAnswer)
+                }
+            } else if response.status == 429 || response.status == 503 {
+                sample = .congested
+                if let seconds = response.retryAfterSeconds {
+                    let ms = min(config.backoffMaxMS, seconds * 1000)
+                    answer = .retryAfter(ms: ms)
+                    if let host = run.host { hosts.pause(host, forMS: ms) }
+                } else {
+                    answer = .failed(.status(response.status))
+                }
+            } else {
+                answer = .failed(.status(response.status))
             }
-            run.context.logger.warning("gateway rejected pushkey \(PusherID.shortened(pushkey)), not this pusher's; ignored (\(f.pusher.config.id.logName))")
+        case .failure(is CancellationError):
+            answer = .cancelled
+            sample = .none
+        case .failure(let error):
+            let failure = GatewayFailure(error)
+            if case .timeout = failure { sample = .congested } else { sample = .none }
+            answer = .failed(failure)
         }
-        pool.pushesProcessed.increment()
-        let now = Clock.nowMS()
-        let latency = Double(now - f.loggedTS) / 1000
-        pool.pushLatency.recordSeconds(latency)
-        pool.onDelivered?(f.pos, latency)
-        write(.advance(key: run.key, pos: f.pos, success: true, now: now, badge: f.badge), run)
-        run.cursor = max(run.cursor, f.pos)
-        run.next += 1
-        run.failingSince = nil
-        run.notBefore = 0
+        releaseSlot(run, sample)
+        switch f.request {
+        case .notification(let pos, let loggedTS, let badge):
+            if case .accepted = answer {
+                counters.pushesProcessed.increment()
+                let latency = Double(Clock.nowMS() - loggedTS) / 1000
+                counters.pushLatency.recordSeconds(latency)
+                counters.onDelivered.withLock { $0 }?(pos, latency)
+            }
+            answered(run, answer, pos: pos, badge: badge, pusher: f.pusher, loggedTS: loggedTS)
+        case .badge(let badge):
+            switch answer {
+            case .accepted: counters.badgesProcessed.increment()
+            case .failed(let failure):
+                counters.badgesFailed.increment()
+                failure.count()
+                run.context.logger.warning("failed to send badge count (\(failure.why)) for \(f.pusher.config.id.logName); badge \(badge)")
+            case .retryAfter, .cancelled: break
+            }
+            let ops = DeliveryRules.badgeAnswered(answer, id: f.pusher.config.id, state: run.state)
+            for op in ops { write(op, run) }
+            if !ops.isEmpty {
+                run.context.logger.warning("gateway rejected our pushkey: removing the pusher (\(f.pusher.config.id.logName))")
+                finish(run)
+            } else if case .cancelled = answer {
+                finish(run)
+            } else {
+                run.needsLoad = true  // anything new meanwhile?
+            }
+        }
     }
 
-    /// A failed push: schedule the next attempt, or give this notification up when the pusher
-    /// has failed for longer than `push.give_up_after`. The run then reloads and waits.
-    private func failed(_ run: Run, pos: UInt64, _ failure: GatewayFailure, pusher: PusherID, pool: PusherPool) {
-        pool.pushesFailed.increment()
-        failure.count()
-        let now = Clock.nowMS()
-        let since = run.failingSince ?? now
-        let giveUp = now - since >= config.giveUpAfterMS
-        let delay = config.backoff(failingSince: since, now: now)
-        write(.failure(key: run.key, pos: pos, giveUp: giveUp, since: since, nextAttempt: now + delay, now: now), run)
-        if giveUp {
-            Counter(label: "pushlog_dead_letters_total", dimensions: [("reason", DeadLetterReason.giveUp.label)]).increment()
-            run.cursor = max(run.cursor, pos)
+    /// A notification push's answer, through the rules.
+    private func answered(_ run: Run, _ answer: DeliveryRules.Answer, pos: UInt64, badge: Int,
+                          pusher: PayloadWriter.PreparedPusher, loggedTS: Int64 = 0) {
+        let (ops, next) = DeliveryRules.answered(answer, pos: pos, badge: badge, id: pusher.config.id, state: &run.state,
+                                                 config: config, now: Clock.nowMS())
+        for op in ops { write(op, run) }
+        if case .failed(let failure) = answer {
+            counters.pushesFailed.increment()
+            failure.count()
+            var gaveUp = false
+            var delay: Int64 = 0
+            for case .failure(_, _, _, let giveUp, _, let nextAttempt, let now) in ops {
+                gaveUp = giveUp
+                delay = nextAttempt - now
+            }
+            if gaveUp { counters.deadLetterGiveUp.increment() }
+            run.context.logger.warning("push failed (\(failure.why)) for \(pusher.config.id.logName); \(gaveUp ? "gave up on pos \(pos); " : "")next attempt in \(delay) ms")
         }
-        run.failingSince = since
-        run.notBefore = now + delay
-        run.needsLoad = true  // the next attempt waits for the backoff
-        run.context.logger.warning("push failed (\(failure.why)) for \(pusher.logName); \(giveUp ? "gave up on pos \(pos); " : "")next attempt in \(delay) ms")
+        switch next {
+        case .next:
+            run.next += 1
+        case .again:
+            break  // the host is paused: the next slot comes after the pause
+        case .backoff:
+            run.needsLoad = true  // the reload waits for the backoff
+        case .stop:
+            if case .accepted(rejectedOwn: true) = answer {
+                counters.pushesProcessed.increment()
+                run.context.logger.warning("gateway rejected our pushkey: removing the pusher (\(pusher.config.id.logName))")
+            }
+            finish(run)
+        }
     }
 
-    private func sleep(_ run: Run, milliseconds: Int64, pool: PusherPool) {
-        pool.releaseBootSlot(key: run.key)
+    /// A read or a write of the run failed (a storage error, a corrupt entry): whatever it did
+    /// since its last committed write is not trusted; it goes back to the stored state and tries
+    /// again after a backoff (doubling from `push.backoff_initial`, at most `push.backoff_max`).
+    private func retryAfterError(_ run: Run) {
+        guard let error = run.error else { return }
+        run.error = nil
+        releaseSlot(run, .none)
+        if stopping {
+            finish(run)
+            return
+        }
+        let delay = min(config.backoffMaxMS, config.backoffInitialMS << min(20, run.errorRetries))
+        run.errorRetries += 1
+        run.context.logger.error("delivery stopped by an error (\(error)); retrying from the stored cursor in \(delay) ms")
+        run.state = DeliveryState(key: run.key)  // forget what was not stored
+        run.needsLoad = true
+        sleep(run, milliseconds: delay)
+    }
+
+    private func sleep(_ run: Run, milliseconds: Int64) {
         run.phase = .sleeping
         run.sleepGeneration += 1
         let generation = run.sleepGeneration
@@ -567,10 +804,12 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
 
     /// Queues this step's writes as one job for the writer's group commit: a lazy one (cursor
     /// advances and backoff state may wait a few milliseconds for company; a crash then repeats
-    /// those pushes), unless it removes a pusher, which is a log entry and goes at once.
+    /// those pushes), unless it removes a pusher, which is a log entry and goes at once. Each
+    /// operation is all or nothing; a storage error fails the job, which the writer retries
+    /// after growing the map when it was full.
     private func flushWrites() {
         guard !ops.isEmpty else { return }
-        let lazy = !ops.contains { if case .removePusher = $0 { true } else { false } }
+        let lazy = !ops.contains(where: \.removesPusher)
         writeSeq += 1
         let seq = writeSeq
         for run in opRuns { run.lastWriteSeq = seq }
@@ -581,9 +820,9 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
         let errors = WriteErrors()
         store.writeDeferred(lazy: lazy, { ctx in
             errors.errors.removeAll()
-            context.transaction {
+            try context.transaction {
                 for op in batchOps {
-                    do { try op.apply(ctx) } catch { errors.errors.append((op.key, error)) }
+                    if let error = try ctx.allOrNothing(op.apply) { errors.errors.append((op.key, error)) }
                 }
             }
         }, onCommit: { [weak self] result in
@@ -591,47 +830,46 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
         })
     }
 
-    private func finish(_ run: Run, pool: PusherPool) {
-        releaseSlot(run)
+    private func finish(_ run: Run) {
+        releaseSlot(run, .none)
         run.phase = .finishing
-        pool.releaseBootSlot(key: run.key)  // the first pass is over
         finishing.append(run)
     }
 
+    /// A poke reached a finishing run: it goes round again once its writes are committed.
+    private func continueFinishing(_ run: Run) {
+        _ = run  // endFinishedRuns sees `dirty` / `badgeDirty`
+    }
+
     /// Ends the finishing runs whose writes are committed, or starts them again when poked
-    /// meanwhile (as a task loop would go round again).
-    private func endFinishedRuns(pool: PusherPool) {
+    /// meanwhile.
+    private func endFinishedRuns(_ engine: DeliveryEngine) {
         guard !finishing.isEmpty else { return }
-        var waiting: [Run] = []
+        var stillWaiting: [Run] = []
         var again: [Run] = []
         var ended = 0
         for run in finishing {
             guard run.phase == .finishing else { continue }
             if run.lastWriteSeq > committedSeq {
-                waiting.append(run)
+                stillWaiting.append(run)
                 continue
             }
-            if pool.httpLoopEndsOrGoesAgain(key: run.key, force: run.error != nil) {
+            if !stopping, run.dirty || run.badgeDirty {
                 run.phase = .ready
                 run.needsLoad = true
                 again.append(run)
                 continue
             }
             runs[run.key] = nil
-            processes.end(run.context, error: run.error)
-            pool.resumeIdleWaiters()
+            processes.end(run.context, error: nil)
+            if let ticket = run.bootTicket {
+                run.bootTicket = nil
+                ticket.started()
+            }
             ended += 1
         }
-        finishing = waiting
-        if ended > 0 {
-            let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
-                inbox.active -= ended
-                guard inbox.active == 0 else { return [] }
-                defer { inbox.endWaiters.removeAll() }
-                return inbox.endWaiters
-            }
-            for w in waiters { w.resume() }
-        }
+        finishing = stillWaiting
+        if ended > 0 { engine.runsEnded(ended) }
         if !again.isEmpty {
             ready.append(contentsOf: again)
             batcher?.wake()  // driven in the next step
@@ -641,58 +879,34 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
     // MARK: Host slots
 
     private func acquireSlot(_ run: Run) -> Bool {
-        guard let host = run.host else { return true }  // not loaded: cannot happen
-        if host.inFlight < perHostInFlight {
-            host.inFlight += 1
-            run.slot = host
+        guard let host = run.host else { return true }
+        if hosts.acquire(host, shard: index) {
+            run.holdsSlot = true
             return true
         }
         run.phase = .waitingHost
-        host.waiters.push(run)
+        waiting[host, default: RunQueue()].push(run)
         return false
     }
 
-    /// Gives the slot to the first run waiting for that host (FIFO), or frees it.
-    private func releaseSlot(_ run: Run) {
-        guard let host = run.slot else { return }
-        run.slot = nil
-        while let waiter = host.waiters.pop() {
-            guard waiter.phase == .waitingHost else { continue }
-            waiter.slot = host
-            waiter.phase = .ready
-            ready.append(waiter)
-            return
+    /// Slots given by ``GatewayHosts`` to this thread: to the runs waiting for that host, in
+    /// order; what nobody waits for any more goes back.
+    private func give(_ host: String, count: Int) {
+        var left = count
+        while left > 0, let run = waiting[host]?.pop() {
+            guard run.phase == .waitingHost, !run.holdsSlot, runs[run.key] === run else { continue }
+            run.holdsSlot = true
+            run.phase = .ready
+            ready.append(run)
+            left -= 1
         }
-        host.inFlight -= 1
-    }
-}
-
-/// The HTTP delivery spread over ``PushConfig/deliveryThreads`` engines, each on its own curl
-/// thread: a pusher always goes to the same one (by its key), so its pushes stay in order and
-/// one at a time, and the engines share nothing but the store and the pool.
-final class DeliveryEngines: Sendable {
-    private let engines: [HTTPDeliveryEngine]
-
-    init(pool: PusherPool) {
-        let n = max(1, pool.config.deliveryThreads)
-        engines = (0..<n).map { HTTPDeliveryEngine(pool: pool, shard: $0) }
+        if waiting[host]?.isEmpty == true { waiting[host] = nil }
+        if left > 0 { hosts.giveBack(host, shard: index, count: left) }
     }
 
-    /// The engine of the pusher at `key`: its last bytes are a hash of its app id and pushkey.
-    private func engine(for key: [UInt8]) -> HTTPDeliveryEngine {
-        guard engines.count > 1 else { return engines[0] }
-        var h: UInt64 = 14_695_981_039_346_656_037
-        for b in key.suffix(8) { h = (h ^ UInt64(b)) &* 1_099_511_628_211 }
-        return engines[Int(h % UInt64(engines.count))]
-    }
-
-    func activate(_ key: [UInt8]) { engine(for: key).activate(key) }
-
-    func stop() { for e in engines { e.stop() } }
-
-    func cancelInFlight() { for e in engines { e.cancelInFlight() } }
-
-    func waitForActivationsToEnd() async {
-        for e in engines { await e.waitForActivationsToEnd() }
+    private func releaseSlot(_ run: Run, _ sample: GatewayHosts.Sample) {
+        guard run.holdsSlot, let host = run.host else { return }
+        run.holdsSlot = false
+        hosts.release(host, shard: index, sample)
     }
 }

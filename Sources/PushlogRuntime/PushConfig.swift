@@ -27,8 +27,8 @@ public struct PushConfig: Sendable, Equatable {
     /// Curl threads the HTTP pushers' delivery is spread over (not a configuration key): one
     /// per core, at most 4, so a busy server's pushes use every core while each pusher stays on
     /// one thread (its pushes in order, one in flight). Each thread has its own libcurl multi
-    /// handle, its own connections and its own per-host in-flight cap
-    /// (``PusherPool/perHostInFlight``).
+    /// handle and its own connections; the per-host limit on requests in flight is shared by
+    /// all of them (``GatewayHosts``).
     public var deliveryThreads = PushConfig.defaultDeliveryThreads
 
     public static let defaultDeliveryThreads: Int = {

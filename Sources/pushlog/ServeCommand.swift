@@ -72,7 +72,11 @@ struct Serve: AsyncParsableCommand {
         if try store.rebuildInterrupted() {
             fail(Exit.busy, "a repair of the projections in \(config.dataDir) was interrupted (replay --rebuild or recover): run `pushlog recover --data-dir \(config.dataDir)` to finish it before serving")
         }
-        let http = try HTTPClient()
+        // Connections to one gateway host: as many as may be in flight to it (HTTP/1.1 gateways
+        // need one each; HTTP/2 ones multiplex), and descriptors enough for them.
+        raiseOpenFileLimit()
+        let http = try HTTPClient(maxConnectionsPerHost: config.push.maxInFlightPerHost,
+                                  connectionCacheSize: config.push.maxInFlightPerHost)
         let processes = BackgroundProcesses(logger: logger)
         var signer = try UnsubscribeSigner.load(dataDir: config.dataDir)
         signer.lifetimeMS = config.email.unsubscribeLinkLifetimeMS
@@ -98,7 +102,8 @@ struct Serve: AsyncParsableCommand {
         // The pusher pool and the HTTP server are the services of one group; our own signal
         // handling triggers its graceful shutdown, which stops them in reverse order: the server
         // stops accepting and finishes its requests, then the pool lets in-flight pushes finish.
-        let group = ServiceGroup(configuration: .init(services: [PoolService(pool: pool), app],
+        let pool_ = PoolService(pool: pool, grace: .milliseconds(config.push.shutdownGraceMS))
+        let group = ServiceGroup(configuration: .init(services: [pool_, app],
                                                       gracefulShutdownSignals: [], logger: logger))
         let server = Task { try await group.run() }
         let stopped: Task<Void, Never> = Task {
@@ -118,8 +123,25 @@ struct Serve: AsyncParsableCommand {
         let address = boundPort.map { "\(host):\($0)" } ?? config.listen
         serverState.address = address
         logger.info("pushlog serve: listening on \(address), data in \(config.dataDir)")
-        for await sig in stop {
-            logger.info("pushlog serve: signal \(sig), stopping")
+        // The first SIGTERM or SIGINT stops gracefully (in-flight pushes get push.shutdown_grace);
+        // a second one exits at once. Nothing acknowledged is lost either way: every cursor
+        // stored is committed, and a push not yet stored as done is sent again after a restart.
+        let (first, firstSignal) = AsyncStream<Int32>.makeStream()
+        Task.detached {
+            var count = 0
+            for await sig in stop {
+                count += 1
+                if count == 1 {
+                    firstSignal.yield(sig)
+                    firstSignal.finish()
+                } else {
+                    logger.warning("pushlog serve: second signal \(sig), exiting now (pushes in flight are sent again after a restart)")
+                    Glibc.exit(128 + sig)
+                }
+            }
+        }
+        for await sig in first {
+            logger.info("pushlog serve: signal \(sig), stopping (in-flight pushes get \(config.push.shutdownGraceMS) ms; a second signal exits at once)")
             break
         }
         await group.triggerGracefulShutdown()
@@ -162,12 +184,24 @@ extension Serve {
 /// when it shuts down.
 struct PoolService: Service {
     let pool: PusherPool
+    /// `push.shutdown_grace`.
+    let grace: Duration
 
     func run() async throws {
-        await pool.start().value
+        // The boot walk runs beside the wait for shutdown: a SIGTERM during its stagger stops it.
+        let boot = pool.start()
         try? await gracefulShutdown()
-        await pool.shutdown()
+        await pool.shutdown(grace: grace)
+        await boot.value
     }
+}
+
+/// Raises the soft limit on open files to the hard limit: each connection to a gateway is one.
+func raiseOpenFileLimit() {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }
 
 /// One JSON object per line on stderr: time, level, message, and the metadata (the background

@@ -73,12 +73,12 @@ struct StartupRefusalTests {
         expectRefused(try serve(box, yaml: "api:\n  tokn: x\n"), key: "api.tokn", box: box)
     }
 
-    @Test("the PUSHLOG_ variables that are read elsewhere (PUSHLOG_TASK_DELIVERY, PUSHLOG_BIN, PUSHLOG_DATA_DIR) do not stop serve")
+    @Test("the PUSHLOG_ variables that are read elsewhere (PUSHLOG_BIN) and the configuration variables (PUSHLOG_DATA_DIR) do not stop serve")
     func knownVariables() throws {
         let box = try Sandbox()
         defer { box.cleanup() }
         let server = try ServeProcess(dataDir: box.dataDir, environment: [
-            "PUSHLOG_TASK_DELIVERY": "1", "PUSHLOG_BIN": try pushlogBinary(), "PUSHLOG_DATA_DIR": box.dataDir,
+            "PUSHLOG_BIN": try pushlogBinary(), "PUSHLOG_DATA_DIR": box.dataDir,
             "PUSHLOG_LOG_LEVEL": "info",
         ])
         #expect(server.port > 0)

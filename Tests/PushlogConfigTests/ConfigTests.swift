@@ -186,11 +186,13 @@ struct ConfigTests {
         #expect(problemKey("metrics:\n  token: \"\t\"\n") == "metrics.token")
         #expect(problemKey(nil, ["PUSHLOG_API_TOKEN_FILE": "/nonexistent/pushlog-token"]) == "api.token_file")
         #expect(problemKey(nil, ["PUSHLOG_API_TOKN": "x"]) == "PUSHLOG_API_TOKN")
+        // The switch to the one-task-per-pusher delivery is gone with it.
+        #expect(problemKey(nil, ["PUSHLOG_TASK_DELIVERY": "1"]) == "PUSHLOG_TASK_DELIVERY")
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("pushlog-token-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: file) }
         try Data("\n  tok3n \n\n".utf8).write(to: file)
         #expect(problemKey("api:\n  token: a\n", ["PUSHLOG_API_TOKEN_FILE": file.path]) == "api.token_file")
-        let c = try Config.load(yaml: "api:\n  token_file: \(file.path)\n", environment: ["PUSHLOG_TASK_DELIVERY": "1", "PUSHLOG_BIN": "x"])
+        let c = try Config.load(yaml: "api:\n  token_file: \(file.path)\n", environment: ["PUSHLOG_BIN": "x"])
         #expect(c.apiToken == "tok3n")
     }
 

@@ -332,17 +332,21 @@ struct PusherPoolTests {
         // While the first push waits for its answer, room A is read: one room unread.
         try h.receipt(Receipt(userID: "@alice:example.org", roomID: "!a:example.org", eventID: "$e3", streamOrdering: 3,
                               receiptType: .read, threadID: nil, ts: Clock.nowMS()))
-        _ = try await h.gateway.waitForBodies(4)  // $e1, $e2, the badge-only push, $e3
+        _ = try await h.gateway.waitForBodies(4)  // $e1 to $e4: each push carries the badge, no badge-only push between
         // And a new notification in room C: two rooms again.
         try h.notify([note(7, room: "!c:example.org", so: 7)])
-        let bodies = try await h.gateway.waitForBodies(8, timeout: 30)
+        let bodies = try await h.gateway.waitForBodies(7, timeout: 30)
         await h.pool.waitUntilIdle()
         func badge(_ event: String) -> JSON? {
             bodies.first { $0.body["notification"]?["event_id"] == .string(event) }?.body["notification"]?["counts"]?["unread"]
         }
         #expect(badge("$e1") == .int(2))
         #expect(badge("$e3") == .int(1))  // counted again after the receipt, not the cached 2
-        for e in ["$e5", "$e6", "$e7"] { #expect(badge(e) == .int(2), "\(e)") }  // and again after the new room
+        // The run was busy with the backlog when the receipt came: its badge went with the next
+        // pushes, and no badge-only push was sent beside them (nor after: the last badge was right).
+        #expect(try await h.gateway.bodies().count == 7)
+        #expect(!bodies.contains { $0.body["notification"]?["id"] == .string("") })
+        for e in ["$e6", "$e7"] { #expect(badge(e) == .int(2), "\(e)") }  // and again after the new room
         await h.close()
     }
 }

@@ -9,15 +9,17 @@ final class Harness: @unchecked Sendable {
     let dir: String
     var store: Store
     let gateway: TestGateway
-    let http = try! HTTPClient()
+    let http: HTTPClient
     let logs = LogCapture()
     var processes: BackgroundProcesses
     var pool: PusherPool
     var config: PushConfig
 
-    init(config: PushConfig = Harness.fastConfig) throws {
+    init(config: PushConfig = Harness.fastConfig, storeOptions: StoreOptions = StoreOptions()) throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("pushlog-rt-\(UUID().uuidString)").path
-        store = try Store(dataDir: dir)
+        store = try Store(dataDir: dir, options: storeOptions)
+        // As serve does: as many connections to a host as may be in flight to it.
+        http = try HTTPClient(maxConnectionsPerHost: config.maxInFlightPerHost, connectionCacheSize: config.maxInFlightPerHost)
         gateway = try TestGateway()
         self.config = config
         processes = BackgroundProcesses(logger: logs.logger)

@@ -1,0 +1,281 @@
+import Metrics
+import PushlogCore
+import Synchronization
+
+/// How many pushes one gateway host gets at once: a limit that adapts to the host's latency.
+///
+/// A gateway 100 ms away needs about (pushes per second × 0.1) requests in flight; a gateway that
+/// slows down as it is loaded needs fewer. The limit is a delay-based one, in the manner of TCP
+/// Vegas and Netflix's gradient limiter:
+/// - It starts modest (``initial``) and, while the host's smoothed latency stays within
+///   ``tolerance`` × its baseline, grows fast (slow start: by an eighth per answer, so a burst
+///   reaches the ceiling within one round trip's answers), then, after the first sign of
+///   congestion, by 1/√limit per answer (√limit per round trip).
+/// - When the smoothed latency climbs above ``tolerance`` × the baseline, the limit shrinks in
+///   proportion (at most halved, at most once per round trip); on a timeout, a 429 or a 503 it
+///   is halved.
+/// - The baseline is the lowest smoothed latency of the last 10–20 s, so a host that is
+///   steadily slower (not loaded: farther) does not keep the limit down.
+/// - It never grows while the host is not using it (fewer than half the slots in flight).
+///
+/// `push.max_in_flight_per_host` is the ceiling.
+struct AdaptiveLimit: Sendable {
+    static let initial = 32.0
+    static let minimum = 2.0
+    static let tolerance = 2.0
+    static let baselineWindowMS: Int64 = 10_000
+
+    let ceiling: Double
+    private(set) var limit: Double
+    private(set) var slowStart = true
+    /// Smoothed latency (ms), an exponential average over ~10 answers.
+    private(set) var smoothed: Double?
+    private var windowMin = Double.infinity
+    private var previousWindowMin = Double.infinity
+    private var windowStart: Int64 = 0
+    private var lastDecrease: Int64 = .min
+
+    init(ceiling: Int) {
+        self.ceiling = Double(max(1, ceiling))
+        limit = min(self.ceiling, Self.initial)
+    }
+
+    var baseline: Double { min(windowMin, previousWindowMin) }
+
+    /// Requests that may be in flight now.
+    var slots: Int { max(1, Int(limit)) }
+
+    /// An answer that came back in `latencyMS`, with `inFlight` requests out (this one included).
+    mutating func answered(latencyMS: Double, inFlight: Int, now: Int64) {
+        let latency = max(0.1, latencyMS)
+        let s = smoothed.map { $0 * 0.9 + latency * 0.1 } ?? latency
+        smoothed = s
+        if now - windowStart >= Self.baselineWindowMS {
+            previousWindowMin = windowMin
+            windowMin = .infinity
+            windowStart = now
+        }
+        windowMin = min(windowMin, s)
+        let ratio = s / baseline
+        if ratio <= Self.tolerance {
+            guard Double(inFlight) >= limit / 2 else { return }  // not using what it has
+            limit = min(ceiling, slowStart ? limit + max(1, limit / 8) : limit + 1 / limit.squareRoot())
+        } else {
+            slowStart = false
+            decrease(by: max(0.5, Self.tolerance / ratio), now: now)
+        }
+    }
+
+    /// A timeout, a 429 or a 503.
+    mutating func congested(now: Int64) {
+        slowStart = false
+        decrease(by: 0.5, now: now)
+    }
+
+    private mutating func decrease(by factor: Double, now: Int64) {
+        // Once per round trip: the answers of requests sent before a decrease say nothing of it.
+        let roundTrip = Int64(smoothed ?? 0)
+        guard lastDecrease == .min || now - lastDecrease >= roundTrip else { return }
+        lastDecrease = now
+        limit = max(Self.minimum, min(limit, ceiling) * factor)
+    }
+}
+
+/// The gateway hosts pushed to, each with its adaptive limit, shared by every delivery thread:
+/// the limit is per host, not per thread. A thread asks for a slot (``acquire(_:shard:)``);
+/// when there is none it is told later, through ``grant``, how many slots it was given.
+final class GatewayHosts: Sendable {
+    enum Sample {
+        /// Answered (whatever the status, unless congestion) in this many milliseconds.
+        case answered(ms: Double)
+        /// A timeout, a 429 or a 503.
+        case congested
+        /// Says nothing about the host's load (cancelled, refused, or never sent).
+        case none
+    }
+
+    private struct Host {
+        var limit: AdaptiveLimit
+        var inFlight = 0
+        /// Slots each delivery thread is waiting for.
+        var wanted: [Int]
+        var pausedUntil: Int64 = 0
+        var resumeScheduled = false
+        /// Where the grants go round from.
+        var nextShard = 0
+        let metrics: HostMetrics
+    }
+
+    private struct State {
+        var hosts: [String: Host] = [:]
+        var labelled = 0
+    }
+
+    private let state = Mutex(State())
+    private let ceiling: Int
+    private let shards: Int
+    /// Called (outside the lock) with a delivery thread and the slots it was given for a host.
+    private let grant: @Sendable (_ shard: Int, _ host: String, _ count: Int) -> Void
+    /// Hosts labelled by name in the metrics; the others are counted as `other` (the URLs come
+    /// from pusher registrations, so their number is not ours to bound).
+    static let labelledHosts = 64
+
+    init(ceiling: Int, shards: Int, grant: @escaping @Sendable (_ shard: Int, _ host: String, _ count: Int) -> Void) {
+        self.ceiling = max(1, ceiling)
+        self.shards = max(1, shards)
+        self.grant = grant
+    }
+
+    /// A slot for one request to `host`, or false: then the thread is owed one, given later.
+    func acquire(_ host: String, shard: Int) -> Bool {
+        let now = Clock.nowMS()
+        var resumeAt: Int64?
+        var grants: [(Int, Int)] = []
+        let ok: Bool = state.withLock { s in
+            var h = s.hosts[host] ?? newHost(&s, host)
+            defer { s.hosts[host] = h }
+            if now >= h.pausedUntil, h.inFlight < h.limit.slots {
+                h.inFlight += 1
+                grants = distribute(&h, now: now)  // any other thread owed a slot gets it now
+                h.metrics.inFlight.record(h.inFlight)
+                return true
+            }
+            h.wanted[shard] += 1
+            if now < h.pausedUntil, !h.resumeScheduled {
+                h.resumeScheduled = true
+                resumeAt = h.pausedUntil
+            }
+            return false
+        }
+        if let resumeAt { scheduleResume(host, at: resumeAt) }
+        for (shard, count) in grants { grant(shard, host, count) }
+        return ok
+    }
+
+    /// A request's slot comes back, with what its answer says about the host.
+    func release(_ host: String, shard: Int, _ sample: Sample) {
+        let now = Clock.nowMS()
+        let grants: [(Int, Int)] = state.withLock { s in
+            guard var h = s.hosts[host] else { return [] }
+            defer { s.hosts[host] = h }
+            h.inFlight -= 1
+            switch sample {
+            case .answered(let ms):
+                h.limit.answered(latencyMS: ms, inFlight: h.inFlight + 1, now: now)
+                h.metrics.latency.recordNanoseconds(Int64(ms * 1_000_000))
+            case .congested:
+                h.limit.congested(now: now)
+            case .none:
+                break
+            }
+            h.metrics.limit.record(h.limit.slots)
+            let g = distribute(&h, now: now)
+            h.metrics.inFlight.record(h.inFlight)
+            return g
+        }
+        for (shard, count) in grants { grant(shard, host, count) }
+    }
+
+    /// A thread that was given slots it no longer needs hands them back.
+    func giveBack(_ host: String, shard: Int, count: Int) {
+        for _ in 0..<count { release(host, shard: shard, .none) }
+    }
+
+    /// The host answered 429 or 503 with `Retry-After`: nothing is sent to it until then.
+    func pause(_ host: String, forMS ms: Int64) {
+        let until = Clock.nowMS() + ms
+        let schedule: Bool = state.withLock { s in
+            guard var h = s.hosts[host] else { return false }
+            defer { s.hosts[host] = h }
+            h.pausedUntil = max(h.pausedUntil, until)
+            h.limit.congested(now: Clock.nowMS())
+            h.metrics.limit.record(h.limit.slots)
+            guard !h.resumeScheduled else { return false }
+            h.resumeScheduled = true
+            return true
+        }
+        if schedule { scheduleResume(host, at: until) }
+    }
+
+    /// The current limit and in-flight count of `host` (for tests and logs).
+    func snapshot(_ host: String) -> (limit: Int, inFlight: Int, pausedUntil: Int64)? {
+        state.withLock { s in s.hosts[host].map { ($0.limit.slots, $0.inFlight, $0.pausedUntil) } }
+    }
+
+    private func scheduleResume(_ host: String, at: Int64) {
+        Task.detached { [weak self] in
+            let wait = at - Clock.nowMS()
+            if wait > 0 { try? await Task.sleep(for: .milliseconds(wait)) }
+            self?.resume(host)
+        }
+    }
+
+    private func resume(_ host: String) {
+        let now = Clock.nowMS()
+        var again: Int64?
+        let grants: [(Int, Int)] = state.withLock { s in
+            guard var h = s.hosts[host] else { return [] }
+            defer { s.hosts[host] = h }
+            h.resumeScheduled = false
+            if now < h.pausedUntil {  // paused again meanwhile, for longer
+                h.resumeScheduled = true
+                again = h.pausedUntil
+                return []
+            }
+            return distribute(&h, now: now)
+        }
+        if let again { scheduleResume(host, at: again) }
+        for (shard, count) in grants { grant(shard, host, count) }
+    }
+
+    /// Hands the free slots to the threads that wait, in turn.
+    private func distribute(_ h: inout Host, now: Int64) -> [(Int, Int)] {
+        guard now >= h.pausedUntil else { return [] }
+        var free = h.limit.slots - h.inFlight
+        guard free > 0 else { return [] }
+        var given = [Int](repeating: 0, count: shards)
+        var any = true
+        while free > 0 && any {
+            any = false
+            for i in 0..<shards {
+                let shard = (h.nextShard + i) % shards
+                guard free > 0, h.wanted[shard] > 0 else { continue }
+                h.wanted[shard] -= 1
+                given[shard] += 1
+                h.inFlight += 1
+                free -= 1
+                any = true
+            }
+            h.nextShard = (h.nextShard + 1) % shards
+        }
+        return given.enumerated().compactMap { $0.element > 0 ? ($0.offset, $0.element) : nil }
+    }
+
+    private func newHost(_ s: inout State, _ host: String) -> Host {
+        let label: String
+        if s.labelled < Self.labelledHosts {
+            s.labelled += 1
+            label = host
+        } else {
+            label = "other"
+        }
+        let h = Host(limit: AdaptiveLimit(ceiling: ceiling), wanted: [Int](repeating: 0, count: shards),
+                     metrics: HostMetrics(label: label))
+        h.metrics.limit.record(h.limit.slots)
+        return h
+    }
+}
+
+/// `pushlog_gateway_in_flight{host}`, `pushlog_gateway_limit{host}` and
+/// `pushlog_gateway_latency_seconds{host}`.
+struct HostMetrics: Sendable {
+    let inFlight: Gauge
+    let limit: Gauge
+    let latency: Timer
+
+    init(label: String) {
+        inFlight = Gauge(label: "pushlog_gateway_in_flight", dimensions: [("host", label)])
+        limit = Gauge(label: "pushlog_gateway_limit", dimensions: [("host", label)])
+        latency = Timer(label: "pushlog_gateway_latency_seconds", dimensions: [("host", label)])
+    }
+}
