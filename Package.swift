@@ -81,7 +81,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "pushlog-bench",
-            dependencies: ["PushlogCore", "LMDB", "PushlogRuntime", "PushlogMail", "Curl", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PushlogCore", "LMDB", "PushlogRuntime", "PushlogMail", "Curl", "DelayGateway", .product(name: "Logging", package: "swift-log")],
             path: "Tools/Bench"
         ),
         // A Matrix push gateway test double that answers after a configurable delay (tests and benchmarks).
