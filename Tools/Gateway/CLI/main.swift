@@ -20,9 +20,10 @@ let latency: DelayGateway.Latency = jitter > 0 ? .uniform(minMS: max(0, delay - 
 let gateway = try await DelayGateway.start(host: option("host") ?? "127.0.0.1", port: Int(option("port") ?? "0") ?? 0,
                                            delay: latency, keepBodies: false)
 print("pushlog-gateway: listening, notify URL \(gateway.url), latency \(latency), open file limit \(DelayGateway.raiseOpenFileLimit())")
+fflush(stdout)
 var last = ""
 while true {
     try await Task.sleep(for: .seconds(1))
     let line = gateway.stats().description
-    if line != last { print(line); last = line }
+    if line != last { print(line); fflush(stdout); last = line }
 }
