@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", exact: "2.1.1"),
+        // Already pulled in by Hummingbird; named here for the delaying gateway's NIOHTTP1 server.
+        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
     ],
     targets: [
         .systemLibrary(
@@ -79,9 +81,21 @@ let package = Package(
         ),
         .executableTarget(
             name: "pushlog-bench",
-            dependencies: ["PushlogCore", "LMDB", "PushlogRuntime", "PushlogMail", "Curl", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PushlogCore", "LMDB", "PushlogRuntime", "PushlogMail", "Curl", "DelayGateway", .product(name: "Logging", package: "swift-log")],
             path: "Tools/Bench"
         ),
+        // A Matrix push gateway test double that answers after a configurable delay (tests and benchmarks).
+        .target(
+            name: "DelayGateway",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Tools/Gateway/DelayGateway"
+        ),
+        .executableTarget(name: "pushlog-gateway", dependencies: ["DelayGateway"], path: "Tools/Gateway/CLI"),
         // The decoder fuzzing logic, shared by the libFuzzer target and the corpus replay test.
         .target(name: "PushlogFuzzing", dependencies: ["PushlogCore", "PushlogRuntime"]),
         // libFuzzer's driver and entry point when Tools/fuzz.sh builds it (ASan + coverage); otherwise a replayer.
@@ -110,6 +124,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "PushlogFuzzingTests", dependencies: ["PushlogFuzzing", "pushlog-fuzz", "TestSupport"]),
+        .testTarget(name: "DelayGatewayTests", dependencies: ["DelayGateway", "Curl"]),
         .testTarget(name: "PushlogConfigTests", dependencies: ["PushlogConfig", "PushlogRuntime", "Curl"]),
         .testTarget(
             name: "PushlogRuntimeTests",

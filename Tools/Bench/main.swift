@@ -268,6 +268,8 @@ case "populate-deliver": populateDelivery(args[2], pushers: option("pushers", 1_
 case "latency": await benchLatency()
 case "ingest": await benchIngest()
 case "serve-boot": await benchServeBoot()
+case "fanout": await benchFanout()
+case "boot-gateway": await benchBootGateway()
 case "append": benchAppend()
 case "append-cli": benchAppendCLI()
 case "boot": benchBoot()
@@ -282,6 +284,8 @@ default:
                pushlog-bench latency [--rate N] [--seconds S] [--pushers P]
                pushlog-bench ingest [--runs R] [--token T] [--baseline PATH]   (PATH: another pushlog binary)
                pushlog-bench serve-boot [--runs R] [--quick]   (nginx running)
+               pushlog-bench fanout [--members 1000,10000] [--runs R] [--pushlog PATH] [--baseline PATH] [--delay-ms 100]
+               pushlog-bench boot-gateway [--runs R] [--quick] [--pushlog PATH] [--baseline PATH] [--delay-ms 100]
         (--dir DIR for the scratch directory; build Tools/baseline first)
         """)
 }
