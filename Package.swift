@@ -128,7 +128,7 @@ let package = Package(
         .testTarget(name: "PushlogConfigTests", dependencies: ["PushlogConfig", "PushlogRuntime", "Curl"]),
         .testTarget(
             name: "PushlogRuntimeTests",
-            dependencies: ["PushlogRuntime", "PushlogCore", "PushlogMail", "Curl", "pushlog", "TestSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["PushlogRuntime", "PushlogCore", "PushlogMail", "Curl", "pushlog", "TestSupport", .product(name: "Logging", package: "swift-log"), "DelayGateway"]
         ),
     ],
     swiftLanguageModes: [.v6]

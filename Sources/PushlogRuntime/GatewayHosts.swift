@@ -7,7 +7,8 @@ import Synchronization
 /// A gateway 100 ms away needs about (pushes per second × 0.1) requests in flight; a gateway that
 /// slows down as it is loaded needs fewer. The limit is a delay-based one, in the manner of TCP
 /// Vegas and Netflix's gradient limiter:
-/// - It starts modest (``initial``) and, while the host's smoothed latency stays within
+/// - It starts modest (``initial``) and holds that for the first ``warmUp`` answers, whose mean
+///   is the first baseline. Then, while the host's smoothed latency stays within
 ///   ``tolerance`` × its baseline, grows fast (slow start: by an eighth per answer, so a burst
 ///   reaches the ceiling within one round trip's answers), then, after the first sign of
 ///   congestion, by 1/√limit per answer (√limit per round trip).
@@ -34,6 +35,11 @@ struct AdaptiveLimit: Sendable {
     private var previousWindowMin = Double.infinity
     private var windowStart: Int64 = 0
     private var lastDecrease: Int64 = .min
+    /// Answers so far: the baseline is taken once the average of the first ``warmUp`` answers,
+    /// at the initial limit, has settled (the first few say more about which requests came back
+    /// first than about the host); the limit holds until then.
+    private var samples = 0
+    static let warmUp = 20
 
     init(ceiling: Int) {
         self.ceiling = Double(max(1, ceiling))
@@ -48,13 +54,17 @@ struct AdaptiveLimit: Sendable {
     /// An answer that came back in `latencyMS`, with `inFlight` requests out (this one included).
     mutating func answered(latencyMS: Double, inFlight: Int, now: Int64) {
         let latency = max(0.1, latencyMS)
-        let s = smoothed.map { $0 * 0.9 + latency * 0.1 } ?? latency
+        samples += 1
+        // A plain mean over the warm-up, then an exponential average over ~10 answers.
+        let s = smoothed.map { samples <= Self.warmUp ? $0 + (latency - $0) / Double(samples) : $0 * 0.9 + latency * 0.1 } ?? latency
         smoothed = s
         if now - windowStart >= Self.baselineWindowMS {
             previousWindowMin = windowMin
             windowMin = .infinity
             windowStart = now
         }
+        // The baseline is measured at the initial limit: during the warm-up the limit holds.
+        guard samples >= Self.warmUp else { return }
         windowMin = min(windowMin, s)
         let ratio = s / baseline
         if ratio <= Self.tolerance {
