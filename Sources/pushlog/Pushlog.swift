@@ -12,6 +12,15 @@ struct Pushlog: AsyncParsableCommand {
         subcommands: [Serve.self, Append.self, Pushers.self, Cursors.self, Replay.self, Recover.self,
                       Compact.self, Stats.self]
     )
+
+    /// ArgumentParser's own, after a mistyped subcommand got its suggestion.
+    static func main() async {
+        if let error = CommandSuggestion.check(Array(CommandLine.arguments.dropFirst()), root: Pushlog.self) {
+            FileHandle.standardError.write(Data(error.utf8))
+            Foundation.exit(Exit.usage)
+        }
+        await main(nil)
+    }
 }
 
 /// `--data-dir`, shared by every subcommand.
