@@ -48,7 +48,9 @@ struct AppendOptions: ParsableArguments {
     func run<T>(_ what: String, _ decode: (JSON, Int64) throws -> T) throws where T: Sendable {
         let input = try readInput(file)
         let now = Clock.nowMS()
-        let values = try decodeLines(input, file: file) { try decode($0, now) }
+        let values = try decodeLines(input, file: file, progress: ProgressBar("validate \(what)", json: json)) {
+            try decode($0, now)
+        }
         let entries: [LogEntry] = values.map {
             switch $0 {
             case let n as PushlogCore.Notification: .notification(n)

@@ -59,7 +59,7 @@ struct Pushers: ParsableCommand {
                 let policy = try addressPolicy()
                 let input = try readInput(file)
                 let now = Clock.nowMS()
-                let entries = try decodeLines(input, file: file) { line in
+                let entries = try decodeLines(input, file: file, progress: ProgressBar("validate pushers", json: json)) { line in
                     let entry = try EntryDecoder.pusher(line, now: now)
                     try policy.checkGatewayAddress(entry)
                     return entry
