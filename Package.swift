@@ -100,8 +100,13 @@ let package = Package(
         .target(name: "PushlogFuzzing", dependencies: ["PushlogCore", "PushlogRuntime"]),
         // libFuzzer's driver and entry point when Tools/fuzz.sh builds it (ASan + coverage); otherwise a replayer.
         .executableTarget(name: "pushlog-fuzz", dependencies: ["PushlogFuzzing"], path: "Tools/Fuzz", exclude: ["corpus", "decoders.dict"]),
-        // What several test targets share: the built binary, `ServeProcess`, a closed port, `eventually`.
-        .target(name: "TestSupport", path: "Tests/Support/TestSupport"),
+        // What several test targets share: the built binary, `ServeProcess`, the Python test
+        // servers' launcher, `LogCapture`, `SplitMix64`, a closed port, `eventually`.
+        .target(
+            name: "TestSupport",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            path: "Tests/Support/TestSupport"
+        ),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB", "TestSupport"]),
         .testTarget(name: "PushlogCoreTests", dependencies: ["PushlogCore", "LMDB", "TestSupport"]),
         .testTarget(name: "PushlogCLITests", dependencies: ["PushlogCore", "pushlog", "TestSupport"]),

@@ -13,18 +13,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-schemathesis_version=4.32.5
 examples=${FUZZ_EXAMPLES:-500}
 if [ "$examples" -lt 500 ]; then echo "fuzz-api: FUZZ_EXAMPLES must be at least 500" >&2; exit 64; fi
 
-# Through python3 itself, not a `schemathesis` script that pip may have put off the PATH.
-installed=$(python3 -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null || true)
-if [ "$installed" != "$schemathesis_version" ]; then
-    python3 -m pip install --quiet "schemathesis==$schemathesis_version" \
-        || python3 -m pip install --quiet --break-system-packages "schemathesis==$schemathesis_version"
-fi
+# schemathesis (the version Tools/python-requirements.txt pins) in .build/venv; through python
+# itself, not a `schemathesis` script.
+python=$(Tools/python-venv.sh)
 schemathesis() {
-    python3 -c 'import sys; from schemathesis.cli import schemathesis; sys.argv[0] = "schemathesis"; schemathesis()' "$@"
+    "$python" -c 'import sys; from schemathesis.cli import schemathesis; sys.argv[0] = "schemathesis"; schemathesis()' "$@"
 }
 
 bin=${PUSHLOG_BIN:-}
@@ -121,7 +117,7 @@ fi
 
 # Every operation that takes input got its floor of cases in the pass with the token; the two
 # without any input (health, metrics) have only one case to send.
-python3 - "$work/with-token.json" "$work/without-token.json" "$examples" <<'EOF' || status=1
+"$python" - "$work/with-token.json" "$work/without-token.json" "$examples" <<'EOF' || status=1
 import json, sys
 floor = int(sys.argv[3])
 short = []

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Runs the whole test suite (installs the system libraries and aiosmtpd first when they are missing).
+# Runs the whole test suite (installs the system libraries, and the Python test servers' packages
+# into .build/venv, first when they are missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Tools/system-libraries.sh
 # The mail tests run a real SMTP server written with Python's aiosmtpd (from PyPI); they fail,
-# saying so, without it. Debian's own python refuses a plain pip install: fall back.
-python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd \
-    || python3 -m pip install --quiet --break-system-packages aiosmtpd
+# saying so, without it. The tests take .build/venv's python3 when it is there.
+Tools/python-venv.sh >/dev/null
 swift build --build-tests
 # One test at a time: several suites start real processes and servers, and on two cores
 # parallel runs starve each other into timeouts.

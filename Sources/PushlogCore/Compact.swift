@@ -15,8 +15,10 @@ extension Store {
     /// Drops the log prefix that every enabled pusher's cursor has passed and that was appended
     /// before `olderThan` (ms). Pusher sets and receipts from that prefix that are still in force
     /// move to the checkpoint, so `replay --rebuild` derives the same state afterwards.
-    /// The caller must hold the data-dir lock and keep appenders out.
-    public func dropPassedPrefix(olderThan cutoffTS: Int64, chunk: Int = 20_000) throws -> CompactReport {
+    /// The caller must hold the data-dir lock and keep appenders out. `progress(dropped, toDrop)`
+    /// is called after each chunk.
+    public func dropPassedPrefix(olderThan cutoffTS: Int64, chunk: Int = 20_000,
+                                 progress: ((UInt64, UInt64) -> Void)? = nil) throws -> CompactReport {
         let first = try firstPos()
         let head = try self.head()
         var minCursor = head
@@ -86,6 +88,7 @@ extension Store {
             }
             dropped += stop - next
             next = stop
+            progress?(dropped, end - first)
         }
 
         let kept = (Array(pusherSets.values) + Array(receipts.values)).sorted { $0.pos < $1.pos }

@@ -18,7 +18,7 @@ struct Append: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Append notifications, one JSON object per line.")
         @OptionGroup var options: AppendOptions
         func run() throws {
-            try tool { try options.run { try EntryDecoder.notification($0, now: $1) } }
+            try tool { try options.run("notifications") { try EntryDecoder.notification($0, now: $1) } }
         }
     }
 
@@ -26,7 +26,7 @@ struct Append: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Append read receipts, one JSON object per line.")
         @OptionGroup var options: AppendOptions
         func run() throws {
-            try tool { try options.run { try EntryDecoder.receipt($0, now: $1) } }
+            try tool { try options.run("receipts") { try EntryDecoder.receipt($0, now: $1) } }
         }
     }
 }
@@ -37,17 +37,20 @@ struct AppendOptions: ParsableArguments {
     @Argument(help: ArgumentHelp("JSON Lines file, or - for standard input.", valueName: "file"))
     var file: String = "-"
 
-    @Option(help: "Entries per commit.")
+    @Option(help: ArgumentHelp("Entries per commit (default 10000).", valueName: "count"),
+            transform: Number.count)
     var batchSize: Int = 10_000
 
-    func validate() throws {
-        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
-    }
+    @Flag(help: "Print the result as one JSON object: {\"appended\", \"first_pos\", \"last_pos\"}.")
+    var json = false
 
-    func run<T>(_ decode: (JSON, Int64) throws -> T) throws where T: Sendable {
+    /// `what`: "notifications" or "receipts", for the output.
+    func run<T>(_ what: String, _ decode: (JSON, Int64) throws -> T) throws where T: Sendable {
         let input = try readInput(file)
         let now = Clock.nowMS()
-        let values = try decodeLines(input, file: file) { try decode($0, now) }
+        let values = try decodeLines(input, file: file, progress: ProgressBar("validate \(what)", json: json)) {
+            try decode($0, now)
+        }
         let entries: [LogEntry] = values.map {
             switch $0 {
             case let n as PushlogCore.Notification: .notification(n)
@@ -56,13 +59,13 @@ struct AppendOptions: ParsableArguments {
             }
         }
         guard !entries.isEmpty else {
-            note("appended nothing (no entries in the input)")
+            report(appended: 0, first: nil, last: nil, what: what)
             return
         }
         let lock = try DataDirLock.appender(dataDir: dataDir.dataDir)
         defer { withExtendedLifetime(lock) {} }
         let store = try dataDir.openStore()
-        let progress = Progress("append")
+        let progress = ProgressBar("append \(what)", json: json)
         var first: UInt64 = 0, last: UInt64 = 0
         var done = 0
         while done < entries.count {
@@ -71,10 +74,22 @@ struct AppendOptions: ParsableArguments {
             if first == 0 { first = r.firstPos }
             last = r.lastPos
             done += batch.count
-            progress.update(UInt64(done), UInt64(entries.count))
+            progress.update(UInt64(done), of: UInt64(entries.count))
         }
         progress.finish()
-        Output.line("{\"first_pos\":\(first),\"last_pos\":\(last)}")
+        report(appended: entries.count, first: first, last: last, what: what)
+    }
+
+    /// The result on stdout: a line of text, or one JSON object with --json.
+    func report(appended: Int, first: UInt64?, last: UInt64?, what: String) {
+        if json {
+            Output.json(.object(["appended": .int(Int64(appended)), "first_pos": first.map { .int(Int64($0)) } ?? .null,
+                                 "last_pos": last.map { .int(Int64($0)) } ?? .null]))
+        } else if let first, let last {
+            Output.line("appended \(appended) \(appended == 1 ? String(what.dropLast()) : what) at pos \(first)...\(last)")
+        } else {
+            Output.line("appended nothing (no \(what) in the input)")
+        }
         Output.flush()
     }
 }

@@ -53,19 +53,21 @@ struct Cursors: ParsableCommand {
             abstract: "Move matching cursors back so those notifications are delivered again.",
             discussion: "A cursor is never moved forward. Refuses (exit 69) while a server holds the data dir: use POST /v1/pushers/rewind then.")
         @OptionGroup var dataDir: DataDirOption
-        @Option(help: "Redeliver from this pos on (the cursor becomes POS-1).") var to: UInt64?
+        @Option(help: ArgumentHelp("Redeliver from this pos on (the cursor becomes POS-1).", valueName: "pos"),
+                transform: Number.position)
+        var to: UInt64?
         @Option(help: "Redeliver what was appended at or after TIME (RFC 3339, or a duration ago: 30m, 2h).") var since: String?
         @Option(help: "Only this user's pushers.") var user: String?
         @Option(name: .customLong("app-id"), help: "Only pushers with this app id.") var appID: String?
         @Option(help: "Only pushers with this pushkey.") var pushkey: String?
         @Flag(help: "Say what would move, move nothing.") var dryRun = false
+        @Flag(help: "JSON Lines, one row per pusher moved: {user_id, app_id, pushkey, cursor, dry_run}.") var json = false
 
         func validate() throws {
             if (to == nil) == (since == nil) { throw ValidationError("give exactly one of --to and --since") }
             if let since, DurationText.instant(since) == nil {
                 throw ValidationError("--since: '\(since)' is neither RFC 3339 nor a duration such as 30m")
             }
-            if let to, to == 0 { throw ValidationError("--to: positions start at 1") }
         }
 
         func run() throws {
@@ -79,9 +81,18 @@ struct Cursors: ParsableCommand {
                 let pos = try to ?? store.position(atOrAfter: DurationText.instant(since!)!)
                 let moved = try store.rewind(toPos: pos, filter: .init(userID: user, appID: appID, pushkey: pushkey),
                                              dryRun: dryRun)
-                for id in moved { Output.line("\(dryRun ? "would rewind" : "rewound") \(id.userID) \(id.appID) \(id.pushkey) to \(pos - 1)") }
+                for id in moved {
+                    if json {
+                        Output.json(.object(["user_id": .string(id.userID), "app_id": .string(id.appID), "pushkey": .string(id.pushkey),
+                                             "cursor": .int(Int64(pos - 1)), "dry_run": .bool(dryRun)]))
+                    } else {
+                        Output.line("\(dryRun ? "would rewind" : "rewound") \(id.userID) \(id.appID) \(id.pushkey) to \(pos - 1)")
+                    }
+                }
+                if !json {
+                    Output.line("\(dryRun ? "would rewind" : "rewound") \(moved.count) pusher\(moved.count == 1 ? "" : "s") to redeliver from pos \(pos)")
+                }
                 Output.flush()
-                note("\(dryRun ? "would rewind" : "rewound") \(moved.count) pusher\(moved.count == 1 ? "" : "s") to redeliver from pos \(pos)")
             }
         }
     }

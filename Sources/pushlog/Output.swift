@@ -43,31 +43,6 @@ enum Output {
     }
 }
 
-/// Progress on a terminal (stderr), at most ten updates a second; silent when stderr is not a tty.
-final class Progress {
-    let label: String
-    let enabled = isatty(2) != 0
-    var lastDraw = 0.0
-    let start = Date()
-
-    init(_ label: String) { self.label = label }
-
-    func update(_ done: UInt64, _ total: UInt64) {
-        guard enabled else { return }
-        let now = Date().timeIntervalSince1970
-        guard now - lastDraw >= 0.1 || done == total else { return }
-        lastDraw = now
-        let pct = total == 0 ? 100 : Int(Double(done) / Double(total) * 100)
-        let rate = Double(done) / max(Date().timeIntervalSince(start), 0.001)
-        FileHandle.standardError.write(Data("\r\(label): \(done)/\(total) (\(pct)%), \(Int(rate))/s   ".utf8))
-    }
-
-    func finish() {
-        guard enabled else { return }
-        FileHandle.standardError.write(Data("\n".utf8))
-    }
-}
-
 func formatTime(_ ms: Int64?) -> String {
     guard let ms else { return "-" }
     let f = ISO8601DateFormatter()

@@ -46,7 +46,9 @@ struct Pushers: ParsableCommand {
         @OptionGroup var dataDir: DataDirOption
         @Argument(help: ArgumentHelp("JSON Lines file, or - for standard input.", valueName: "file"))
         var file: String = "-"
-        @Option(help: "Pushers per commit.") var batchSize: Int = 10_000
+        @Option(help: ArgumentHelp("Pushers per commit (default 10000).", valueName: "count"), transform: Number.count)
+        var batchSize: Int = 10_000
+        @Flag(help: "Print the result as one JSON object: {\"set\", \"first_pos\", \"last_pos\"}.") var json = false
         @Option(help: ArgumentHelp(
             "The serve configuration whose push.ip_range_blacklist and push.ip_range_whitelist judge gateway addresses written literally in data.url (env PUSHLOG_PUSH_IP_RANGE_BLACKLIST and PUSHLOG_PUSH_IP_RANGE_WHITELIST too; default: Synapse's blocklist).",
             valueName: "file"))
@@ -57,26 +59,42 @@ struct Pushers: ParsableCommand {
                 let policy = try addressPolicy()
                 let input = try readInput(file)
                 let now = Clock.nowMS()
-                let entries = try decodeLines(input, file: file) { line in
+                let entries = try decodeLines(input, file: file, progress: ProgressBar("validate pushers", json: json)) { line in
                     let entry = try EntryDecoder.pusher(line, now: now)
                     try policy.checkGatewayAddress(entry)
                     return entry
                 }
-                guard !entries.isEmpty else { return note("set nothing (no pushers in the input)") }
+                guard !entries.isEmpty else { return report(set: 0, first: nil, last: nil) }
                 let lock = try DataDirLock.appender(dataDir: dataDir.dataDir)
                 defer { withExtendedLifetime(lock) {} }
                 let store = try dataDir.openStore()
-                let progress = Progress("pushers set")
+                let progress = ProgressBar("pushers set", json: json)
+                var first: UInt64 = 0, last: UInt64 = 0
                 var done = 0
                 while done < entries.count {
                     let batch = Array(entries[done..<min(done + batchSize, entries.count)])
-                    try store.append(batch, now: Clock.nowMS())
+                    let r = try store.append(batch, now: Clock.nowMS())
+                    if first == 0 { first = r.firstPos }
+                    last = r.lastPos
                     done += batch.count
-                    progress.update(UInt64(done), UInt64(entries.count))
+                    progress.update(UInt64(done), of: UInt64(entries.count))
                 }
                 progress.finish()
-                note("set \(entries.count) pusher entr\(entries.count == 1 ? "y" : "ies")")
+                report(set: entries.count, first: first, last: last)
             }
+        }
+
+        /// The result on stdout: a line of text, or one JSON object with --json.
+        func report(set count: Int, first: UInt64?, last: UInt64?) {
+            if json {
+                Output.json(.object(["set": .int(Int64(count)), "first_pos": first.map { .int(Int64($0)) } ?? .null,
+                                     "last_pos": last.map { .int(Int64($0)) } ?? .null]))
+            } else if let first, let last {
+                Output.line("set \(count) pusher\(count == 1 ? "" : "s") at pos \(first)...\(last)")
+            } else {
+                Output.line("set nothing (no pushers in the input)")
+            }
+            Output.flush()
         }
 
         /// The `push.ip_range_*` keys from `--config` and the environment; the other keys of
@@ -84,10 +102,11 @@ struct Pushers: ParsableCommand {
         func addressPolicy() throws -> AddressPolicy {
             var text: String?
             if let config {
-                guard let data = FileManager.default.contents(atPath: config) else {
-                    throw UsageError(message: "configuration: \(config) cannot be read")
+                do {
+                    text = String(decoding: try FileText.read(config), as: UTF8.self)
+                } catch let e as FileText.Failure {
+                    throw UsageError(message: "--config: \(e)")
                 }
-                text = String(decoding: data, as: UTF8.self)
             }
             let keys: Swift.Set = ["PUSHLOG_PUSH_IP_RANGE_BLACKLIST", "PUSHLOG_PUSH_IP_RANGE_WHITELIST"]
             let environment = ProcessInfo.processInfo.environment.filter { keys.contains($0.key) }
@@ -105,6 +124,7 @@ struct Pushers: ParsableCommand {
         @Option(help: "The owner.") var user: String
         @Option(name: .customLong("app-id"), help: "The app id.") var appID: String
         @Option(help: "The pushkey.") var pushkey: String
+        @Flag(help: "Print the result as one JSON object: {\"removed\": {user_id, app_id, pushkey}, \"pos\"}.") var json = false
 
         func run() throws {
             try tool {
@@ -118,8 +138,15 @@ struct Pushers: ParsableCommand {
                 }
                 let lock = try DataDirLock.appender(dataDir: dataDir.dataDir)
                 defer { withExtendedLifetime(lock) {} }
-                try store.append([.pusherRemoved(id)])
-                note("removed pusher \(appID)/\(pushkey) of \(user)")
+                let r = try store.append([.pusherRemoved(id)])
+                if json {
+                    Output.json(.object(["removed": .object(["user_id": .string(user), "app_id": .string(appID),
+                                                             "pushkey": .string(pushkey)]),
+                                         "pos": .int(Int64(r.lastPos))]))
+                } else {
+                    Output.line("removed pusher \(appID)/\(pushkey) of \(user) at pos \(r.lastPos)")
+                }
+                Output.flush()
             }
         }
     }

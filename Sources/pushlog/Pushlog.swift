@@ -12,6 +12,15 @@ struct Pushlog: AsyncParsableCommand {
         subcommands: [Serve.self, Append.self, Pushers.self, Cursors.self, Replay.self, Recover.self,
                       Compact.self, Stats.self]
     )
+
+    /// ArgumentParser's own, after a mistyped subcommand got its suggestion.
+    static func main() async {
+        if let error = CommandSuggestion.check(Array(CommandLine.arguments.dropFirst()), root: Pushlog.self) {
+            FileHandle.standardError.write(Data(error.utf8))
+            Foundation.exit(Exit.usage)
+        }
+        await main(nil)
+    }
 }
 
 /// `--data-dir`, shared by every subcommand.
@@ -94,10 +103,21 @@ func note(_ message: String) {
     FileHandle.standardError.write(Data("\(message)\n".utf8))
 }
 
-/// Decodes JSON Lines input; a bad line's error names the file too.
-func decodeLines<T>(_ input: [UInt8], file: String, _ decode: (JSON) throws -> T) throws -> [T] {
+/// Decodes JSON Lines input; a bad line's error names the file too. `progress` follows the
+/// lines validated (a million-line import validates for a while before it appends).
+func decodeLines<T>(_ input: [UInt8], file: String, progress: ProgressBar? = nil,
+                    _ decode: (JSON) throws -> T) throws -> [T] {
+    let total = progress?.isEnabled == true ? UInt64(input.withUnsafeBufferPointer { $0.count { $0 == 0x0A } }) : 0
+    var done: UInt64 = 0
+    defer { progress?.finish() }
     do {
-        return try JSONLines.decode(input, decode)
+        let values = try JSONLines.decode(input) { json in
+            done += 1
+            if done % 10_000 == 0 { progress?.update(done, of: max(total, done)) }
+            return try decode(json)
+        }
+        progress?.update(done, of: done)
+        return values
     } catch let e as InputError {
         throw FileInputError(file: file == "-" ? "<stdin>" : file, error: e)
     }

@@ -26,16 +26,16 @@ struct Recover: ParsableCommand {
                                    : "an earlier repair was interrupted: the projections will be rebuilt")
             }
 
-            let progress = Progress("check log")
-            let check = try store.checkLog { progress.update($0, $1) }
+            let progress = ProgressBar("check log", json: json)
+            let check = try store.checkLog { progress.update($0, of: $1) }
             progress.finish()
             if !json {
                 Output.line("log: pos \(check.first)...\(check.head), \(check.entries) entries, \(check.isHealthy ? "contiguous and readable" : "DAMAGED")")
                 for p in check.problems { Output.line("  \(p)") }
             }
 
-            let rebuildProgress = Progress("verify projections")
-            let report = try store.rebuild(repair: !dryRun, progress: { rebuildProgress.update($0, $1) },
+            let rebuildProgress = ProgressBar("verify projections", json: json)
+            let report = try store.rebuild(repair: !dryRun, progress: { rebuildProgress.update($0, of: $1) },
                                            afterFirstRepairCommit: rebuildTestPause())
             rebuildProgress.finish()
             if json {
@@ -60,10 +60,12 @@ struct Recover: ParsableCommand {
                 }
                 return true
             }
-            if !json { Output.line("\(redeliver) pusher\(redeliver == 1 ? "" : "s") will deliver on the next start") }
+            if !json {
+                Output.line("\(redeliver) pusher\(redeliver == 1 ? "" : "s") will deliver on the next start")
+                if dryRun && !report.isClean { Output.line("dry run: nothing was repaired") }
+            }
             Output.flush()
             if !check.isHealthy { fail(Exit.internalError, "the log is damaged; see above") }
-            if dryRun && !report.isClean { note("dry run: nothing was repaired") }
         }
     }
 }

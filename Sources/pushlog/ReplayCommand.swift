@@ -6,11 +6,13 @@ struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print log entries in order, or re-derive every projection with --rebuild.")
     @OptionGroup var dataDir: DataDirOption
-    @Option(help: "First pos.") var from: UInt64 = 1
-    @Option(help: "Last pos.") var to: UInt64 = .max
+    @Option(help: ArgumentHelp("First pos (default: the log's first).", valueName: "pos"), transform: Number.position)
+    var from: UInt64?
+    @Option(help: ArgumentHelp("Last pos (default: the head).", valueName: "pos"), transform: Number.position)
+    var to: UInt64?
     @Option(help: "Only entries of this user.") var user: String?
     @Option(help: "notification, receipt or pusher (both pusher types).") var type: EntryType?
-    @Flag(help: "JSON Lines.") var json = false
+    @Flag(help: "JSON Lines, one entry per line (with --rebuild: the report as one JSON object).") var json = false
     @Flag(help: "Re-derive the projections from the log and report any difference (exit 69 beside a server).")
     var rebuild = false
 
@@ -23,7 +25,7 @@ struct Replay: ParsableCommand {
             if rebuild { return try runRebuild() }
             try checkOption(user, "--user") { try EntryDecoder.checkID($0, field: $1) }
             let store = try dataDir.openExistingStore()
-            try store.forEachEntry(from: from, to: to) { e in
+            try store.forEachEntry(from: from ?? 1, to: to ?? .max) { e in
                 if let user, e.entry.userID != user { return true }
                 if let type {
                     switch (type, e.entry) {
@@ -57,8 +59,8 @@ struct Replay: ParsableCommand {
         let locks = try DataDirLock.forRewrite(dataDir: dataDir.dataDir)
         defer { withExtendedLifetime(locks) {} }
         let store = try dataDir.openStore()
-        let progress = Progress("rebuild")
-        let report = try store.rebuild(repair: true, progress: { progress.update($0, $1) },
+        let progress = ProgressBar("rebuild", json: json)
+        let report = try store.rebuild(repair: true, progress: { progress.update($0, of: $1) },
                                        afterFirstRepairCommit: rebuildTestPause())
         progress.finish()
         printReport(report, json: json)

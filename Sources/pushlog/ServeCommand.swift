@@ -31,6 +31,8 @@ struct Serve: AsyncParsableCommand {
             fail(Exit.usage, "\(e)")
         } catch let e as FileText.Failure {
             fail(Exit.usage, "\(e)")  // the --config file
+        } catch let e as UsageError {
+            fail(Exit.usage, e.message)
         } catch {
             fail(Exit.internalError, errorLine(error))
         }
@@ -54,6 +56,7 @@ struct Serve: AsyncParsableCommand {
         let config = try loadConfig()
         let lock = try DataDirLock.exclusive(dataDir: config.dataDir)
         defer { withExtendedLifetime(lock) {} }
+        try ListenCheck.check(host: config.listenHost, port: config.listenPort, listen: config.listen)
         let level = Logger.Level(rawValue: config.logLevel) ?? .info
         let json = config.logFormat == "json"
         LoggingSystem.bootstrap { label in

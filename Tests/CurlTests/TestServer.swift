@@ -1,38 +1,27 @@
 import Foundation
 import Synchronization
+import TestSupport
 
-/// A real HTTP server on 127.0.0.1 (``testServerScript`` under `python3`), one per test.
+/// A real HTTP server on 127.0.0.1 (`Tests/Support/http_test_server.py`), one per test.
 ///
 /// Tests synchronise on the lines it prints (``waitFor(_:count:)``), never on sleeps.
 final class TestServer: Sendable {
     let port: Int
     private let output: ServerOutput
-    /// Held only to terminate the server; `Process` is not `Sendable`, hence the box.
-    private let process: Mutex<Process?>
-    /// Closing it makes the server exit even if `terminate` is never reached.
-    private let stdin: Pipe
+    private let child: Mutex<ChildProcess?>
 
-    private init(port: Int, output: ServerOutput, process: Process, stdin: Pipe) {
+    private init(port: Int, output: ServerOutput, child: ChildProcess) {
         self.port = port
         self.output = output
-        self.process = Mutex(process)
-        self.stdin = stdin
+        self.child = Mutex(child)
     }
 
     static func start() async throws -> TestServer {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-u", "-c", testServerScript]
-        let stdin = Pipe()
-        let stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-
+        let child = try PythonServer.start("http_test_server.py")
         let output = ServerOutput()
-        try process.run()
         // A plain thread that blocks reading until end of file: Foundation's readabilityHandler
         // (a dispatch source) crashed in libdispatch now and then when many servers came and went.
-        let handle = stdout.fileHandleForReading
+        let handle = FileHandle(fileDescriptor: child.stdout, closeOnDealloc: true)
         Thread.detachNewThread {
             while true {
                 let data = handle.availableData
@@ -43,10 +32,10 @@ final class TestServer: Sendable {
 
         let lines = await output.wait { !$0.isEmpty }
         guard let first = lines.first, let port = Int(first) else {
-            process.terminate()
+            child.kill()
             throw TestServerError.noPort(lines)
         }
-        return TestServer(port: port, output: output, process: process, stdin: stdin)
+        return TestServer(port: port, output: output, child: child)
     }
 
     func url(_ path: String) -> String {
@@ -59,9 +48,7 @@ final class TestServer: Sendable {
     }
 
     func stop() {
-        guard let process = self.process.withLock({ $0.take() }) else { return }
-        try? stdin.fileHandleForWriting.close()
-        process.terminate()
+        child.withLock { $0.take() }?.kill()
     }
 
     deinit {

@@ -15,7 +15,7 @@ struct AppendReplayTests {
             Make.notification(user: "@bob:example.org", room: "!one:example.org", event: "$b1", so: 12, receivedTS: nil),
         ]
         let file = try box.file("n.jsonl", lines: fileLines.map(jsonLine))
-        let r1 = try box.run(["append", "notifications", file])
+        let r1 = try box.run(["append", "notifications", file, "--json"])
         #expect(r1.status == 0, "\(r1)")
         let res1 = r1.jsonRows()
         #expect(int(res1.first?["first_pos"]) == 1 && int(res1.first?["last_pos"]) == 3, "append said \(r1.out)")
@@ -26,7 +26,7 @@ struct AppendReplayTests {
             withContext,
             Make.notification(user: "@alice:example.org", room: "!one:example.org", event: "$a3", so: 14, body: "ünïcødé ✓"),
         ]
-        let r2 = try box.run(["append", "notifications", "-"], stdin: Data((stdinLines.map(jsonLine).joined(separator: "\n") + "\n").utf8))
+        let r2 = try box.run(["append", "notifications", "-", "--json"], stdin: Data((stdinLines.map(jsonLine).joined(separator: "\n") + "\n").utf8))
         #expect(r2.status == 0, "\(r2)")
         let res2 = r2.jsonRows()
         #expect(int(res2.first?["first_pos"]) == 4 && int(res2.first?["last_pos"]) == 5, "append - said \(r2.out)")

@@ -93,7 +93,7 @@ struct CrashAndConcurrencyTests {
 
         // The next append continues right after the surviving prefix.
         let more = (1...3).map { Make.notificationLine(user: "@after:example.org", event: "$after\($0)", so: 5_000_000 + $0) }
-        let r = try box.run(["append", "notifications", box.file("more.jsonl", lines: more)])
+        let r = try box.run(["append", "notifications", box.file("more.jsonl", lines: more), "--json"])
         #expect(r.status == 0, "\(r)")
         let res = r.jsonRows().first ?? [:]
         #expect(int(res["first_pos"]) == head + 1 && int(res["last_pos"]) == head + 3, "append after the crash: \(r.out)")

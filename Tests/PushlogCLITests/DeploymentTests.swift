@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -48,7 +49,7 @@ struct DeploymentTests {
     static let mdweAvailable: Bool = {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", underMDWE]
+        p.arguments = [PythonServer.interpreter, "-c", underMDWE]
         p.standardError = FileHandle.nullDevice
         guard (try? p.run()) != nil else { return false }
         p.waitUntilExit()
@@ -62,7 +63,7 @@ struct DeploymentTests {
         defer { box.cleanup() }
         let p = try PushlogProcess(["serve", "--data-dir", box.dataDir, "--listen", "127.0.0.1:0"], scratch: box.root,
                                    executable: URL(fileURLWithPath: "/usr/bin/env"),
-                                   prefix: ["python3", "-c", Self.underMDWE, try PushlogBinary.require().path])
+                                   prefix: [PythonServer.interpreter, "-c", Self.underMDWE, try PushlogBinary.require().path])
         #expect(poll(timeout: 30) { p.stderrSoFar().contains("pushlog serve: listening on") || !p.isRunning }, "\(p.stderrSoFar())")
         #expect(p.isRunning, "\(p.stderrSoFar())")
         p.signal(SIGTERM)

@@ -53,7 +53,7 @@ struct MaintenanceTests {
         #expect(int(after.first?["cursor"]) == int(before.first?["cursor"]))
 
         // New entries continue after the old head; nothing is reused.
-        let app = try box.run(["append", "notifications", "-"], stdin: Data((Make.notificationLine(user: Self.alice, event: "$new", so: 11) + "\n").utf8))
+        let app = try box.run(["append", "notifications", "-", "--json"], stdin: Data((Make.notificationLine(user: Self.alice, event: "$new", so: 11) + "\n").utf8))
         #expect(app.status == 0, "\(app)")
         #expect(int(app.jsonRows().first?["first_pos"]) == 12, "\(app.out)")
         #expect(int(try box.pusherRows(["cursors"]).first?["pending"]) == 1)

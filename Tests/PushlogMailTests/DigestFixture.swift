@@ -81,33 +81,3 @@ extension String {
         components(separatedBy: needle).count - 1
     }
 }
-
-/// Captures what is logged, for assertions.
-final class TemplateLogCapture: @unchecked Sendable {
-    struct Record {
-        let level: Logger.Level
-        let message: String
-    }
-
-    private let lock = NSLock()
-    private var _records: [Record] = []
-
-    var records: [Record] { lock.withLock { _records } }
-
-    var logger: Logger {
-        Logger(label: "template-test") { _ in Handler(capture: self) }
-    }
-
-    private struct Handler: LogHandler {
-        let capture: TemplateLogCapture
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(event: LogEvent) {
-            capture.lock.withLock { capture._records.append(Record(level: event.level, message: event.message.description)) }
-        }
-    }
-}

@@ -14,28 +14,28 @@ struct EmailBoundedLoadTests {
     @Test("50 notifications in one room: the pass loads the newest 20, the mail shows them and counts the other 30")
     func fiftyInOneRoom() async throws {
         let seen = Seen()
-        let h = try await EmailHarness(observe: { seen.add($0) })
-        defer { Task { await h.close() } }
-        let now = Clock.nowMS()
-        try h.notify((1...50).map { mailNote($0, body: "msg [\($0)]", receivedTS: now) }
-            + [mailNote(51, room: Self.games, roomName: "Games", body: "msg [51]", receivedTS: now)])
-        let mail = try await h.smtp.messages(count: 1)[0]
-        #expect(try await h.waitCaughtUp())
-        #expect(h.smtp.receivedMessages.count == 1, "the 30 counted ones are covered by this mail, not mailed later")
+        try await withEmailHarness(observe: { seen.add($0) }) { h in
+            let now = Clock.nowMS()
+            try h.notify((1...50).map { mailNote($0, body: "msg [\($0)]", receivedTS: now) }
+                + [mailNote(51, room: Self.games, roomName: "Games", body: "msg [51]", receivedTS: now)])
+            let mail = try await h.smtp.messages(count: 1)[0]
+            #expect(try await h.waitCaughtUp())
+            #expect(h.smtp.receivedMessages.count == 1, "the 30 counted ones are covered by this mail, not mailed later")
 
-        // What the pass loaded from the store for the mail.
-        let request = try #require(seen.all.first)
-        #expect(seen.all.count == 1)
-        #expect(request.notifications.filter { $0.roomID == Self.lunch }.map(\.eventID) == (31...50).map { "$e\($0)" })
-        #expect(request.notifications.filter { $0.roomID == Self.games }.map(\.eventID) == ["$e51"])
-        #expect(request.omittedPerRoom == [Self.lunch: 30])
+            // What the pass loaded from the store for the mail.
+            let request = try #require(seen.all.first)
+            #expect(seen.all.count == 1)
+            #expect(request.notifications.filter { $0.roomID == Self.lunch }.map(\.eventID) == (31...50).map { "$e\($0)" })
+            #expect(request.notifications.filter { $0.roomID == Self.games }.map(\.eventID) == ["$e51"])
+            #expect(request.omittedPerRoom == [Self.lunch: 30])
 
-        // What the mail says: the 20 shown, and the 30 before them counted (20 + 30 = 50).
-        for i in 31...51 { #expect(mail.text.contains("msg [\(i)]"), "message \(i) is shown") }
-        for i in 1...30 { #expect(!mail.text.contains("msg [\(i)]"), "message \(i) is only counted") }
-        #expect(mail.text.contains("(30 earlier messages not shown: "))
-        #expect(mail.html.contains("30 earlier messages not shown"))
-        #expect(mail.text.occurrences(of: "msg [") == 21)
+            // What the mail says: the 20 shown, and the 30 before them counted (20 + 30 = 50).
+            for i in 31...51 { #expect(mail.text.contains("msg [\(i)]"), "message \(i) is shown") }
+            for i in 1...30 { #expect(!mail.text.contains("msg [\(i)]"), "message \(i) is only counted") }
+            #expect(mail.text.contains("(30 earlier messages not shown: "))
+            #expect(mail.html.contains("30 earlier messages not shown"))
+            #expect(mail.text.occurrences(of: "msg [") == 21)
+        }
     }
 
     @Test("the configured bound applies, and a room within it is loaded whole")
@@ -43,17 +43,17 @@ struct EmailBoundedLoadTests {
         let seen = Seen()
         var config = EmailHarness.fastConfig
         config.maxNotificationsPerRoom = 3
-        let h = try await EmailHarness(email: config, observe: { seen.add($0) })
-        defer { Task { await h.close() } }
-        let now = Clock.nowMS()
-        try h.notify((1...7).map { mailNote($0, body: "msg [\($0)]", receivedTS: now) }
-            + [8, 9].map { mailNote($0, room: Self.games, roomName: "Games", body: "msg [\($0)]", receivedTS: now) })
-        let mail = try await h.smtp.messages(count: 1)[0]
-        #expect(try await h.waitCaughtUp())
-        let request = try #require(seen.all.first)
-        #expect(request.notifications.map(\.eventID) == ["$e5", "$e6", "$e7", "$e8", "$e9"])
-        #expect(request.omittedPerRoom == [Self.lunch: 4])
-        #expect(mail.text.contains("(4 earlier messages not shown: "))
+        try await withEmailHarness(email: config, observe: { seen.add($0) }) { h in
+            let now = Clock.nowMS()
+            try h.notify((1...7).map { mailNote($0, body: "msg [\($0)]", receivedTS: now) }
+                + [8, 9].map { mailNote($0, room: Self.games, roomName: "Games", body: "msg [\($0)]", receivedTS: now) })
+            let mail = try await h.smtp.messages(count: 1)[0]
+            #expect(try await h.waitCaughtUp())
+            let request = try #require(seen.all.first)
+            #expect(request.notifications.map(\.eventID) == ["$e5", "$e6", "$e7", "$e8", "$e9"])
+            #expect(request.omittedPerRoom == [Self.lunch: 4])
+            #expect(mail.text.contains("(4 earlier messages not shown: "))
+        }
     }
 
     @Test("the renderer counts the notifications not loaded: in a shown room's earlier messages and in the hidden rooms' total")

@@ -3,16 +3,32 @@ import Foundation
 import Logging
 import PushlogCore
 import PushlogMail
+import TestSupport
 @testable import PushlogRuntime
 
+/// Runs `body` with a fresh ``EmailHarness`` and closes it afterwards, also when `body` throws.
+func withEmailHarness<T>(email: EmailConfig = EmailHarness.fastConfig, templateDir: String? = nil,
+                         smtpMode: TestSMTPServer.Mode = .accept, observe: (@Sendable (DigestRequest) -> Void)? = nil,
+                         _ body: (EmailHarness) async throws -> T) async throws -> T {
+    let h = try await EmailHarness(email: email, templateDir: templateDir, smtpMode: smtpMode, observe: observe)
+    do {
+        let result = try await body(h)
+        await h.close()
+        return result
+    } catch {
+        await h.close()
+        throw error
+    }
+}
+
 /// A store in a temp dir, a real SMTP server on 127.0.0.1, and a pusher pool mailing to it with
-/// the real templates and mailer; torn down by `close()`.
+/// the real templates and mailer; use it through ``withEmailHarness``, which closes it.
 final class EmailHarness: @unchecked Sendable {
     let dir: String
     let store: Store
     var smtp: TestSMTPServer
     let http = try! HTTPClient()
-    let logs = TemplateLogCapture()
+    let logs = LogCapture()
     var processes: BackgroundProcesses
     var pool: PusherPool
     let email: EmailConfig

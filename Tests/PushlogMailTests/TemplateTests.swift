@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+import TestSupport
 @testable import PushlogMail
 
 @Suite("Email templates")
@@ -48,7 +49,7 @@ struct TemplateTests {
     @Test("an override directory replaces one file and leaves its sibling built in")
     func overrideOneFile() throws {
         try withDirectory(["notif_mail.txt": "OVERRIDDEN {{summary}} for {{user_id}}\n"]) { dir in
-            let templates = try EmailTemplates.load(directory: dir, logger: TemplateLogCapture().logger)
+            let templates = try EmailTemplates.load(directory: dir, logger: LogCapture().logger)
             #expect(templates.origins["notif_mail.txt"] == .file(dir + "/notif_mail.txt"))
             #expect(templates.origins["notif_mail.html"] == .builtIn)
             let mail = render(templates)
@@ -61,7 +62,7 @@ struct TemplateTests {
     @Test("a partial in the override directory is used by the built-in template that includes it")
     func overridePartial() throws {
         try withDirectory(["notif.html": "<p class=\"mine\">{{sender_name}} said {{body_text}}</p>\n"]) { dir in
-            let templates = try EmailTemplates.load(directory: dir, logger: TemplateLogCapture().logger)
+            let templates = try EmailTemplates.load(directory: dir, logger: LogCapture().logger)
             #expect(templates.origins["notif.html"] == .file(dir + "/notif.html"))
             #expect(templates.origins["room.html"] == .builtIn)
             let mail = render(templates)
@@ -75,7 +76,7 @@ struct TemplateTests {
     @Test("a text override renders as text without saying so: nothing is HTML-escaped")
     func textOverrideIsText() throws {
         try withDirectory(["notif.txt": "> {{sender_name}}: {{body_text}}\n"]) { dir in
-            let templates = try EmailTemplates.load(directory: dir, logger: TemplateLogCapture().logger)
+            let templates = try EmailTemplates.load(directory: dir, logger: LogCapture().logger)
             let message = DigestFixture.message("$1", body: "a & <b> \"c\"",
                                                 context: DigestFixture.context(sender: "Bob & 'Co'"))
             let mail = render(templates, DigestFixture.digest([message]))
@@ -86,10 +87,10 @@ struct TemplateTests {
 
     @Test("a template directory that does not exist logs one warning naming it and the built-ins are used")
     func missingDirectory() throws {
-        let capture = TemplateLogCapture()
+        let capture = LogCapture()
         let missing = "/nonexistent/pushlog-templates-\(UUID().uuidString)"
         let templates = try EmailTemplates.load(directory: missing, logger: capture.logger)
-        let warnings = capture.records.filter { $0.level >= .warning }
+        let warnings = capture.lines.filter { $0.level >= .warning }
         #expect(warnings.count == 1)
         #expect(warnings.first?.level == .warning)
         #expect(warnings.first?.message.contains(missing) == true)
@@ -100,9 +101,9 @@ struct TemplateTests {
     @Test("a template_dir that is a file logs one warning and the built-ins are used")
     func directoryIsAFile() throws {
         try withDirectory(["file": "x"]) { dir in
-            let capture = TemplateLogCapture()
+            let capture = LogCapture()
             let templates = try EmailTemplates.load(directory: dir + "/file", logger: capture.logger)
-            let warnings = capture.records.filter { $0.level >= .warning }
+            let warnings = capture.lines.filter { $0.level >= .warning }
             #expect(warnings.count == 1)
             #expect(warnings.first?.message.contains(dir + "/file") == true)
             #expect(templates.origins.values.allSatisfy { $0 == .builtIn })
@@ -112,9 +113,9 @@ struct TemplateTests {
     @Test("an existing directory logs no warning")
     func existingDirectoryNoWarning() throws {
         try withDirectory(["room.txt": "{{title}}\n"]) { dir in
-            let capture = TemplateLogCapture()
+            let capture = LogCapture()
             _ = try EmailTemplates.load(directory: dir, logger: capture.logger)
-            #expect(capture.records.filter { $0.level >= .warning }.isEmpty)
+            #expect(capture.lines.filter { $0.level >= .warning }.isEmpty)
         }
     }
 
@@ -123,7 +124,7 @@ struct TemplateTests {
         let room = "<tr><td>\n{{title}}\n{{#messages}}\n<p>never closed</p>\n"
         try withDirectory(["room.html": room, "notif_mail.txt": "fine {{summary}}\n"]) { dir in
             let error = #expect(throws: EmailTemplateError.self) {
-                try EmailTemplates.load(directory: dir, logger: TemplateLogCapture().logger)
+                try EmailTemplates.load(directory: dir, logger: LogCapture().logger)
             }
             #expect(error?.file == dir + "/room.html")
             #expect(error?.description.contains(dir + "/room.html") == true)
@@ -134,7 +135,7 @@ struct TemplateTests {
     func textParseErrorLine() throws {
         try withDirectory(["notif.txt": "line one\nline two {{/nothing}}\n"]) { dir in
             let error = #expect(throws: EmailTemplateError.self) {
-                try EmailTemplates.load(directory: dir, logger: TemplateLogCapture().logger)
+                try EmailTemplates.load(directory: dir, logger: LogCapture().logger)
             }
             #expect(error?.file == dir + "/notif.txt")
             #expect(error?.line == 2)
@@ -144,7 +145,7 @@ struct TemplateTests {
     @Test("only .html and .txt files of the directory count, hidden ones do not")
     func otherFilesIgnored() throws {
         try withDirectory(["README.md": "{{#broken", ".notif.html.swp": "{{#broken", "notif.html~": "{{#broken"]) { dir in
-            let templates = try EmailTemplates.load(directory: dir, logger: TemplateLogCapture().logger)
+            let templates = try EmailTemplates.load(directory: dir, logger: LogCapture().logger)
             #expect(templates.origins.values.allSatisfy { $0 == .builtIn })
             #expect(templates.origins["README.md"] == nil)
         }
@@ -156,7 +157,7 @@ struct TemplateTests {
             "notif_mail.txt": "{{#rooms}}{{> extra.txt}}{{/rooms}}",
             "extra.txt": "[{{title}}]",
         ]) { dir in
-            let templates = try EmailTemplates.load(directory: dir, logger: TemplateLogCapture().logger)
+            let templates = try EmailTemplates.load(directory: dir, logger: LogCapture().logger)
             #expect(render(templates).text == "[Lunch]")
         }
     }

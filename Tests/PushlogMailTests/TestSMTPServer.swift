@@ -1,12 +1,12 @@
 import Foundation
 import Glibc
 import Synchronization
+import TestSupport
 
 /// A real SMTP server for tests: `Tests/Support/smtp_server.py` (aiosmtpd) on 127.0.0.1, one
 /// per test, on a port the system picks.
 ///
-/// Self-contained, so another test target can copy this file as it is (the script is found
-/// from this file's path: `../Support/smtp_server.py`). Usage:
+/// Started, like the other Python test servers, through TestSupport's `PythonServer`. Usage:
 ///
 ///     let server = try await TestSMTPServer.start(tls: .startTLS, auth: ("user", "secret"))
 ///     defer { server.stop() }
@@ -18,11 +18,6 @@ import Synchronization
 /// Tests wait for what the server reports (messages, closed sessions, mode changes), never
 /// for a fixed time. If `aiosmtpd` is not installed, ``start(tls:auth:mode:)`` throws an error
 /// that says so (the test fails; it is not skipped).
-///
-/// Why not Foundation's `Process`: `waitUntilExit()` can hang inside Swift Testing on Linux,
-/// and `Process` reaps its child itself, racing any `waitpid` here. The child is spawned with
-/// `posix_spawnp`, stopped with `kill` and reaped with `waitpid`; it also exits by itself when
-/// its stdin closes, so a test process that dies leaves no server behind.
 final class TestSMTPServer: Sendable {
     enum TLS: Sendable {
         /// Plain SMTP; STARTTLS not offered.
@@ -123,19 +118,19 @@ final class TestSMTPServer: Sendable {
     /// The server's self-signed certificate (PEM): the CA file for clients. `nil` without TLS.
     let certificatePath: String?
     private let events: EventLog
-    private let child: Mutex<(pid: pid_t, stdin: Int32)?>
+    private let child: Mutex<ChildProcess?>
 
     /// `smtp://127.0.0.1:PORT`, or `smtps://…` for implicit TLS.
     var url: String {
         "\(tls == .implicit ? "smtps" : "smtp")://127.0.0.1:\(port)"
     }
 
-    private init(port: Int, tls: TLS, certificatePath: String?, events: EventLog, pid: pid_t, stdin: Int32) {
+    private init(port: Int, tls: TLS, certificatePath: String?, events: EventLog, child: ChildProcess) {
         self.port = port
         self.tls = tls
         self.certificatePath = certificatePath
         self.events = events
-        child = Mutex((pid, stdin))
+        self.child = Mutex(child)
     }
 
     deinit {
@@ -148,7 +143,7 @@ final class TestSMTPServer: Sendable {
     /// `port`: 0 lets the system pick one; another number restarts a stopped server where it was.
     static func start(tls: TLS = .none, auth: (user: String, password: String)? = nil, mode: Mode = .accept,
                       port: Int = 0) async throws -> TestSMTPServer {
-        var arguments = ["python3", "-u", scriptPath, "--mode", mode.argument, "--port", "\(port)"]
+        var arguments = ["--mode", mode.argument, "--port", "\(port)"]
         var certificatePath: String?
         if tls != .none {
             let pair = try testCertificate.get()
@@ -159,22 +154,25 @@ final class TestSMTPServer: Sendable {
             arguments += ["--auth", "\(auth.user):\(auth.password)"]
         }
         let stderrPath = FileManager.default.temporaryDirectory.appendingPathComponent("pushlog-smtp-\(UUID().uuidString).stderr").path
-        let (pid, stdin, stdout) = try spawn(arguments, stderrPath: stderrPath)
+        let child: ChildProcess
+        do {
+            child = try PythonServer.start("smtp_server.py", arguments: arguments, stderrPath: stderrPath)
+        } catch {
+            throw Failure.cannotStart("\(error)")
+        }
         let events = EventLog(stderrPath: stderrPath)
-        let reader = ReaderThread(fd: stdout, events: events)
+        let reader = ReaderThread(fd: child.stdout, events: events)
         Thread.detachNewThread { reader.run() }
 
         let port: Int
         do {
             port = try await events.port(timeout: .seconds(30))
         } catch {
-            kill(pid, SIGKILL)
-            reap(pid)
-            close(stdin)
+            child.kill()
             unlink(stderrPath)
             throw Failure.cannotStart("\(error)")
         }
-        return TestSMTPServer(port: port, tls: tls, certificatePath: certificatePath, events: events, pid: pid, stdin: stdin)
+        return TestSMTPServer(port: port, tls: tls, certificatePath: certificatePath, events: events, child: child)
     }
 
     /// Waits until the server has accepted at least `count` messages; returns all so far.
@@ -212,76 +210,12 @@ final class TestSMTPServer: Sendable {
     /// Kills the server (SIGKILL), reaps it and removes its stderr file. Calling it again does
     /// nothing.
     func stop() {
-        guard let (pid, stdin) = child.withLock({ state -> (pid_t, Int32)? in
-            defer { state = nil }
-            return state
-        }) else { return }
-        kill(pid, SIGKILL)
-        Self.reap(pid)
-        close(stdin)
+        guard let child = child.withLock({ $0.take() }) else { return }
+        child.kill()
         unlink(events.stderrPath)
     }
 
     // MARK: Process
-
-    private static var scriptPath: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Support/smtp_server.py").path
-    }
-
-    private static func reap(_ pid: pid_t) {
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    }
-
-    /// Starts `arguments` (looked up in PATH) with a socket on stdin and stdout and stderr to a
-    /// file; returns the pid and the parent's ends.
-    private static func spawn(_ arguments: [String], stderrPath: String?) throws -> (pid_t, stdin: Int32, stdout: Int32) {
-        var input: [Int32] = [0, 0]
-        var output: [Int32] = [0, 0]
-        // Socket pairs rather than pipes because they can be created close-on-exec atomically
-        // (`pipe2` is not imported): other children spawned meanwhile by concurrent tests must
-        // not inherit these ends, or this server's stdout would never reach end-of-file.
-        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
-        guard socketpair(AF_UNIX, type, 0, &input) == 0 else { throw Failure.cannotStart("socketpair: errno \(errno)") }
-        guard socketpair(AF_UNIX, type, 0, &output) == 0 else {
-            close(input[0]); close(input[1])
-            throw Failure.cannotStart("socketpair: errno \(errno)")
-        }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, input[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
-        posix_spawn_file_actions_addopen(&actions, 2, stderrPath ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let code = posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ)
-        close(input[0])
-        close(output[1])
-        guard code == 0 else {
-            close(input[1]); close(output[0])
-            throw Failure.cannotStart("cannot run \(arguments[0]): \(String(cString: strerror(code)))")
-        }
-        return (pid, input[1], output[0])
-    }
-
-    /// Runs `arguments` to completion; throws with its stderr unless it exits 0.
-    private static func run(_ arguments: [String]) throws {
-        let stderrPath = FileManager.default.temporaryDirectory.appendingPathComponent("pushlog-run-\(UUID().uuidString).stderr").path
-        defer { unlink(stderrPath) }
-        let (pid, stdin, stdout) = try spawn(arguments, stderrPath: stderrPath)
-        close(stdin)
-        close(stdout)
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        guard status == 0 else {
-            let errors = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
-            throw Failure.cannotStart("\(arguments.joined(separator: " ")) failed (status \(status)): \(errors)")
-        }
-    }
 
     /// One self-signed certificate for 127.0.0.1 and localhost, made once per test process.
     private static let testCertificate: Result<(certificate: String, key: String), any Error> = Result {
@@ -289,9 +223,13 @@ final class TestSMTPServer: Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let certificate = directory.appendingPathComponent("cert.pem").path
         let key = directory.appendingPathComponent("key.pem").path
-        try run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                 "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-                 "-keyout", key, "-out", certificate])
+        do {
+            try ChildProcess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                                  "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                                  "-keyout", key, "-out", certificate])
+        } catch {
+            throw Failure.cannotStart("\(error)")
+        }
         return (certificate, key)
     }
 }

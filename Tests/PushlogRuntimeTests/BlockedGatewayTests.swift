@@ -17,25 +17,25 @@ struct BlockedGatewayTests {
 
     @Test("a notification push to a blocked gateway fails as blocked_address, backs off, and reaches nothing")
     func notificationBlocked() async throws {
-        let h = try Harness(config: Self.blockingConfig)
-        let id = try h.addPusher()
-        try h.notify([note(1)])
-        #expect(try await eventually { try h.state(id)?.nextAttempt != nil }, "a failure like any other: backoff applies")
-        #expect(h.logs.lines.contains { $0.level == .warning && $0.message.hasPrefix("push failed (blocked_address: ") && $0.message.contains("127.0.0.1") },
-                "\(h.logs.lines.map(\.message))")
-        #expect(try await h.gateway.bodies().isEmpty)
-        await h.close()
+        try await withHarness(config: Self.blockingConfig) { h in
+            let id = try h.addPusher()
+            try h.notify([note(1)])
+            #expect(try await eventually { try h.state(id)?.nextAttempt != nil }, "a failure like any other: backoff applies")
+            #expect(h.logs.lines.contains { $0.level == .warning && $0.message.hasPrefix("push failed (blocked_address: ") && $0.message.contains("127.0.0.1") },
+                    "\(h.logs.lines.map(\.message))")
+            #expect(try await h.gateway.bodies().isEmpty)
+        }
     }
 
     @Test("a badge-only push to a blocked gateway fails as blocked_address")
     func badgeBlocked() async throws {
-        let h = try Harness(config: Self.blockingConfig)
-        try h.addPusher()
-        try h.receipt(Receipt(userID: "@alice:example.org", roomID: "!r:example.org", eventID: "$e1", streamOrdering: 10, ts: 0))
-        await h.pool.waitUntilIdle()
-        #expect(h.logs.lines.contains { $0.message.hasPrefix("failed to send badge count (blocked_address: ") }, "\(h.logs.lines.map(\.message))")
-        #expect(try await h.gateway.bodies().isEmpty)
-        await h.close()
+        try await withHarness(config: Self.blockingConfig) { h in
+            try h.addPusher()
+            try h.receipt(Receipt(userID: "@alice:example.org", roomID: "!r:example.org", eventID: "$e1", streamOrdering: 10, ts: 0))
+            await h.pool.waitUntilIdle()
+            #expect(h.logs.lines.contains { $0.message.hasPrefix("failed to send badge count (blocked_address: ") }, "\(h.logs.lines.map(\.message))")
+            #expect(try await h.gateway.bodies().isEmpty)
+        }
     }
 }
 

@@ -2,9 +2,25 @@ import Curl
 import Foundation
 import Logging
 import PushlogCore
+import TestSupport
 @testable import PushlogRuntime
 
-/// A store in a temp dir, a real gateway, a pool wired to both; torn down by `close()`.
+/// Runs `body` with a fresh ``Harness`` and closes it afterwards, also when `body` throws.
+func withHarness<T>(config: PushConfig = Harness.fastConfig, storeOptions: StoreOptions = StoreOptions(),
+                    _ body: (Harness) async throws -> T) async throws -> T {
+    let h = try Harness(config: config, storeOptions: storeOptions)
+    do {
+        let result = try await body(h)
+        await h.close()
+        return result
+    } catch {
+        await h.close()
+        throw error
+    }
+}
+
+/// A store in a temp dir, a real gateway, a pool wired to both; use it through ``withHarness``,
+/// which closes it.
 final class Harness: @unchecked Sendable {
     let dir: String
     var store: Store
@@ -86,37 +102,4 @@ func note(_ i: Int, user: String = "@alice:example.org", room: String = "!r:exam
     if let stateKey { event["state_key"] = .string(stateKey) }
     return PushlogCore.Notification(userID: user, roomID: room, eventID: "$e\(i)", streamOrdering: so ?? Int64(1000 + i),
                                     actions: actions, receivedTS: receivedTS, event: event, context: context)
-}
-
-/// Collects log lines in memory so tests can assert on them.
-final class LogCapture: @unchecked Sendable {
-    private let lock = NSLock()
-    private var _lines: [(level: Logger.Level, message: String, metadata: Logger.Metadata)] = []
-
-    var lines: [(level: Logger.Level, message: String, metadata: Logger.Metadata)] {
-        lock.lock(); defer { lock.unlock() }
-        return _lines
-    }
-
-    var logger: Logger {
-        Logger(label: "test") { _ in Handler(capture: self) }
-    }
-
-    func append(_ level: Logger.Level, _ message: String, _ metadata: Logger.Metadata) {
-        lock.lock(); defer { lock.unlock() }
-        _lines.append((level, message, metadata))
-    }
-
-    struct Handler: LogHandler {
-        let capture: LogCapture
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(event: LogEvent) {
-            capture.append(event.level, event.message.description, metadata.merging(event.metadata ?? [:]) { $1 })
-        }
-    }
 }

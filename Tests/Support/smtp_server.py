@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A real SMTP server for Pushlog's tests (aiosmtpd on 127.0.0.1).
 
-Started by the Swift harness `TestSMTPServer` (Tests/PushlogMailTests/TestSMTPServer.swift).
+Started by the Swift harness `TestSMTPServer` (Tests/PushlogMailTests/TestSMTPServer.swift)
+through TestSupport's `PythonServer`.
 Protocol on stdout, one line each, so tests await lines instead of sleeping:
   - the first line is the port number alone;
   - then one JSON object per line, each with an "event":
@@ -39,7 +40,7 @@ try:
 except ImportError:
     sys.stderr.write(
         "smtp_server.py: the Python package aiosmtpd is not installed; "
-        "install it with: python3 -m pip install aiosmtpd\n")
+        "Tools/python-venv.sh installs it into .build/venv, where the tests look first\n")
     sys.exit(3)
 
 

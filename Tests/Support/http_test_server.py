@@ -1,27 +1,31 @@
-/// The test HTTP server, run with `python3 -c`.
-///
-/// It prints its port as the first stdout line, then one line per notable event, which tests
-/// wait for instead of sleeping:
-/// - `delay <tag>` when a `/delay` request has arrived;
-/// - `closed <tag>` when the client closed the connection while `/delay` was still waiting;
-/// - `drop` when `/drop` is about to close without answering.
-///
-/// Routes (any method):
-/// - `/echo`: 200, `Content-Type: application/json`, the request body back; request headers
-///   starting with `X-` and the request's Content-Type come back prefixed with `X-Echo-`, the
-///   method as `X-Echo-Method`.
-/// - `/sygnal`: 200, `Content-Type: text/html`, body `{"rejected":[]}` (what Sygnal does).
-/// - `/delay?ms=N&tag=T`: answers like `/echo` after N ms, unless the client goes away first.
-/// - `/status/N`: status N with a small JSON body.
-/// - `/redirect?to=URL`: 302 with `Location: URL`.
-/// - `/drop`: reads the request, then closes the connection without a byte of answer.
-/// - `/big?bytes=N`: N bytes with a Content-Length; `/big-chunked?bytes=N`: N bytes chunked.
-/// - `/stats`: `{"connections": distinct client ports seen, "requests": count}`.
-///
-/// Why the handler settings: without `disable_nagle_algorithm` a keep-alive exchange stalls
-/// ~40 ms (Nagle + delayed ACK); the default listen backlog of 5 drops connections under a
-/// burst. The server exits when its stdin closes, so a crashed test run leaves no orphan.
-let testServerScript = #"""
+#!/usr/bin/env python3
+"""The HTTP test server for the Curl tests (Python's http.server on 127.0.0.1).
+
+Started by `TestServer` (Tests/CurlTests/TestServer.swift) through TestSupport's `PythonServer`.
+
+It prints its port as the first stdout line, then one line per notable event, which tests
+wait for instead of sleeping:
+- `delay <tag>` when a `/delay` request has arrived;
+- `closed <tag>` when the client closed the connection while `/delay` was still waiting;
+- `drop` when `/drop` is about to close without answering.
+
+Routes (any method):
+- `/echo`: 200, `Content-Type: application/json`, the request body back; request headers
+  starting with `X-` and the request's Content-Type come back prefixed with `X-Echo-`, the
+  method as `X-Echo-Method`.
+- `/sygnal`: 200, `Content-Type: text/html`, body `{"rejected":[]}` (what Sygnal does).
+- `/delay?ms=N&tag=T`: answers like `/echo` after N ms, unless the client goes away first.
+- `/status/N`: status N with a small JSON body.
+- `/redirect?to=URL`: 302 with `Location: URL`.
+- `/drop`: reads the request, then closes the connection without a byte of answer.
+- `/big?bytes=N`: N bytes with a Content-Length; `/big-chunked?bytes=N`: N bytes chunked.
+- `/stats`: `{"connections": distinct client ports seen, "requests": count}`.
+
+Why the handler settings: without `disable_nagle_algorithm` a keep-alive exchange stalls
+~40 ms (Nagle + delayed ACK); the default listen backlog of 5 drops connections under a
+burst. The server exits when its stdin closes, so a crashed test run leaves no orphan.
+"""
+
 import json, os, select, socket, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -135,4 +139,3 @@ server = Server(("127.0.0.1", 0), Handler)
 threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
 emit(str(server.server_address[1]))
 server.serve_forever()
-"""#
