@@ -82,6 +82,32 @@ struct DocumentationTests {
         }
     }
 
+    @Test("the README's two commands say what Tools/run.sh and Tools/test.sh run")
+    func readmeCommandsMatchScripts() throws {
+        let readme = try Self.text("README.md")
+        for script in ["Tools/run.sh", "Tools/test.sh"] {
+            let line = try #require(readme.split(separator: "\n").first { $0.hasPrefix(script + " ") }, "README.md has no line for \(script)")
+            let code = line.split(separator: "`", omittingEmptySubsequences: false).enumerated()
+                .filter { $0.offset % 2 == 1 }.map { String($0.element) }
+            #expect(!code.isEmpty, "README.md: the \(script) line quotes no command")
+            let body = try Self.text(script)
+            for command in code {
+                #expect(body.contains(command), "README.md says \(script) runs `\(command)`; it does not")
+            }
+        }
+        let test = try Self.text("Tools/test.sh")
+        #expect(test.contains("swift build --build-tests") && test.contains("swift test --skip-build --no-parallel"),
+                "Tools/test.sh changed: update its line in README.md and this test")
+    }
+
+    @Test("the README says how releases are numbered, and where the version lives")
+    func readmeReleases() throws {
+        let readme = try Self.text("README.md")
+        #expect(readme.contains("## Releases"))
+        #expect(readme.contains("pushlog --version") && readme.contains("Sources/pushlog/Version.swift"))
+        #expect(FileManager.default.fileExists(atPath: Self.root.appendingPathComponent("Sources/pushlog/Version.swift").path))
+    }
+
     /// `(METHOD, path)` of every operation in `docs/openapi.yaml` (paths at indent 2, methods at 4).
     static func openAPIOperations() throws -> Set<String> {
         var out: Set<String> = []
