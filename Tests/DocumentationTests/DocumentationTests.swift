@@ -151,6 +151,17 @@ struct DocumentationTests {
         for op in doc.subtracting(spec).sorted() { Issue.record("docs/api.md documents `\(op)`, which docs/openapi.yaml lacks") }
     }
 
+    @Test("docs/api.md lists every errcode the server can answer")
+    func everyErrcodeDocumented() throws {
+        let source = try Self.text("Sources/PushlogServer/APIError.swift")
+        let regex = try NSRegularExpression(pattern: "\"(M_[A-Z_]+)\"")
+        let ns = source as NSString
+        let codes = Set(regex.matches(in: source, range: NSRange(location: 0, length: ns.length)).map { ns.substring(with: $0.range(at: 1)) })
+        #expect(codes.count >= 10)
+        let doc = try Self.text("docs/api.md")
+        for code in codes.sorted() { #expect(doc.contains("`\(code)`"), "docs/api.md does not list \(code)") }
+    }
+
     @Test("every endpoint section of docs/api.md has a worked curl")
     func everyEndpointHasCurl() throws {
         let sections = try Self.text("docs/api.md").components(separatedBy: "\n## ").dropFirst()
