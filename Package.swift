@@ -131,6 +131,9 @@ let package = Package(
         .testTarget(name: "PushlogFuzzingTests", dependencies: ["PushlogFuzzing", "pushlog-fuzz", "TestSupport"]),
         .testTarget(name: "DelayGatewayTests", dependencies: ["DelayGateway", "Curl"]),
         .testTarget(name: "PushlogConfigTests", dependencies: ["PushlogConfig", "PushlogRuntime", "Curl"]),
+        // The documentation's own checks: links resolve, docs/api.md matches docs/openapi.yaml, the
+        // Grafana dashboard loads and names real metrics. Reads files only: no dependencies.
+        .testTarget(name: "DocumentationTests"),
         .testTarget(
             name: "PushlogRuntimeTests",
             dependencies: ["PushlogRuntime", "PushlogCore", "PushlogMail", "Curl", "pushlog", "TestSupport", .product(name: "Logging", package: "swift-log"), "DelayGateway"]
