@@ -92,7 +92,7 @@ struct UnsubscribeTests {
         try await withAPI(Self.config) { client, store in
             try seed(store)
             func uri(_ id: PusherID, age: Int64) -> String {
-                let full = Self.signer.link(baseURL: "http://pushlog.example.org/", id, now: Clock.nowMS() - age)
+                let full = Self.signer.link(baseURL: "http://pushlog.example.org/", id, now: SystemClock.nowMS() - age)
                 return String(full.dropFirst("http://pushlog.example.org".count))
             }
             let old = uri(Self.email, age: 91 * day)
@@ -113,7 +113,7 @@ struct UnsubscribeTests {
         let signer = UnsubscribeSigner(key: Array(repeating: 7, count: 32), lifetimeMS: 1_000)
         try await withAPI(APIConfig(token: "secret", unsubscribeSigner: signer)) { client, store in
             try seed(store)
-            let full = signer.link(baseURL: "http://x/", Self.email, now: Clock.nowMS() - 2_000)
+            let full = signer.link(baseURL: "http://x/", Self.email, now: SystemClock.nowMS() - 2_000)
             let reply = try await client.send(.post, String(full.dropFirst("http://x".count)))
             #expect(reply.status == .forbidden)
             #expect(try store.pusherState(Self.email) != nil)
@@ -216,7 +216,7 @@ struct UnsubscribeTests {
 
     @Test("HMAC-SHA256 matches RFC 4231 test case 2")
     func hmacVector() {
-        let mac = HMAC.sha256(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8))
+        let mac = Hashing.hmacSHA256(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8))
         #expect(mac.map { String(format: "%02x", $0) }.joined() == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
     }
 }

@@ -52,27 +52,22 @@ public enum EntryCodec {
     /// Decodes an entry; throws `CorruptData` naming what was wrong.
     public static func decode(_ bytes: UnsafeRawBufferPointer, pos: UInt64) throws -> LoggedEntry {
         var r = ByteReader(bytes, what: "log entry \(pos)")
-        let f = try r.byte()
-        guard f == format else { throw r.corrupt("unknown format \(f)") }
-        guard let type = TypeCode(rawValue: try r.byte()) else { throw r.corrupt("unknown entry type") }
-        let ts = Int64(bitPattern: try r.fixed64())
+        let (type, ts) = try readHeader(&r)
         let entry: LogEntry
         switch type {
         case .notification:
-            let user = try r.string(), room = try r.string(), event = try r.string()
-            let so = try r.int()
-            guard case .array(let actions) = try r.json() else { throw r.corrupt("actions") }
-            let thread = try r.string()
-            let received = try r.int()
-            guard case .object(let ev) = try r.json() else { throw r.corrupt("event") }
+            let f = try NotificationFields.read(&r)
+            guard case .array(let actions) = try r.json(f.actions, "actions") else { throw r.corrupt("actions") }
+            guard case .object(let ev) = try r.json(f.event, "event") else { throw r.corrupt("event") }
             var context: [String: JSON]?
-            if try r.byte() == 1 {
-                guard case .object(let c) = try r.json() else { throw r.corrupt("context") }
-                context = c
+            if let c = f.context {
+                guard case .object(let object) = try r.json(c, "context") else { throw r.corrupt("context") }
+                context = object
             }
-            entry = .notification(Notification(userID: user, roomID: room, eventID: event, streamOrdering: so,
-                                               actions: actions, threadID: thread, receivedTS: received,
-                                               event: ev, context: context))
+            entry = .notification(PushNotification(userID: try r.string(f.userID), roomID: try r.string(f.roomID),
+                                               eventID: try r.string(f.eventID), streamOrdering: f.streamOrdering,
+                                               actions: actions, threadID: try r.string(f.threadID),
+                                               receivedTS: f.receivedTS, event: ev, context: context))
         case .receipt:
             let user = try r.string(), room = try r.string(), event = try r.string()
             let so = try r.int()
@@ -103,151 +98,5 @@ public enum EntryCodec {
     public static func timestamp(_ bytes: UnsafeRawBufferPointer) -> Int64? {
         guard bytes.count >= 10, bytes[0] == format else { return nil }
         return Int64(bitPattern: BigEndianRead.uint64(bytes, at: 2))
-    }
-}
-
-/// Stored data that cannot be what we wrote: a bug or a damaged file.
-public struct CorruptData: Error, CustomStringConvertible, Sendable {
-    public let what: String
-    public let reason: String
-    public init(what: String, reason: String) {
-        self.what = what
-        self.reason = reason
-    }
-    public var description: String { "corrupt \(what): \(reason)" }
-}
-
-struct ByteWriter {
-    var bytes: [UInt8] = []
-
-    init(capacity: Int = 128) { bytes.reserveCapacity(capacity) }
-
-    mutating func byte(_ b: UInt8) { bytes.append(b) }
-
-    mutating func fixed64(_ v: UInt64) {
-        withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) }
-    }
-
-    mutating func fixed32(_ v: UInt32) {
-        withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) }
-    }
-
-    mutating func varint(_ v: UInt64) {
-        var v = v
-        while v >= 0x80 {
-            bytes.append(UInt8(v & 0x7F) | 0x80)
-            v >>= 7
-        }
-        bytes.append(UInt8(v))
-    }
-
-    mutating func int(_ v: Int64) { varint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
-
-    mutating func string(_ s: String) {
-        var s = s
-        s.withUTF8 { u in
-            varint(UInt64(u.count))
-            bytes.append(contentsOf: u)
-        }
-    }
-
-    mutating func optionalString(_ s: String?) {
-        if let s { byte(1); string(s) } else { byte(0) }
-    }
-
-    /// JSON text behind a varint length: written in place, then the length is slotted in front.
-    mutating func json(_ v: JSON) {
-        let start = bytes.count
-        bytes.append(0)  // room for a one-byte length, the common case
-        v.write(to: &bytes)
-        let n = bytes.count - start - 1
-        if n < 0x80 {
-            bytes[start] = UInt8(n)
-        } else {
-            var prefix = ByteWriter(capacity: 4)
-            prefix.varint(UInt64(n))
-            bytes.replaceSubrange(start..<start + 1, with: prefix.bytes)
-        }
-    }
-}
-
-struct ByteReader {
-    let buf: UnsafeRawBufferPointer
-    var i = 0
-    let what: String
-
-    init(_ buf: UnsafeRawBufferPointer, what: String) {
-        self.buf = buf
-        self.what = what
-    }
-
-    var atEnd: Bool { i == buf.count }
-
-    func corrupt(_ reason: String) -> CorruptData { CorruptData(what: what, reason: "\(reason) at byte \(i)") }
-
-    mutating func byte() throws -> UInt8 {
-        guard i < buf.count else { throw corrupt("truncated") }
-        defer { i += 1 }
-        return buf[i]
-    }
-
-    mutating func fixed64() throws -> UInt64 {
-        guard i + 8 <= buf.count else { throw corrupt("truncated") }
-        defer { i += 8 }
-        return BigEndianRead.uint64(buf, at: i)
-    }
-
-    mutating func varint() throws -> UInt64 {
-        var v: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            let b = try byte()
-            guard shift < 64 else { throw corrupt("varint too long") }
-            v |= UInt64(b & 0x7F) << shift
-            if b & 0x80 == 0 { return v }
-            shift += 7
-        }
-    }
-
-    mutating func int() throws -> Int64 {
-        let u = try varint()
-        return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
-    }
-
-    mutating func rawBytes() throws -> UnsafeRawBufferPointer {
-        // Compared as UInt64 before any conversion: a damaged length can be anything up to
-        // 2^64-1, which `Int(_:)` (and `i + n`) would trap on.
-        let length = try varint()
-        guard length <= UInt64(buf.count - i) else { throw corrupt("truncated") }
-        let n = Int(length)
-        defer { i += n }
-        return UnsafeRawBufferPointer(rebasing: buf[i..<i + n])
-    }
-
-    mutating func string() throws -> String {
-        let b = try rawBytes()
-        guard let s = String(validating: b, as: UTF8.self) else { throw corrupt("invalid UTF-8") }
-        return s
-    }
-
-    mutating func optionalString() throws -> String? {
-        try byte() == 1 ? try string() : nil
-    }
-
-    mutating func json() throws -> JSON {
-        let b = try rawBytes()
-        do { return try JSON.parse(b) } catch { throw corrupt("bad JSON: \(error)") }
-    }
-}
-
-enum BigEndianRead {
-    @inline(__always)
-    static func uint64(_ b: UnsafeRawBufferPointer, at offset: Int) -> UInt64 {
-        b.loadUnaligned(fromByteOffset: offset, as: UInt64.self).bigEndian
-    }
-
-    @inline(__always)
-    static func uint32(_ b: UnsafeRawBufferPointer, at offset: Int) -> UInt32 {
-        b.loadUnaligned(fromByteOffset: offset, as: UInt32.self).bigEndian
     }
 }

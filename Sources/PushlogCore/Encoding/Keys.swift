@@ -67,7 +67,7 @@ public enum Keys {
         plain.append(contentsOf: room)
         appendReceiptThread(thread, to: &plain)
         k.append(0xFF)
-        k.append(contentsOf: SHA256.hash(plain))
+        k.append(contentsOf: Hashing.sha256(plain))
     }
 
     static func appendReceiptThread(_ thread: UnsafeRawBufferPointer?, to k: inout [UInt8]) {
@@ -85,7 +85,7 @@ public enum Keys {
         var m = Array(appID.utf8)
         m.append(0)
         m.append(contentsOf: pushkey.utf8)
-        return SHA256.hash(m)
+        return Hashing.sha256(m)
     }
 
     /// `pushers` and `consumers`: user, 0x00, hash(app_id, pushkey).

@@ -1,5 +1,5 @@
 /// "User U should be told about event E in room R."
-public struct Notification: Sendable, Equatable {
+public struct PushNotification: Sendable, Equatable {
     public var userID: String
     public var roomID: String
     public var eventID: String
@@ -131,7 +131,7 @@ public struct PusherConfig: Sendable, Equatable {
 
 /// One entry of the log.
 public enum LogEntry: Sendable, Equatable {
-    case notification(Notification)
+    case notification(PushNotification)
     case receipt(Receipt)
     case pusherSet(PusherConfig)
     case pusherRemoved(PusherID)

@@ -53,7 +53,7 @@ public enum Limits {
 
 /// Turns decoded JSON into entries, refusing anything malformed with the field named.
 public enum EntryDecoder {
-    public static func notification(_ v: JSON, now: Int64) throws -> Notification {
+    public static func notification(_ v: JSON, now: Int64) throws -> PushNotification {
         let o = try object(v, "")
         let user = try id(o, "user_id")
         let room = try id(o, "room_id")
@@ -102,7 +102,7 @@ public enum EntryDecoder {
             }
             context = ctx
         }
-        return Notification(userID: user, roomID: room, eventID: event, streamOrdering: so, actions: actions,
+        return PushNotification(userID: user, roomID: room, eventID: event, streamOrdering: so, actions: actions,
                             threadID: thread, receivedTS: received, event: ev, context: context)
     }
 

@@ -1,4 +1,4 @@
-import LMDB
+import Synchronization
 
 /// The log positions this process appended, so that the server's log follower (which notices
 /// appends by other processes) can skip them: whoever appended here has already poked the pool.
@@ -7,19 +7,21 @@ import LMDB
 /// the writer thread while a transaction is written and published once it commits; a job that
 /// fails in its child transaction, or a transaction that aborts, takes its positions back.
 public final class OwnAppends: @unchecked Sendable {
-    private let lock = Mutex()
-    private var recording = false
+    private struct Shared {
+        var recording = false
+        /// Committed ranges not yet taken, in increasing order.
+        var committed: [ClosedRange<UInt64>] = []
+    }
+    private let shared = Mutex(Shared())
     /// Writer thread only: ranges appended in the transaction being written.
     private var staged: [ClosedRange<UInt64>] = []
-    /// Committed ranges not yet taken, in increasing order.
-    private var committed: [ClosedRange<UInt64>] = []
 
     init() {}
 
     /// Starts recording (the follower calls this before it reads the head it starts from).
-    public func start() { lock.withLock { recording = true } }
+    public func start() { shared.withLock { $0.recording = true } }
 
-    var isRecording: Bool { lock.withLock { recording } }
+    var isRecording: Bool { shared.withLock { $0.recording } }
 
     // MARK: the writer thread
 
@@ -40,7 +42,7 @@ public final class OwnAppends: @unchecked Sendable {
         guard !staged.isEmpty else { return }
         if didCommit {
             let ranges = staged
-            lock.withLock { committed.append(contentsOf: ranges) }
+            shared.withLock { $0.committed.append(contentsOf: ranges) }
         }
         staged.removeAll(keepingCapacity: true)
     }
@@ -51,10 +53,10 @@ public final class OwnAppends: @unchecked Sendable {
     /// below `to` are forgotten.
     public func othersIn(from: UInt64, to: UInt64) -> [ClosedRange<UInt64>] {
         guard from <= to else { return [] }
-        let mine: [ClosedRange<UInt64>] = lock.withLock {
-            let i = committed.firstIndex { $0.upperBound > to } ?? committed.count
-            defer { committed.removeFirst(i) }
-            return Array(committed[..<i]) + (i < committed.count && committed[i].lowerBound <= to ? [committed[i]] : [])
+        let mine: [ClosedRange<UInt64>] = shared.withLock { s in
+            let i = s.committed.firstIndex { $0.upperBound > to } ?? s.committed.count
+            defer { s.committed.removeFirst(i) }
+            return Array(s.committed[..<i]) + (i < s.committed.count && s.committed[i].lowerBound <= to ? [s.committed[i]] : [])
         }
         var out: [ClosedRange<UInt64>] = []
         var next = from

@@ -74,7 +74,7 @@ struct Projector {
 
     // MARK: notifications and receipts
 
-    mutating func applyNotification(_ n: Notification, pos: UInt64) throws {
+    mutating func applyNotification(_ n: PushNotification, pos: UInt64) throws {
         let value = NotifIndexValue(roomID: n.roomID, streamOrdering: n.streamOrdering, threadID: n.threadID,
                                     highlight: n.highlights)
         try txn.put(p.notifs, Keys.notif(n.userID, pos), value.encoded())
@@ -198,19 +198,6 @@ struct Projector {
     }
 }
 
-/// `unread`: how many notifications of a room are unread, and the pos of the oldest of them.
-struct UnreadValue {
-    var count: UInt64
-    var oldestPos: UInt64
-
-    func encoded() -> [UInt8] { BigEndian.bytes(count) + BigEndian.bytes(oldestPos) }
-
-    static func decode(_ b: UnsafeRawBufferPointer) throws -> UnreadValue {
-        guard b.count == 16 else { throw CorruptData(what: "unread count", reason: "\(b.count) bytes") }
-        return UnreadValue(count: BigEndianRead.uint64(b, at: 0), oldestPos: BigEndianRead.uint64(b, at: 8))
-    }
-}
-
 /// The receipts of one user in one room, read lazily: the contract's unread rule.
 struct ReceiptView {
     let txn: Transaction
@@ -246,20 +233,5 @@ struct ReceiptView {
         let t = try load(thread)
         threads[thread] = t
         return so > t
-    }
-}
-
-/// The pusher registry's value: the config without its id (that is the key), as a pusher-set
-/// entry encodes it.
-enum PusherRecord {
-    static func encode(_ config: PusherConfig) -> [UInt8] {
-        EntryCodec.encode(.pusherSet(config), ts: 0)
-    }
-
-    static func decode(_ b: UnsafeRawBufferPointer) throws -> PusherConfig {
-        guard case .pusherSet(let c) = try EntryCodec.decode(b, pos: 0).entry else {
-            throw CorruptData(what: "pusher record", reason: "not a pusher")
-        }
-        return c
     }
 }

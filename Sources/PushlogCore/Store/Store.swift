@@ -112,13 +112,13 @@ public final class Store: Sendable {
     /// Appends entries and updates the projections in the same transaction; returns once the
     /// commit is durable. All or nothing.
     @discardableResult
-    public func append(_ entries: [LogEntry], now: Int64 = Clock.nowMS()) throws -> AppendResult {
+    public func append(_ entries: [LogEntry], now: Int64 = SystemClock.nowMS()) throws -> AppendResult {
         try writer.write { [self] txn in try self.append(entries, now: now, in: txn) }
     }
 
     /// `append` for async callers: the calling task waits, no thread blocks.
     @discardableResult
-    public func appendAsync(_ entries: [LogEntry], now: Int64 = Clock.nowMS()) async throws -> AppendResult {
+    public func appendAsync(_ entries: [LogEntry], now: Int64 = SystemClock.nowMS()) async throws -> AppendResult {
         try await writer.write { [self] txn in try self.append(entries, now: now, in: txn) }
     }
 
@@ -155,78 +155,33 @@ public final class Store: Sendable {
         try await writer.write { [self] txn in try body(StoreWriteContext(store: self, txn: txn)) }
     }
 
-    // MARK: reading the log
+    // MARK: writing and reading
 
-    /// Calls `body` for each log entry with `from <= pos <= to`, in order, until it returns false.
-    public func forEachEntry(from: UInt64 = 1, to: UInt64 = .max, _ body: (LoggedEntry) throws -> Bool) throws {
-        try env.read { txn in
-            try txn.forEach(log, from: Keys.pos(from)) { k, v in
-                let pos = BigEndianRead.uint64(k, at: 0)
-                guard pos <= to else { return false }
-                return try body(try EntryCodec.decode(v, pos: pos))
-            }
-        }
+    /// Queues `body` for the writer's next group commit and returns at once; `ticket.wait()`
+    /// returns when it is committed. Writes queued by one caller commit in the order queued.
+    public func writeDeferred(_ body: @escaping @Sendable (StoreWriteContext) throws -> Void) -> WriteTicket {
+        let ticket = WriteTicket()
+        writer.enqueue(StoreWriter.Job(body: { [self] txn in try body(StoreWriteContext(store: self, txn: txn)) },
+                                       done: { ticket.complete($0.map { _ in () }) }))
+        return ticket
     }
 
-    /// The entry at `pos`, or nil when there is none (beyond the head, or compacted away).
-    public func entry(at pos: UInt64) throws -> LoggedEntry? {
-        try env.read { txn in try txn.get(log, Keys.pos(pos)).map { try EntryCodec.decode($0, pos: pos) } }
+    /// Queues `body` for the writer's next group commit and returns at once; `onCommit` runs on
+    /// the writer thread once it is committed (or failed). Writes queued by one caller commit in
+    /// the order queued.
+    ///
+    /// `lazy`: the write may wait up to ``StoreOptions/lazyCommitDelay`` for others to share
+    /// its commit (and fsync), unless a write that is not lazy comes first. For writes whose loss
+    /// in a crash only repeats work, such as cursor advances after pushes.
+    public func writeDeferred(lazy: Bool = false, _ body: @escaping @Sendable (StoreWriteContext) throws -> Void,
+                              onCommit: @escaping @Sendable (Result<Void, Error>) -> Void) {
+        writer.enqueue(StoreWriter.Job(body: { [self] txn in try body(StoreWriteContext(store: self, txn: txn)) },
+                                       lazy: lazy, done: { onCommit($0.map { _ in () }) }))
     }
 
-    /// The first pos appended at or after `ts` (ms); head + 1 when there is none.
-    public func position(atOrAfter ts: Int64) throws -> UInt64 {
-        try env.read { txn in
-            let head = try metaUInt(txn, .head) ?? 0
-            var lo = try metaUInt(txn, .first) ?? 1, hi = head + 1
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2
-                guard let v = try txn.get(log, Keys.pos(mid)), let t = EntryCodec.timestamp(v) else {
-                    throw CorruptData(what: "log", reason: "entry \(mid) missing or unreadable")
-                }
-                if t < ts { lo = mid + 1 } else { hi = mid }
-            }
-            return lo
-        }
-    }
-}
-
-/// A write transaction as the store's callers see it: consumer state and dead letters.
-public struct StoreWriteContext {
-    let store: Store
-    public let txn: Transaction
-
-    public func consumerState(_ id: PusherID) throws -> ConsumerState? {
-        try txn.get(store.consumers, Keys.pusher(id)).map(ConsumerState.decode)
-    }
-
-    public func consumerState(key: [UInt8]) throws -> ConsumerState? {
-        try txn.get(store.consumers, key).map(ConsumerState.decode)
-    }
-
-    public func setConsumerState(_ id: PusherID, _ state: ConsumerState) throws {
-        try txn.put(store.consumers, Keys.pusher(id), state.encoded())
-    }
-
-    public func head() throws -> UInt64 { try store.metaUInt(txn, .head) ?? 0 }
-
-    /// Appends `entries` to the log in this transaction, projections included, as
-    /// ``Store/append(_:now:)`` does in one of its own.
-    @discardableResult
-    public func append(_ entries: [LogEntry], now: Int64 = Clock.nowMS()) throws -> AppendResult {
-        try store.append(entries, now: now, in: txn)
-    }
-}
-
-public enum Clock {
-    public static func monotonicSeconds() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
-
-    public static func nowMS() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    /// Runs `body` in one read transaction: several queries see the same snapshot and share the
+    /// transaction's cost. The view is valid only inside `body`.
+    public func read<T>(_ body: (StoreReadView) throws -> T) throws -> T {
+        try env.read { txn in try body(StoreReadView(store: self, txn: txn)) }
     }
 }

@@ -100,11 +100,9 @@ final class StoreWriter: @unchecked Sendable {
 
     /// Runs `body` in the next group commit and waits for the commit (blocking this thread).
     func write<T>(_ body: @escaping (Transaction) throws -> T) throws -> T {
-        let sem = Semaphore()
-        let box = ResultBox()
-        enqueue(Job(body: { try body($0) }, done: { r in box.set(r); sem.signal() }))
-        sem.wait()
-        return try box.get().get() as! T
+        let result = BlockingResult()
+        enqueue(Job(body: { try body($0) }, done: { result.set($0) }))
+        return try result.wait().get() as! T
     }
 
     /// Runs `body` in the next group commit; returns once it is committed.
@@ -193,34 +191,37 @@ final class StoreWriter: @unchecked Sendable {
     }
 }
 
-final class ResultBox: @unchecked Sendable {
-    private let lock = Mutex()
-    private var value: Result<Any, Error>?
-    func set(_ r: Result<Any, Error>) { lock.withLock { value = r } }
-    func get() -> Result<Any, Error> { lock.withLock { value! } }
-}
-
-final class Semaphore: @unchecked Sendable {
+/// One job's result, handed from the writer thread to a thread blocked until it comes.
+///
+/// A pthread mutex and condition variable, as the writer's own queue: Synchronization has no
+/// condition variable, and these two are the only pthread locks above the C wrappers.
+final class BlockingResult: @unchecked Sendable {
     private var m = pthread_mutex_t()
     private var c = pthread_cond_t()
-    private var signalled = false
+    private var value: Result<Any, Error>?
+
     init() {
         pthread_mutex_init(&m, nil)
         pthread_cond_init(&c, nil)
     }
+
     deinit {
         pthread_mutex_destroy(&m)
         pthread_cond_destroy(&c)
     }
-    func signal() {
+
+    func set(_ r: Result<Any, Error>) {
         pthread_mutex_lock(&m)
-        signalled = true
+        value = r
         pthread_cond_signal(&c)
         pthread_mutex_unlock(&m)
     }
-    func wait() {
+
+    /// Blocks the calling thread until ``set(_:)``.
+    func wait() -> Result<Any, Error> {
         pthread_mutex_lock(&m)
-        while !signalled { pthread_cond_wait(&c, &m) }
-        pthread_mutex_unlock(&m)
+        defer { pthread_mutex_unlock(&m) }
+        while value == nil { pthread_cond_wait(&c, &m) }
+        return value!
     }
 }

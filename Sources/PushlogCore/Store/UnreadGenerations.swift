@@ -1,4 +1,5 @@
 import LMDB
+import Synchronization
 
 /// Change counters for the `unread` projection, so that a reader can tell, without scanning,
 /// that a user's badge cannot have changed since it last computed it.
@@ -18,13 +19,15 @@ import LMDB
 /// changed by then.
 ///
 /// Thread safety: a mutex; the writer thread bumps, any thread reads.
-public final class UnreadGenerations: @unchecked Sendable {
+public final class UnreadGenerations: Sendable {
     static let slotCount = 4096
-    private let lock = Mutex()
-    private var slots = [UInt64](repeating: 0, count: UnreadGenerations.slotCount)
-    private var globalCounter: UInt64 = 0
-    /// Writer thread: slots bumped to odd in the transaction being written.
-    private var changing: [Int] = []
+    private struct Counters {
+        var slots = [UInt64](repeating: 0, count: UnreadGenerations.slotCount)
+        var global: UInt64 = 0
+        /// Slots bumped to odd in the transaction being written.
+        var changing: [Int] = []
+    }
+    private let counters = Mutex(Counters())
 
     init() {}
 
@@ -37,41 +40,41 @@ public final class UnreadGenerations: @unchecked Sendable {
     /// The writer changes `user`'s unread rows in the transaction it is writing.
     func changing(user: String) {
         let i = Self.slot(user)
-        lock.withLock {
-            guard slots[i] & 1 == 0 else { return }  // already marked in this transaction
-            slots[i] += 1
-            globalCounter += 1
-            changing.append(i)
+        counters.withLock { c in
+            guard c.slots[i] & 1 == 0 else { return }  // already marked in this transaction
+            c.slots[i] += 1
+            c.global += 1
+            c.changing.append(i)
         }
     }
 
     /// The writer's transaction is over (committed or not).
     func transactionEnded() {
-        lock.withLock {
-            guard !changing.isEmpty else { return }
-            for i in changing { slots[i] += 1 }
-            globalCounter += 1
-            changing.removeAll(keepingCapacity: true)
+        counters.withLock { c in
+            guard !c.changing.isEmpty else { return }
+            for i in c.changing { c.slots[i] += 1 }
+            c.global += 1
+            c.changing.removeAll(keepingCapacity: true)
         }
     }
 
     /// Something rewrote the projection wholesale (compaction, rebuild): nothing cached holds.
     func invalidateAll() {
-        lock.withLock {
-            for i in slots.indices { slots[i] += 2 }
-            globalCounter += 2
+        counters.withLock { c in
+            for i in c.slots.indices { c.slots[i] += 2 }
+            c.global += 2
         }
     }
 
-    public var global: UInt64 { lock.withLock { globalCounter } }
+    public var global: UInt64 { counters.withLock { $0.global } }
 
     public func generation(user: String) -> UInt64 { generation(slot: Self.slot(user)) }
 
-    func generation(slot i: Int) -> UInt64 { lock.withLock { slots[i] } }
+    func generation(slot i: Int) -> UInt64 { counters.withLock { $0.slots[i] } }
 
     /// A slot's counter and the global one, read together.
     func generations(slot i: Int) -> (user: UInt64, global: UInt64) {
-        lock.withLock { (slots[i], globalCounter) }
+        counters.withLock { ($0.slots[i], $0.global) }
     }
 }
 

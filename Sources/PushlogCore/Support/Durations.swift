@@ -16,7 +16,7 @@ public enum DurationText {
     }
 
     /// An instant given as RFC 3339 (`2026-11-29T10:00:00Z`) or as a duration ago (`30m`), in ms.
-    public static func instant(_ text: String, now: Int64 = Clock.nowMS()) -> Int64? {
+    public static func instant(_ text: String, now: Int64 = SystemClock.nowMS()) -> Int64? {
         if let ago = milliseconds(text) { return now - ago }
         let f = ISO8601DateFormatter()
         for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {

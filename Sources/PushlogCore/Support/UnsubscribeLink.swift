@@ -89,7 +89,7 @@ public struct UnsubscribeSigner: Sendable {
             message.append(0)
             message.append(contentsOf: part.utf8)
         }
-        return HMAC.sha256(key: key, message: message).map { String(format: "%02x", $0) }.joined()
+        return Hashing.hmacSHA256(key: key, message: message).map { String(format: "%02x", $0) }.joined()
     }
 
     /// What a link's values are worth.
@@ -124,7 +124,7 @@ public struct UnsubscribeSigner: Sendable {
     }
 
     /// The link for `id` under `baseURL` (which ends with `/`), made at `now` (milliseconds).
-    public func link(baseURL: String, _ id: PusherID, now: Int64 = Clock.nowMS()) -> String {
+    public func link(baseURL: String, _ id: PusherID, now: Int64 = SystemClock.nowMS()) -> String {
         let base = baseURL.hasSuffix("/") ? baseURL : baseURL + "/"
         let issuedAt = now / 1000
         let query = [("user_id", id.userID), ("app_id", id.appID), ("pushkey", id.pushkey), ("t", "\(issuedAt)"),
@@ -146,15 +146,5 @@ public struct UnsubscribeSigner: Sendable {
             }
         }
         return out
-    }
-}
-
-/// HMAC (RFC 2104) over our SHA-256.
-public enum HMAC {
-    public static func sha256(key: [UInt8], message: [UInt8]) -> [UInt8] {
-        var k = key.count > 64 ? SHA256.hash(key) : key
-        k += [UInt8](repeating: 0, count: 64 - k.count)
-        let inner = SHA256.hash(k.map { $0 ^ 0x36 } + message)
-        return SHA256.hash(k.map { $0 ^ 0x5c } + inner)
     }
 }

@@ -1,0 +1,50 @@
+import LMDB
+
+/// A pushable notification of one user, as the index knows it.
+public struct UserNotification: Sendable, Equatable {
+    public var pos: UInt64
+    public var roomID: String
+    public var streamOrdering: Int64
+    public var threadID: String
+    public var highlight: Bool
+    /// Read under the contract's receipt rules (covered by an unthreaded or same-thread receipt).
+    public var isRead: Bool
+}
+
+extension Store {
+    /// The user's pushable notifications with pos > `cursor`, in log order, until `body` returns
+    /// false or `limit` rows were given.
+    public func forEachNotification(user: String, after cursor: UInt64, limit: Int = .max,
+                                    _ body: (UserNotification) throws -> Bool) throws {
+        try env.read { txn in try forEachNotification(user: user, after: cursor, limit: limit, txn: txn, body) }
+    }
+
+    func forEachNotification(user: String, after cursor: UInt64, limit: Int, txn: Transaction,
+                             _ body: (UserNotification) throws -> Bool) throws {
+        try walkNotifications(user: user, after: cursor, limit: limit, txn: txn) { row in
+            func string(_ raw: UnsafeRawBufferPointer) throws -> String {
+                guard let s = String(validating: raw, as: UTF8.self) else {
+                    throw CorruptData(what: "notification index", reason: "invalid UTF-8")
+                }
+                return s
+            }
+            return try body(UserNotification(pos: row.pos, roomID: try string(row.room), streamOrdering: row.streamOrdering,
+                                             threadID: try string(row.thread), highlight: row.highlight, isRead: row.isRead))
+        }
+    }
+
+    public func notifications(user: String, after cursor: UInt64, limit: Int = .max) throws -> [UserNotification] {
+        var out: [UserNotification] = []
+        try forEachNotification(user: user, after: cursor, limit: limit) { out.append($0); return true }
+        return out
+    }
+
+}
+
+extension StoreReadView {
+    /// Calls `body` with each notification of `user` after `cursor`, in log order, read ones
+    /// marked, until it returns false.
+    public func forEachNotification(user: String, after cursor: UInt64, _ body: (UserNotification) throws -> Bool) throws {
+        try store.forEachNotification(user: user, after: cursor, limit: .max, txn: txn, body)
+    }
+}
