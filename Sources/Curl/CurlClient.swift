@@ -20,7 +20,7 @@ import Synchronization
 ///   answer throw ``HTTPError``. Cancelling the calling task throws `CancellationError`.
 /// - Proxy environment variables (`http_proxy`, `https_proxy`, `no_proxy`) are honoured, as
 ///   libcurl does by default, except by requests with an ``AddressPolicy``.
-public final class HTTPClient: Sendable {
+public final class CurlClient: Sendable {
     /// Time allowed to resolve the host and establish TCP and TLS, per request.
     public let connectTimeout: Duration
     /// The largest response body accepted, in bytes; a larger one fails with

@@ -40,7 +40,7 @@ struct HTTPPusher {
             cursor = max(cursor, pusher.state.cursor)
             // A persisted backoff is honoured, across restarts too; pokes do not cut it short.
             if let next = pusher.state.nextAttempt {
-                let wait = next - Clock.nowMS()
+                let wait = next - SystemClock.nowMS()
                 if wait > 0 {
                     pool.releaseBootSlot(key: key)
                     if pool.setSleeping(key: key, true) { break }
@@ -74,7 +74,7 @@ struct HTTPPusher {
                     cursor = n.pos
                     continue
                 }
-                if config.maxAgeMS > 0, Clock.nowMS() - note.receivedTS > config.maxAgeMS {
+                if config.maxAgeMS > 0, SystemClock.nowMS() - note.receivedTS > config.maxAgeMS {
                     lastWrite = deadLetter(pos: n.pos, reason: .maxAge, pusher: input.pusher.config.id)
                     cursor = n.pos
                     continue
@@ -82,7 +82,7 @@ struct HTTPPusher {
                 switch try await push(note, pusher: input.pusher.config, badge: input.badge) {
                 case .delivered(let badge):
                     pool.pushesProcessed.increment()
-                    let latency = Double(Clock.nowMS() - logged.ts) / 1000
+                    let latency = Double(SystemClock.nowMS() - logged.ts) / 1000
                     pool.pushLatency.recordSeconds(latency)
                     pool.onDelivered?(n.pos, latency)
                     lastWrite = advance(to: n.pos, success: true, badge: badge)
@@ -110,7 +110,7 @@ struct HTTPPusher {
     }
 
     /// Posts one notification.
-    func push(_ n: Notification, pusher: PusherConfig, badge: Int) async throws -> Outcome {
+    func push(_ n: PushNotification, pusher: PusherConfig, badge: Int) async throws -> Outcome {
         let body = GatewayPayload.notification(n, pusher: pusher, badge: badge,
                                                options: .init(includeContent: config.includeContent))
         return try await post(body, pusher: pusher, success: .delivered(badge: badge))
@@ -155,7 +155,7 @@ struct HTTPPusher {
     /// Queues a cursor advance for the next group commit.
     func advance(to pos: UInt64, success: Bool = false, badge: Int? = nil) -> WriteTicket {
         let key = self.key
-        let now = Clock.nowMS()
+        let now = SystemClock.nowMS()
         return deferredWrite { ctx in
             try ctx.updateConsumer(key: key) { s in
                 s.cursor = max(s.cursor, pos)
@@ -171,7 +171,7 @@ struct HTTPPusher {
 
     func deadLetter(pos: UInt64, reason: DeadLetterReason, pusher: PusherID) -> WriteTicket {
         let key = self.key
-        let now = Clock.nowMS()
+        let now = SystemClock.nowMS()
         Counter(label: "pushlog_dead_letters_total", dimensions: [("reason", reason.label)]).increment()
         log.warning("dead-lettered notification at pos \(pos) for \(pusher.logName): \(reason.label)")
         return deferredWrite { ctx in
@@ -183,7 +183,7 @@ struct HTTPPusher {
     /// A failed push: schedule the next attempt, or give this notification up when the pusher
     /// has failed for longer than `push.give_up_after`.
     func failed(pos: UInt64, pusher: LoadedPusher, why: String) async throws {
-        let now = Clock.nowMS()
+        let now = SystemClock.nowMS()
         let since = pusher.state.failingSince ?? now
         let giveUp = now - since >= config.giveUpAfterMS
         let delay = config.backoff(failingSince: since, now: now)

@@ -9,7 +9,7 @@ extension PushlogAPI {
         let body = try await JSONBody.read(request, limit: maxBodySize)
         let entry: LogEntry
         do {
-            entry = try EntryDecoder.pusher(body, now: PushlogCore.Clock.nowMS())
+            entry = try EntryDecoder.pusher(body, now: SystemClock.nowMS())
             try gatewayAddressPolicy.checkGatewayAddress(entry)
         } catch let e as InputError { throw APIError(e) }
         switch entry {

@@ -53,7 +53,7 @@ extension PushlogAPI {
             throw APIError(.forbidden, .forbidden, "this unsubscribe link is incomplete")
         }
         let id = PusherID(userID: user, appID: appID, pushkey: pushkey)
-        switch signer.check(id, signature: sig, issuedAt: issuedAt, now: Clock.nowMS()) {
+        switch signer.check(id, signature: sig, issuedAt: issuedAt, now: SystemClock.nowMS()) {
         case .valid: break
         case .forged: throw APIError(.forbidden, .forbidden, "this unsubscribe link is not valid (altered or forged)")
         case .expired: throw APIError(.forbidden, .forbidden, "this unsubscribe link has expired; use the link of a newer email")

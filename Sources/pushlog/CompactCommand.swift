@@ -25,7 +25,7 @@ struct Compact: ParsableCommand {
                 if try store.rebuildInterrupted() {
                     fail(Exit.busy, "a repair of the projections in \(dataDir.dataDir) was interrupted: run `pushlog recover` first")
                 }
-                report = try store.dropPassedPrefix(olderThan: Clock.nowMS() - DurationText.milliseconds(retain)!)
+                report = try store.dropPassedPrefix(olderThan: SystemClock.nowMS() - DurationText.milliseconds(retain)!)
                 store.close()
             }
             let sizes = try Store.rewriteCompactly(dataDir: dataDir.dataDir)

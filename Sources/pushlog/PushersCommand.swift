@@ -56,7 +56,7 @@ struct Pushers: ParsableCommand {
             try tool {
                 let policy = try addressPolicy()
                 let input = try readInput(file)
-                let now = Clock.nowMS()
+                let now = SystemClock.nowMS()
                 let entries = try decodeLines(input, file: file) { line in
                     let entry = try EntryDecoder.pusher(line, now: now)
                     try policy.checkGatewayAddress(entry)
@@ -70,7 +70,7 @@ struct Pushers: ParsableCommand {
                 var done = 0
                 while done < entries.count {
                     let batch = Array(entries[done..<min(done + batchSize, entries.count)])
-                    try store.append(batch, now: Clock.nowMS())
+                    try store.append(batch, now: SystemClock.nowMS())
                     done += batch.count
                     progress.update(UInt64(done), UInt64(entries.count))
                 }

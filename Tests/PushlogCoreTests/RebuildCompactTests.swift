@@ -159,7 +159,7 @@ struct CompactTests {
             try advanceAll(store, to: head)
             let laggard = Make.pusher(alice).id
             try store.setCursor(laggard, head - 10)
-            let report = try store.dropPassedPrefix(olderThan: Clock.nowMS() + 86_400_000, chunk: 9)
+            let report = try store.dropPassedPrefix(olderThan: SystemClock.nowMS() + 86_400_000, chunk: 9)
             #expect(report.newFirst == head - 9)
             #expect(report.dropped == head - 10)
             #expect(report.checkpointed > 0)
@@ -212,7 +212,7 @@ struct CompactTests {
             try store.append([Make.set(bob, enabled: false)])  // 11
             try store.setCursor(Make.pusher(alice).id, 11)
             try store.setCursor(Make.pusher(bob).id, 0)
-            let r = try store.dropPassedPrefix(olderThan: Clock.nowMS() + 60_000)
+            let r = try store.dropPassedPrefix(olderThan: SystemClock.nowMS() + 60_000)
             #expect(r.newFirst == 12)
             #expect(try store.allEntries().isEmpty)
             #expect(try store.pusherState(Make.pusher(bob).id)?.config.enabled == false)
@@ -228,7 +228,7 @@ struct CompactTests {
             try store.append([Make.set(alice), Make.set(bob)])
             try store.append([Make.notify(alice, so: 1), Make.notify(bob, so: 2), Make.notify(alice, so: 3)])  // 3, 4, 5
             try advanceAll(store, to: try store.head())
-            _ = try store.dropPassedPrefix(olderThan: Clock.nowMS() + 60_000)
+            _ = try store.dropPassedPrefix(olderThan: SystemClock.nowMS() + 60_000)
             #expect(try store.allEntries().isEmpty)
             #expect(try store.head(user: alice) == 5)
             #expect(try store.head(user: bob) == 4)
@@ -246,7 +246,7 @@ struct CompactTests {
 
             try store.append([Make.notify(alice, so: 9)])  // 6
             try advanceAll(store, to: try store.head())
-            _ = try store.dropPassedPrefix(olderThan: Clock.nowMS() + 60_000)
+            _ = try store.dropPassedPrefix(olderThan: SystemClock.nowMS() + 60_000)
             #expect(try store.head(user: alice) == 6)
             #expect(try store.head(user: bob) == 4)
             #expect(try store.rebuild(repair: false).isClean)
@@ -261,7 +261,7 @@ struct CompactTests {
             try store.append([Make.notify(alice, so: 1), Make.set(alice, createdTS: 9_000, name: "renamed")])
             #expect(try store.pusherState(id)?.config.createdTS == 1_000)
             try advanceAll(store, to: try store.head())
-            let r = try store.dropPassedPrefix(olderThan: Clock.nowMS() + 60_000)
+            let r = try store.dropPassedPrefix(olderThan: SystemClock.nowMS() + 60_000)
             #expect(r.dropped == 3)
             #expect(try store.pusherState(id)?.config.createdTS == 1_000)
             let report = try store.rebuild(repair: false)
@@ -278,10 +278,10 @@ struct CompactTests {
             try store.append([Make.set(alice), Make.set(bob), Make.receipt(alice, room: "!r", so: 50)])
             try store.append([Make.notify(alice, room: "!r", so: 40), Make.notify(alice, room: "!r", so: 60)])
             try advanceAll(store, to: try store.head())
-            _ = try store.dropPassedPrefix(olderThan: Clock.nowMS() + 60_000)
+            _ = try store.dropPassedPrefix(olderThan: SystemClock.nowMS() + 60_000)
             try store.append([.pusherRemoved(Make.pusher(bob).id), Make.notify(alice, room: "!r", so: 70)])
             try advanceAll(store, to: try store.head())
-            _ = try store.dropPassedPrefix(olderThan: Clock.nowMS() + 60_000)
+            _ = try store.dropPassedPrefix(olderThan: SystemClock.nowMS() + 60_000)
             #expect(try store.allEntries().isEmpty)
             #expect(try store.pusherState(Make.pusher(bob).id) == nil)
             #expect(try store.pusherState(Make.pusher(alice).id) != nil)

@@ -12,7 +12,7 @@ struct EmailPusherTests {
     func delayThenOneMail() async throws {
         let h = try await EmailHarness()
         defer { Task { await h.close() } }
-        let received = Clock.nowMS()
+        let received = SystemClock.nowMS()
         try h.notify([mailNote(1, receivedTS: received)])
         let mails = try await h.smtp.messages(count: 1)
         #expect(try await h.waitCaughtUp())  // the cursor and throttles are written after the server's answer
@@ -114,7 +114,7 @@ struct EmailPusherTests {
         try h.notify([mailNote(1), mailNote(2)])
         try h.read(room: "!lunch:example.org", through: 1002)
         #expect(try await h.waitCaughtUp())
-        let caughtUpAt = Clock.nowMS()
+        let caughtUpAt = SystemClock.nowMS()
         #expect(h.smtp.receivedMessages.isEmpty)
         #expect(h.throttles.isEmpty)
         // A later notification is mailed alone.

@@ -178,7 +178,7 @@ struct PusherPoolTests {
         c.maxAgeMS = 60_000
         let h = try Harness(config: c)
         let id = try h.addPusher()
-        try h.notify([note(1, receivedTS: Clock.nowMS() - 120_000), note(2)])
+        try h.notify([note(1, receivedTS: SystemClock.nowMS() - 120_000), note(2)])
         let bodies = try await h.gateway.waitForBodies(1)
         #expect(bodies.map { $0.body["notification"]?["event_id"] } == [.string("$e2")])
         await h.pool.waitUntilIdle()
@@ -297,7 +297,7 @@ struct PusherPoolTests {
         let h = try Harness(config: c)
         let users = (0..<12).map { "@user\($0):example.org" }
         for (i, user) in users.enumerated() { try h.addPusher(user: user, pushkey: "pk\(i)") }
-        var notes: [PushlogCore.Notification] = []
+        var notes: [PushNotification] = []
         for k in 0..<6 {
             for (i, user) in users.enumerated() { notes.append(note(k * 100 + i, user: user)) }
         }
@@ -331,7 +331,7 @@ struct PusherPoolTests {
         _ = try await h.gateway.waitForBodies(1)
         // While the first push waits for its answer, room A is read: one room unread.
         try h.receipt(Receipt(userID: "@alice:example.org", roomID: "!a:example.org", eventID: "$e3", streamOrdering: 3,
-                              receiptType: .read, threadID: nil, ts: Clock.nowMS()))
+                              receiptType: .read, threadID: nil, ts: SystemClock.nowMS()))
         _ = try await h.gateway.waitForBodies(4)  // $e1, $e2, the badge-only push, $e3
         // And a new notification in room C: two rooms again.
         try h.notify([note(7, room: "!c:example.org", so: 7)])

@@ -9,7 +9,7 @@ final class Harness: @unchecked Sendable {
     let dir: String
     var store: Store
     let gateway: TestGateway
-    let http = try! HTTPClient()
+    let http = try! CurlClient()
     let logs = LogCapture()
     var processes: BackgroundProcesses
     var pool: PusherPool
@@ -60,7 +60,7 @@ final class Harness: @unchecked Sendable {
 
     /// Appends notifications and pokes the pool, as the API will.
     @discardableResult
-    func notify(_ notes: [PushlogCore.Notification]) throws -> AppendResult {
+    func notify(_ notes: [PushNotification]) throws -> AppendResult {
         let r = try store.append(notes.map(LogEntry.notification))
         pool.onNewNotifications(users: r.notifiedUsers)
         return r
@@ -77,12 +77,12 @@ final class Harness: @unchecked Sendable {
 }
 
 func note(_ i: Int, user: String = "@alice:example.org", room: String = "!r:example.org", so: Int64? = nil,
-          actions: [JSON] = [.string("notify")], type: String = "m.room.message", receivedTS: Int64 = Clock.nowMS(),
-          context: [String: JSON]? = nil, stateKey: String? = nil, content: [String: JSON]? = nil) -> PushlogCore.Notification {
+          actions: [JSON] = [.string("notify")], type: String = "m.room.message", receivedTS: Int64 = SystemClock.nowMS(),
+          context: [String: JSON]? = nil, stateKey: String? = nil, content: [String: JSON]? = nil) -> PushNotification {
     var event: [String: JSON] = ["type": .string(type), "sender": .string("@bob:example.org"),
                                  "content": .object(content ?? ["msgtype": .string("m.text"), "body": .string("message \(i)")])]
     if let stateKey { event["state_key"] = .string(stateKey) }
-    return PushlogCore.Notification(userID: user, roomID: room, eventID: "$e\(i)", streamOrdering: so ?? Int64(1000 + i),
+    return PushNotification(userID: user, roomID: room, eventID: "$e\(i)", streamOrdering: so ?? Int64(1000 + i),
                                     actions: actions, receivedTS: receivedTS, event: event, context: context)
 }
 

@@ -117,7 +117,7 @@ s.serve_forever()
         kill(process.processIdentifier, SIGKILL)
     }
 
-    private let client = try! HTTPClient()
+    private let client = try! CurlClient()
 
     private func request(_ method: String, _ path: String, body: String? = nil) async throws -> [UInt8] {
         let r = try await client.send(method: method, url: "http://127.0.0.1:\(port)\(path)",
