@@ -1,8 +1,9 @@
 import Curl
+import DequeModule
 import Logging
-import LMDB
 import Metrics
 import PushlogCore
+import Synchronization
 
 /// The HTTP pushers' loops as state machines driven in batches, on the HTTP client's curl
 /// thread (a ``PostBatcher`` handler), instead of one task per pusher awaiting one request at a
@@ -46,7 +47,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
         var active = 0
         var endWaiters: [CheckedContinuation<Void, Never>] = []
     }
-    private let lock = Mutex()
+    private let lock = Mutex(())
     private var inbox = Inbox()
 
     // MARK: Curl thread only
@@ -152,7 +153,8 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
 
     private final class Host {
         var inFlight = 0
-        var waiters = Queue()
+        /// Runs waiting for a host slot, first come first served.
+        var waiters = Deque<Run>()
     }
     private var ops: [WriteOp] = []
     private var opRuns: [Run] = []
@@ -168,25 +170,6 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
     private var cpuMark: (user: Double, system: Double)?
     /// ``UnreadGenerations/global`` read just before this step's read transaction.
     private var unreadGlobalBeforeRead: UInt64 = 0
-
-    /// A FIFO of runs waiting for a host slot.
-    private struct Queue {
-        var items: [Run] = []
-        var head = 0
-        var isEmpty: Bool { head == items.count }
-        mutating func push(_ r: Run) { items.append(r) }
-        mutating func pop() -> Run? {
-            guard head < items.count else { return nil }
-            defer {
-                head += 1
-                if head > 64, head * 2 > items.count {
-                    items.removeFirst(head)
-                    head = 0
-                }
-            }
-            return items[head]
-        }
-    }
 
     private static let headers = ["Content-Type": "application/json"]
     private static let roundSize = 100
@@ -369,7 +352,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
                 if run.lastWriteSeq <= committedSeq { run.failingSince = pusher.state.failingSince }
                 // A persisted backoff is honoured, across restarts too; pokes do not cut it short.
                 let notBefore = max(run.notBefore, pusher.state.nextAttempt ?? 0)
-                let wait = notBefore - Clock.nowMS()
+                let wait = notBefore - SystemClock.nowMS()
                 if wait > 0 {
                     releaseSlot(run)
                     sleep(run, milliseconds: wait, pool: pool)
@@ -397,7 +380,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
             }
             let n = run.queue[run.next]
             if n.isRead {
-                write(.advance(key: key, pos: n.pos, success: false, now: Clock.nowMS(), badge: nil), run)  // nothing to push
+                write(.advance(key: key, pos: n.pos, success: false, now: SystemClock.nowMS(), badge: nil), run)  // nothing to push
                 run.cursor = n.pos
                 run.next += 1
                 continue
@@ -417,14 +400,14 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
                 run.pusher = pusher
             }
             guard let entry = input.entry else {
-                write(.advance(key: key, pos: n.pos, success: false, now: Clock.nowMS(), badge: nil), run)  // compacted away
+                write(.advance(key: key, pos: n.pos, success: false, now: SystemClock.nowMS(), badge: nil), run)  // compacted away
                 run.cursor = n.pos
                 run.next += 1
                 continue
             }
             let raw = RawNotification(entry)
             let receivedTS: Int64, loggedTS: Int64
-            var note: Notification?
+            var note: PushNotification?
             if let raw {
                 receivedTS = raw.receivedTS
                 loggedTS = raw.ts
@@ -432,7 +415,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
                 // Not read in place: the full decoder says what is wrong (it throws), or what it is.
                 let logged = try EntryCodec.decode(entry, pos: n.pos)
                 guard case .notification(let decoded) = logged.entry else {
-                    write(.advance(key: key, pos: n.pos, success: false, now: Clock.nowMS(), badge: nil), run)  // not a notification
+                    write(.advance(key: key, pos: n.pos, success: false, now: SystemClock.nowMS(), badge: nil), run)  // not a notification
                     run.cursor = n.pos
                     run.next += 1
                     continue
@@ -441,7 +424,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
                 receivedTS = decoded.receivedTS
                 loggedTS = logged.ts
             }
-            let now = Clock.nowMS()
+            let now = SystemClock.nowMS()
             if config.maxAgeMS > 0, now - receivedTS > config.maxAgeMS {
                 Counter(label: "pushlog_dead_letters_total", dimensions: [("reason", DeadLetterReason.maxAge.label)]).increment()
                 run.context.logger.warning("dead-lettered notification at pos \(n.pos) for \(pusher.config.id.logName): \(DeadLetterReason.maxAge.label)")
@@ -516,7 +499,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
             run.context.logger.warning("gateway rejected pushkey \(PusherID.shortened(pushkey)), not this pusher's; ignored (\(f.pusher.config.id.logName))")
         }
         pool.pushesProcessed.increment()
-        let now = Clock.nowMS()
+        let now = SystemClock.nowMS()
         let latency = Double(now - f.loggedTS) / 1000
         pool.pushLatency.recordSeconds(latency)
         pool.onDelivered?(f.pos, latency)
@@ -532,7 +515,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
     private func failed(_ run: Run, pos: UInt64, _ failure: GatewayFailure, pusher: PusherID, pool: PusherPool) {
         pool.pushesFailed.increment()
         failure.count()
-        let now = Clock.nowMS()
+        let now = SystemClock.nowMS()
         let since = run.failingSince ?? now
         let giveUp = now - since >= config.giveUpAfterMS
         let delay = config.backoff(failingSince: since, now: now)
@@ -648,7 +631,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
             return true
         }
         run.phase = .waitingHost
-        host.waiters.push(run)
+        host.waiters.append(run)
         return false
     }
 
@@ -656,7 +639,7 @@ final class HTTPDeliveryEngine: @unchecked Sendable {
     private func releaseSlot(_ run: Run) {
         guard let host = run.slot else { return }
         run.slot = nil
-        while let waiter = host.waiters.pop() {
+        while let waiter = host.waiters.popFirst() {
             guard waiter.phase == .waitingHost else { continue }
             waiter.slot = host
             waiter.phase = .ready

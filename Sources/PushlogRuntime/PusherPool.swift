@@ -1,8 +1,8 @@
 import Curl
 import Logging
-import LMDB
 import Metrics
 import PushlogCore
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,13 +14,13 @@ import Glibc
 /// pushers of the users concerned and poke them.
 public final class PusherPool: @unchecked Sendable {
     let store: Store
-    let http: HTTPClient
+    let http: CurlClient
     let processes: BackgroundProcesses
     let config: PushConfig
     /// nil: email pushers are inert (no `email.smtp_url`).
     let email: EmailDelivery?
     let logger: Logger
-    let lock = Mutex()
+    let lock = Mutex(())
     private var loops: [[UInt8]: LoopState] = [:]
     var emailLoops: [[UInt8]: EmailLoop] = [:]
     /// Email loops not waiting for their next due time (running a pass, or about to).
@@ -72,7 +72,7 @@ public final class PusherPool: @unchecked Sendable {
     /// compare the two in benchmarks).
     private(set) var engine: DeliveryEngines?
 
-    public init(store: Store, http: HTTPClient, processes: BackgroundProcesses, config: PushConfig,
+    public init(store: Store, http: CurlClient, processes: BackgroundProcesses, config: PushConfig,
                 email: EmailDelivery? = nil, logger: Logger) {
         self.store = store
         self.http = http
@@ -92,13 +92,13 @@ public final class PusherPool: @unchecked Sendable {
     @discardableResult
     public func start() -> Task<Void, Never> {
         processes.run("start_pushers") { [self] ctx in
-            let t0 = Clock.monotonicSeconds()
+            let t0 = SystemClock.monotonicSeconds()
             // Only the pending ones are held: memory grows with work, not with idle pushers.
             var pending: [PendingPusher] = []
             let total = try ctx.transaction {
                 try store.forEachPending { pending.append($0); return true }
             }
-            let checkSeconds = Clock.monotonicSeconds() - t0
+            let checkSeconds = SystemClock.monotonicSeconds() - t0
             bootCheckSeconds.record(checkSeconds)
             ctx.logger.info("started pushers: \(pending.count) pending of \(total) in \(Int(checkSeconds * 1000)) ms")
             // Start them, staggered: a slot is held until a loop's first pass ends.
