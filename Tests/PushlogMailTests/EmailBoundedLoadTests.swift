@@ -16,7 +16,7 @@ struct EmailBoundedLoadTests {
         let seen = Seen()
         let h = try await EmailHarness(observe: { seen.add($0) })
         defer { Task { await h.close() } }
-        let now = Clock.nowMS()
+        let now = SystemClock.nowMS()
         try h.notify((1...50).map { mailNote($0, body: "msg [\($0)]", receivedTS: now) }
             + [mailNote(51, room: Self.games, roomName: "Games", body: "msg [51]", receivedTS: now)])
         let mail = try await h.smtp.messages(count: 1)[0]
@@ -45,7 +45,7 @@ struct EmailBoundedLoadTests {
         config.maxNotificationsPerRoom = 3
         let h = try await EmailHarness(email: config, observe: { seen.add($0) })
         defer { Task { await h.close() } }
-        let now = Clock.nowMS()
+        let now = SystemClock.nowMS()
         try h.notify((1...7).map { mailNote($0, body: "msg [\($0)]", receivedTS: now) }
             + [8, 9].map { mailNote($0, room: Self.games, roomName: "Games", body: "msg [\($0)]", receivedTS: now) })
         let mail = try await h.smtp.messages(count: 1)[0]
@@ -83,7 +83,7 @@ struct EmailBoundedLoadTests {
 /// The digests the pool composed, in order.
 private final class Seen: @unchecked Sendable {
     private let lock = NSLock()
-    private var requests: [DigestRequest] = []
-    func add(_ r: DigestRequest) { lock.withLock { requests.append(r) } }
-    var all: [DigestRequest] { lock.withLock { requests } }
+    private var requests: [Digest] = []
+    func add(_ r: Digest) { lock.withLock { requests.append(r) } }
+    var all: [Digest] { lock.withLock { requests } }
 }
