@@ -1,7 +1,7 @@
 import LMDB
 
 /// One entry of the `notifs` index: what the pusher needs to know without reading the log.
-/// Read back in place, field by field, by `Store.walkNotifications`.
+/// Read back in place, field by field, by `StoreReadView.walkNotifications`.
 public struct NotifIndexValue: Sendable, Equatable {
     public var roomID: String
     public var streamOrdering: Int64

@@ -17,8 +17,8 @@ extension Store {
     /// move to the checkpoint, so `replay --rebuild` derives the same state afterwards.
     /// The caller must hold the data-dir lock and keep appenders out.
     public func dropPassedPrefix(olderThan cutoffTS: Int64, chunk: Int = 20_000) throws -> CompactReport {
-        let first = try firstPos()
-        let head = try self.head()
+        let first = try read { try $0.firstPos() }
+        let head = try read { try $0.head() }
         var minCursor = head
         try env.read { txn in
             try txn.forEach(consumers) { _, v in
@@ -27,7 +27,7 @@ extension Store {
                 return true
             }
         }
-        let end = min(minCursor + 1, try position(atOrAfter: cutoffTS), head + 1)  // drop pos < end
+        let end = min(minCursor + 1, try read { try $0.position(atOrAfter: cutoffTS) }, head + 1)  // drop pos < end
         guard end > first else { return CompactReport(newFirst: first, dropped: 0, checkpointed: 0) }
 
         // What stays in force: the latest pusher set per pusher still registered at `end`,

@@ -5,7 +5,7 @@ import Glibc
 
 /// A pusher with work: its head is past its cursor.
 public struct PendingPusher: Sendable, Equatable {
-    /// The pusher's store key (user, 0x00, hash); `Store.pusher(key:)` loads its config.
+    /// The pusher's store key (user, 0x00, hash); `StoreReadView.pusher(key:)` loads its config.
     public var key: [UInt8]
     public var userID: String
     public var cursor: UInt64
@@ -13,25 +13,24 @@ public struct PendingPusher: Sendable, Equatable {
     public var kind: PusherKind
 }
 
-extension Store {
+extension StoreReadView {
     /// The boot check: walks `consumers` and `heads` side by side in key order (a merge join: two
     /// sequential cursors, no per-pusher seek) and calls `body` for every enabled pusher whose
-    /// user's head is past its cursor, until `body` returns false. One short read transaction
-    /// per call; `after` resumes after a pusher key, `limit` caps the rows of this call.
+    /// user's head is past its cursor, until `body` returns false. `after` resumes after a pusher
+    /// key, `limit` caps the rows of this call (``Store/pendingPushers(pageSize:)`` pages through
+    /// it, one short transaction a page).
     /// Returns the number of consumers examined.
     @discardableResult
     public func forEachPending(after: [UInt8]? = nil, limit: Int = .max,
                                _ body: (PendingPusher) throws -> Bool) throws -> Int {
         guard limit > 0 else { return 0 }
-        return try env.read { txn in
-            var yielded = 0
-            return try walkConsumersWithHeads(txn, after: after) { ck, cv, userLength, head in
-                guard let head, let cursor = ConsumerState.cursorIfEnabled(cv), head > cursor else { return true }
-                let p = PendingPusher(key: Array(ck), userID: String(decoding: UnsafeRawBufferPointer(rebasing: ck[..<userLength]), as: UTF8.self),
-                                      cursor: cursor, head: head, kind: PusherKind(code: cv[41]) ?? .http)
-                yielded += 1
-                return try body(p) && yielded < limit
-            }
+        var yielded = 0
+        return try store.walkConsumersWithHeads(txn, after: after) { ck, cv, userLength, head in
+            guard let head, let cursor = ConsumerState.cursorIfEnabled(cv), head > cursor else { return true }
+            let p = PendingPusher(key: Array(ck), userID: String(decoding: UnsafeRawBufferPointer(rebasing: ck[..<userLength]), as: UTF8.self),
+                                  cursor: cursor, head: head, kind: PusherKind(code: cv[41]) ?? .http)
+            yielded += 1
+            return try body(p) && yielded < limit
         }
     }
 
@@ -40,18 +39,18 @@ extension Store {
     /// pending one is (log entries between its cursor and its user's head). One merge walk, like
     /// the boot check: ~60 ns a pusher, nothing held per idle pusher.
     public func pusherCensus() throws -> PusherCensus {
-        try env.read { txn in
-            var census = PusherCensus()
-            try walkConsumersWithHeads(txn, after: nil) { _, cv, _, head in
-                guard cv.count >= ConsumerState.minSize, let kind = PusherKind(code: cv[41]) else { return true }
-                census.byKind[kind, default: 0] += 1
-                if let head, let cursor = ConsumerState.cursorIfEnabled(cv), head > cursor { census.lags.append(head - cursor) }
-                return true
-            }
-            return census
+        var census = PusherCensus()
+        try store.walkConsumersWithHeads(txn, after: nil) { _, cv, _, head in
+            guard cv.count >= ConsumerState.minSize, let kind = PusherKind(code: cv[41]) else { return true }
+            census.byKind[kind, default: 0] += 1
+            if let head, let cursor = ConsumerState.cursorIfEnabled(cv), head > cursor { census.lags.append(head - cursor) }
+            return true
         }
+        return census
     }
+}
 
+extension Store {
     /// The merge join under the boot check and the census: `consumers` and `heads` walked side by
     /// side in key order (both start with the user id), `body` called with each consumer's key,
     /// its value, the length of the user id that starts the key, and that user's head (nil: no
@@ -111,7 +110,7 @@ public struct PendingPushers: Sequence {
                 var fresh: [PendingPusher] = []
                 fresh.reserveCapacity(pageSize)
                 // A failing read ends the sequence; callers that need the error use forEachPending.
-                _ = try? store.forEachPending(after: lastKey, limit: pageSize) { fresh.append($0); return true }
+                _ = try? store.read { try $0.forEachPending(after: lastKey, limit: pageSize) { fresh.append($0); return true } }
                 if fresh.count < pageSize { exhausted = true }
                 guard let last = fresh.last else { return nil }
                 lastKey = last.key
@@ -137,7 +136,7 @@ func compareKeys(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> In
     return a.count - b.count
 }
 
-/// The pushers as `/metrics` shows them (``Store/pusherCensus()``).
+/// The pushers as `/metrics` shows them (``StoreReadView/pusherCensus()``).
 public struct PusherCensus: Sendable, Equatable {
     /// Every pusher, enabled or not, by kind.
     public var byKind: [PusherKind: Int] = [:]

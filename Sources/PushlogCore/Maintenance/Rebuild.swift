@@ -108,7 +108,7 @@ extension Store {
 
         // Checkpoint first (entries compaction kept), then the log, chunk by chunk.
         report.entries += try derive(from: checkpoint, after: nil, through: .max, into: shadow, chunk: chunk).applied
-        var derivedThrough = try head()
+        var derivedThrough = try read { try $0.head() }
         report.entries += try derive(from: log, after: nil, through: derivedThrough, into: shadow, chunk: chunk) {
             progress?($0, derivedThrough)
         }.applied
@@ -132,7 +132,7 @@ extension Store {
                 throw CorruptData(what: "log", reason: "appends kept outrunning the check; run it again when the log is quieter")
             }
             let last = derivedThrough
-            derivedThrough = try head()
+            derivedThrough = try read { try $0.head() }
             report.entries += try derive(from: log, after: last, through: derivedThrough, into: shadow, chunk: chunk).applied
         }
 

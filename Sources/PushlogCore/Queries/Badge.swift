@@ -7,15 +7,11 @@ public enum BadgeRule: Sendable {
     case notifications
 }
 
-extension Store {
+extension StoreReadView {
     /// The badge: rooms with unread notifications, or unread notifications, for `user`.
     public func badge(user: String, rule: BadgeRule = .rooms) throws -> Int {
-        try env.read { txn in try badge(user: user, rule: rule, txn: txn) }
-    }
-
-    func badge(user: String, rule: BadgeRule, txn: Transaction) throws -> Int {
         var total = 0
-        try txn.forEach(projections.unread, prefix: Keys.userPrefix(user)) { _, v in
+        try txn.forEach(store.projections.unread, prefix: Keys.userPrefix(user)) { _, v in
             let u = try UnreadValue.decode(v)
             total += rule == .rooms ? 1 : Int(u.count)
             return true

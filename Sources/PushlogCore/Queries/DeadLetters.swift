@@ -10,18 +10,16 @@ public enum DeadLetterReason: UInt8, Sendable, CaseIterable {
     public var label: String { self == .giveUp ? "give_up" : "max_age" }
 }
 
-extension Store {
+extension StoreReadView {
     /// Dead letters of a pusher: (pos, reason, ts).
     public func deadLetters(key: [UInt8]) throws -> [(pos: UInt64, reason: DeadLetterReason, ts: Int64)] {
-        try env.read { txn in
-            var out: [(UInt64, DeadLetterReason, Int64)] = []
-            try txn.forEach(deadLetters, prefix: key) { k, v in
-                guard k.count == key.count + 8, v.count == 9, let r = DeadLetterReason(rawValue: v[0]) else { return true }
-                out.append((BigEndianRead.uint64(k, at: key.count), r, Int64(bitPattern: BigEndianRead.uint64(v, at: 1))))
-                return true
-            }
-            return out
+        var out: [(UInt64, DeadLetterReason, Int64)] = []
+        try txn.forEach(store.deadLetters, prefix: key) { k, v in
+            guard k.count == key.count + 8, v.count == 9, let r = DeadLetterReason(rawValue: v[0]) else { return true }
+            out.append((BigEndianRead.uint64(k, at: key.count), r, Int64(bitPattern: BigEndianRead.uint64(v, at: 1))))
+            return true
         }
+        return out
     }
 }
 

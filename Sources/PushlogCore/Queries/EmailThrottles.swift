@@ -1,13 +1,5 @@
 import LMDB
 
-extension Store {
-    /// Every room throttle of the pusher at `key`, by room id.
-    public func emailThrottles(key: [UInt8]) throws -> [String: EmailThrottle] {
-        try read { try $0.emailThrottles(key: key) }
-    }
-
-}
-
 extension StoreReadView {
     /// Every room throttle of the pusher at `key`, by room id.
     public func emailThrottles(key: [UInt8]) throws -> [String: EmailThrottle] {
@@ -20,7 +12,6 @@ extension StoreReadView {
         }
         return out
     }
-
 }
 
 extension StoreWriteContext {

@@ -1,45 +1,34 @@
 import LMDB
 
-extension Store {
+extension StoreReadView {
     /// Calls `body` for each log entry with `from <= pos <= to`, in order, until it returns false.
     public func forEachEntry(from: UInt64 = 1, to: UInt64 = .max, _ body: (LoggedEntry) throws -> Bool) throws {
-        try env.read { txn in
-            try txn.forEach(log, from: Keys.pos(from)) { k, v in
-                let pos = BigEndianRead.uint64(k, at: 0)
-                guard pos <= to else { return false }
-                return try body(try EntryCodec.decode(v, pos: pos))
-            }
+        try txn.forEach(store.log, from: Keys.pos(from)) { k, v in
+            let pos = BigEndianRead.uint64(k, at: 0)
+            guard pos <= to else { return false }
+            return try body(try EntryCodec.decode(v, pos: pos))
         }
     }
 
     /// The entry at `pos`, or nil when there is none (beyond the head, or compacted away).
     public func entry(at pos: UInt64) throws -> LoggedEntry? {
-        try env.read { txn in try txn.get(log, Keys.pos(pos)).map { try EntryCodec.decode($0, pos: pos) } }
+        try txn.get(store.log, Keys.pos(pos)).map { try EntryCodec.decode($0, pos: pos) }
     }
 
     /// The first pos appended at or after `ts` (ms); head + 1 when there is none.
     public func position(atOrAfter ts: Int64) throws -> UInt64 {
-        try env.read { txn in
-            let head = try metaUInt(txn, .head) ?? 0
-            var lo = try metaUInt(txn, .first) ?? 1, hi = head + 1
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2
-                guard let v = try txn.get(log, Keys.pos(mid)), let t = EntryCodec.timestamp(v) else {
-                    throw CorruptData(what: "log", reason: "entry \(mid) missing or unreadable")
-                }
-                if t < ts { lo = mid + 1 } else { hi = mid }
+        let head = try head()
+        var lo = try firstPos(), hi = head + 1
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2
+            guard let v = try txn.get(store.log, Keys.pos(mid)), let t = EntryCodec.timestamp(v) else {
+                throw CorruptData(what: "log", reason: "entry \(mid) missing or unreadable")
             }
-            return lo
+            if t < ts { lo = mid + 1 } else { hi = mid }
         }
+        return lo
     }
 
-    /// The notifications logged at `positions` (those still in the log), in one transaction.
-    public func notifications(at positions: [UInt64]) throws -> [UInt64: PushNotification] {
-        try read { try $0.notifications(at: positions) }
-    }
-}
-
-extension StoreReadView {
     /// The notifications logged at `positions` (those still in the log).
     public func notifications(at positions: [UInt64]) throws -> [UInt64: PushNotification] {
         var out: [UInt64: PushNotification] = [:]

@@ -6,7 +6,7 @@ extension StoreReadView {
     /// room and thread strings (rooms and their receipts are compared and cached as bytes).
     public func notificationPositions(user: String, after cursor: UInt64, limit: Int) throws -> [(pos: UInt64, isRead: Bool)] {
         var out: [(pos: UInt64, isRead: Bool)] = []
-        try store.walkNotifications(user: user, after: cursor, limit: limit, txn: txn) { row in
+        try walkNotifications(user: user, after: cursor, limit: limit) { row in
             out.append((row.pos, row.isRead))
             return true
         }
@@ -25,11 +25,11 @@ struct NotificationRow {
     var isRead: Bool
 }
 
-extension Store {
+extension StoreReadView {
     /// The walk behind every query of a user's pushable notifications: rows with pos > `cursor`
     /// in log order, until `body` returns false or `limit` rows were given. Rooms, threads and
     /// their receipts are compared and cached as the bytes in the map; no string is built.
-    func walkNotifications(user: String, after cursor: UInt64, limit: Int, txn: Transaction,
+    func walkNotifications(user: String, after cursor: UInt64, limit: Int,
                            _ body: (NotificationRow) throws -> Bool) throws {
         let prefix = Keys.userPrefix(user)
         var rooms: [ByteKey: RoomReceipts] = [:]
@@ -37,10 +37,10 @@ extension Store {
         func receipt(room: UnsafeRawBufferPointer, thread: UnsafeRawBufferPointer?) throws -> Int64 {
             receiptKey.removeSubrange(prefix.count...)
             Keys.appendReceiptTail(room: room, thread: thread, to: &receiptKey)
-            return try ReceiptView.streamOrdering(txn.get(projections.receipts, receiptKey))
+            return try ReceiptView.streamOrdering(txn.get(store.projections.receipts, receiptKey))
         }
         var n = 0
-        try txn.forEach(projections.notifs, from: Keys.notif(user, cursor &+ 1)) { k, v in
+        try txn.forEach(store.projections.notifs, from: Keys.notif(user, cursor &+ 1)) { k, v in
             guard k.count == prefix.count + 8, k.starts(with: prefix), n < limit else { return false }
             let pos = BigEndianRead.uint64(k, at: prefix.count)
             guard pos > cursor else { return true }

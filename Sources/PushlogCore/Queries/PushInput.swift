@@ -8,19 +8,14 @@ public struct PushInput: Sendable {
     public var badge: Int
 }
 
-extension Store {
-    /// The pusher at `key` (nil when removed), the entry at `pos` and the user's badge, in one
-    /// read transaction.
+extension StoreReadView {
+    /// The pusher at `key` (nil when removed), the entry at `pos` and the user's badge.
     public func pushInput(key: [UInt8], pos: UInt64, rule: BadgeRule) throws -> PushInput? {
-        try env.read { txn in try pushInput(key: key, pos: pos, rule: rule, txn: txn) }
-    }
-
-    func pushInput(key: [UInt8], pos: UInt64, rule: BadgeRule, txn: Transaction) throws -> PushInput? {
-        guard let raw = try StoreReadView(store: self, txn: txn).rawPushInput(key: key, pos: pos) else { return nil }
+        guard let raw = try rawPushInput(key: key, pos: pos) else { return nil }
         let config = try raw.decodePusher()
         return PushInput(pusher: LoadedPusher(key: key, config: config, state: raw.state),
                          entry: try raw.entry.map { try EntryCodec.decode($0, pos: pos) },
-                         badge: try badge(user: config.id.userID, rule: rule, txn: txn))
+                         badge: try badge(user: config.id.userID, rule: rule))
     }
 }
 

@@ -8,44 +8,40 @@ public struct PusherState: Sendable, Equatable {
     public var pending: Int
 }
 
-extension Store {
+extension StoreReadView {
     /// The newest pushable notification pos of `user` (0 when none).
     public func head(user: String) throws -> UInt64 {
-        try env.read { txn in try txn.get(projections.heads, Keys.user(user)).map { BigEndianRead.uint64($0, at: 0) } ?? 0 }
+        try txn.get(store.projections.heads, Keys.user(user)).map { BigEndianRead.uint64($0, at: 0) } ?? 0
     }
 
     /// The stored config of the pusher at `key` (as given by the pending check).
     public func pusher(key: [UInt8]) throws -> PusherConfig? {
-        try env.read { txn in try txn.get(projections.pushers, key).map(PusherRecord.decode) }
+        try txn.get(store.projections.pushers, key).map(PusherRecord.decode)
     }
 
     public func pusherState(_ id: PusherID) throws -> PusherState? {
-        try env.read { txn in
-            let key = Keys.pusher(id)
-            guard let raw = try txn.get(projections.pushers, key) else { return nil }
-            return try pusherState(key: key, config: PusherRecord.decode(raw), txn: txn)
-        }
+        let key = Keys.pusher(id)
+        guard let raw = try txn.get(store.projections.pushers, key) else { return nil }
+        return try pusherState(key: key, config: PusherRecord.decode(raw))
     }
 
-    /// Every pusher (of `user`, when given) with its state, in key order.
+    /// Every pusher (of `user`, when given) with its state, in key order, until `body` returns false.
     public func forEachPusherState(user: String? = nil, _ body: (PusherState) throws -> Bool) throws {
-        try env.read { txn in
-            let prefix = user.map(Keys.userPrefix) ?? []
-            try txn.forEach(projections.pushers, prefix: prefix) { k, v in
-                let config = try PusherRecord.decode(v)
-                return try body(try pusherState(key: Array(k), config: config, txn: txn))
-            }
+        let prefix = user.map(Keys.userPrefix) ?? []
+        try txn.forEach(store.projections.pushers, prefix: prefix) { k, v in
+            let config = try PusherRecord.decode(v)
+            return try body(try pusherState(key: Array(k), config: config))
         }
     }
 
-    func pusherState(key: [UInt8], config: PusherConfig, txn: Transaction) throws -> PusherState {
-        let state = try txn.get(consumers, key).map(ConsumerState.decode)
+    func pusherState(key: [UInt8], config: PusherConfig) throws -> PusherState {
+        let state = try txn.get(store.consumers, key).map(ConsumerState.decode)
             ?? ConsumerState(cursor: 0, enabled: config.enabled, kind: config.kind)
-        let head = try txn.get(projections.heads, Keys.user(config.id.userID)).map { BigEndianRead.uint64($0, at: 0) } ?? 0
+        let head = try head(user: config.id.userID)
         var pending = 0
         if head > state.cursor {
             let prefix = Keys.userPrefix(config.id.userID)
-            try txn.forEach(projections.notifs, from: Keys.notif(config.id.userID, state.cursor &+ 1)) { k, _ in
+            try txn.forEach(store.projections.notifs, from: Keys.notif(config.id.userID, state.cursor &+ 1)) { k, _ in
                 guard k.count == prefix.count + 8, k.starts(with: prefix) else { return false }
                 pending += 1
                 return true

@@ -16,8 +16,12 @@ extension Store {
         public var mapSizeBytes: Int
     }
 
-    public func stats() throws -> Stats {
-        let info = env.info
+}
+
+extension StoreReadView {
+    /// What `pushlog stats` shows, from this view's snapshot.
+    public func stats() throws -> Store.Stats {
+        let info = store.env.info
         var lags: [Int] = []
         var byKind: [PusherKind: Int] = [:]
         var total = 0
@@ -29,12 +33,10 @@ extension Store {
         }
         lags.sort()
         func pct(_ p: Double) -> Int { lags.isEmpty ? 0 : lags[min(lags.count - 1, Int(Double(lags.count) * p))] }
-        return try env.read { txn in
-            Stats(head: try metaUInt(txn, .head) ?? 0, firstPos: try metaUInt(txn, .first) ?? 1,
-                  entries: try txn.count(log), pushers: total, pushersByKind: byKind, pendingPushers: lags.count,
-                  users: try txn.count(projections.heads), deadLetters: try txn.count(deadLetters),
-                  lagPercentiles: [pct(0.5), pct(0.9), pct(0.99), lags.last ?? 0],
-                  mapUsedBytes: info.usedBytes, mapSizeBytes: info.mapSize)
-        }
+        return Store.Stats(head: try head(), firstPos: try firstPos(),
+                           entries: try txn.count(store.log), pushers: total, pushersByKind: byKind, pendingPushers: lags.count,
+                           users: try txn.count(store.projections.heads), deadLetters: try txn.count(store.deadLetters),
+                           lagPercentiles: [pct(0.5), pct(0.9), pct(0.99), lags.last ?? 0],
+                           mapUsedBytes: info.usedBytes, mapSizeBytes: info.mapSize)
     }
 }

@@ -11,17 +11,12 @@ public struct UserNotification: Sendable, Equatable {
     public var isRead: Bool
 }
 
-extension Store {
-    /// The user's pushable notifications with pos > `cursor`, in log order, until `body` returns
-    /// false or `limit` rows were given.
+extension StoreReadView {
+    /// Calls `body` with each of `user`'s pushable notifications with pos > `cursor`, in log
+    /// order, read ones marked, until it returns false or `limit` rows were given.
     public func forEachNotification(user: String, after cursor: UInt64, limit: Int = .max,
                                     _ body: (UserNotification) throws -> Bool) throws {
-        try env.read { txn in try forEachNotification(user: user, after: cursor, limit: limit, txn: txn, body) }
-    }
-
-    func forEachNotification(user: String, after cursor: UInt64, limit: Int, txn: Transaction,
-                             _ body: (UserNotification) throws -> Bool) throws {
-        try walkNotifications(user: user, after: cursor, limit: limit, txn: txn) { row in
+        try walkNotifications(user: user, after: cursor, limit: limit) { row in
             func string(_ raw: UnsafeRawBufferPointer) throws -> String {
                 guard let s = String(validating: raw, as: UTF8.self) else {
                     throw CorruptData(what: "notification index", reason: "invalid UTF-8")
@@ -33,18 +28,10 @@ extension Store {
         }
     }
 
+    /// `user`'s pushable notifications with pos > `cursor` (at most `limit`), in log order.
     public func notifications(user: String, after cursor: UInt64, limit: Int = .max) throws -> [UserNotification] {
         var out: [UserNotification] = []
         try forEachNotification(user: user, after: cursor, limit: limit) { out.append($0); return true }
         return out
-    }
-
-}
-
-extension StoreReadView {
-    /// Calls `body` with each notification of `user` after `cursor`, in log order, read ones
-    /// marked, until it returns false.
-    public func forEachNotification(user: String, after cursor: UInt64, _ body: (UserNotification) throws -> Bool) throws {
-        try store.forEachNotification(user: user, after: cursor, limit: .max, txn: txn, body)
     }
 }

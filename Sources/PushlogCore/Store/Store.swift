@@ -96,17 +96,6 @@ public final class Store: Sendable {
         try txn.put(meta, Array(key.rawValue.utf8), BigEndian.bytes(value))
     }
 
-    /// The pos of the newest log entry (0 for an empty log). A single cheap read: this is what a
-    /// server polls to notice appends made by another process.
-    public func head() throws -> UInt64 {
-        try env.read { try metaUInt($0, .head) ?? 0 }
-    }
-
-    /// The pos of the oldest entry still in the log (1 unless `compact` dropped a prefix).
-    public func firstPos() throws -> UInt64 {
-        try env.read { try metaUInt($0, .first) ?? 1 }
-    }
-
     // MARK: appending
 
     /// Appends entries and updates the projections in the same transaction; returns once the
@@ -181,6 +170,7 @@ public final class Store: Sendable {
 
     /// Runs `body` in one read transaction: several queries see the same snapshot and share the
     /// transaction's cost. The view is valid only inside `body`.
+    @discardableResult
     public func read<T>(_ body: (StoreReadView) throws -> T) throws -> T {
         try env.read { txn in try body(StoreReadView(store: self, txn: txn)) }
     }

@@ -1,20 +1,19 @@
 import LMDB
 
-/// Queries inside one read transaction (see ``Store/read(_:)``).
-/// Trap: do not keep it beyond `body`; its transaction is gone.
+/// One read transaction as the store's callers see it: every query of the store is a method of
+/// the view (the files of `Queries/`), and all of them in one `store.read { view in … }` see
+/// the same snapshot and share the transaction's cost.
+///
+/// Trap: do not keep it beyond `body`; its transaction is gone, and the bytes it handed out
+/// with it.
 public struct StoreReadView {
     let store: Store
     let txn: Transaction
 
-    public func loadPusher(key: [UInt8]) throws -> LoadedPusher? { try store.loadPusher(key: key, txn: txn) }
+    /// The pos of the newest log entry (0 for an empty log). A single cheap read: this is what a
+    /// server polls to notice appends made by another process.
+    public func head() throws -> UInt64 { try store.metaUInt(txn, .head) ?? 0 }
 
-    public func notifications(user: String, after cursor: UInt64, limit: Int) throws -> [UserNotification] {
-        var out: [UserNotification] = []
-        try store.forEachNotification(user: user, after: cursor, limit: limit, txn: txn) { out.append($0); return true }
-        return out
-    }
-
-    public func pushInput(key: [UInt8], pos: UInt64, rule: BadgeRule) throws -> PushInput? {
-        try store.pushInput(key: key, pos: pos, rule: rule, txn: txn)
-    }
+    /// The pos of the oldest entry still in the log (1 unless `compact` dropped a prefix).
+    public func firstPos() throws -> UInt64 { try store.metaUInt(txn, .first) ?? 1 }
 }

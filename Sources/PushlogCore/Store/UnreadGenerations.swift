@@ -107,7 +107,7 @@ extension StoreReadView {
         if cache.generation & 1 == 0, cache.rule == rule, gens.generation(slot: slot) == cache.generation {
             return cache.badge
         }
-        let badge = try store.badge(user: user, rule: rule, txn: txn)
+        let badge = try badge(user: user, rule: rule)
         let (now, global) = gens.generations(slot: slot)
         if now & 1 == 0, global == globalBeforeRead {
             cache = BadgeCache(generation: now, badge: badge, rule: rule, slot: slot)
