@@ -27,7 +27,7 @@ struct EmailPusher {
     }
 
     func process() async throws -> Next {
-        guard let pusher = try context.transaction({ try store.loadPusher(key: key) }),
+        guard let pusher = try context.transaction({ try store.read({ view in try view.loadPusher(key: key) }) }),
               pusher.state.enabled, pusher.config.kind == .email else { return .idle }
         let now = SystemClock.nowMS()
         // A failed mail waits out its backoff, whatever pokes it.

@@ -36,7 +36,7 @@ struct HTTPPusher {
         let rule = config.badgeRule
         while true {
             try Task.checkCancellation()
-            guard let pusher = try store.loadPusher(key: key), pusher.state.enabled, pusher.config.kind == .http else { break }
+            guard let pusher = try store.read({ view in try view.loadPusher(key: key) }), pusher.state.enabled, pusher.config.kind == .http else { break }
             cursor = max(cursor, pusher.state.cursor)
             // A persisted backoff is honoured, across restarts too; pokes do not cut it short.
             if let next = pusher.state.nextAttempt {
@@ -50,7 +50,7 @@ struct HTTPPusher {
                 }
             }
             let batch = try context.transaction {
-                try store.notifications(user: pusher.config.id.userID, after: cursor, limit: 100)
+                try store.read { view in try view.notifications(user: pusher.config.id.userID, after: cursor, limit: 100) }
             }
             if batch.isEmpty { break }
             var stop = false
@@ -65,7 +65,7 @@ struct HTTPPusher {
                     cursor = n.pos
                     continue
                 }
-                guard let input = try store.pushInput(key: key, pos: n.pos, rule: rule), input.pusher.state.enabled else {
+                guard let input = try store.read({ view in try view.pushInput(key: key, pos: n.pos, rule: rule) }), input.pusher.state.enabled else {
                     stop = true  // removed or disabled
                     break delivery
                 }
@@ -205,10 +205,10 @@ struct HTTPPusher {
     /// The badge-only push after a receipt, sent only when the badge changed and the pusher does
     /// not disable badges. Not retried, and it does not touch the backoff.
     func updateBadge() async throws {
-        guard let pusher = try store.loadPusher(key: key), pusher.state.enabled,
+        guard let pusher = try store.read({ view in try view.loadPusher(key: self.key) }), pusher.state.enabled,
               !GatewayPayload.badgeDisabled(pusher.config) else { return }
         let rule = config.badgeRule
-        let badge = try store.badge(user: pusher.config.id.userID, rule: rule)
+        let badge = try store.read { view in try view.badge(user: pusher.config.id.userID, rule: rule) }
         if let last = pusher.state.lastBadge, last == Int64(badge) { return }
         let key = self.key
         // Recorded before sending, as Synapse does: a failure is not resent with the same count.

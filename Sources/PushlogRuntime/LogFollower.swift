@@ -8,18 +8,18 @@ public enum LogFollower {
     @discardableResult
     public static func start(store: Store, pool: PusherPool, processes: BackgroundProcesses,
                              interval: Duration = .milliseconds(50)) throws -> Task<Void, Never> {
-        let start = try store.head()
+        let start = try store.read { view in try view.head() }
         let headGauge = Gauge(label: "pushlog_log_head")
         headGauge.record(start)
         return processes.run("follow_log") { ctx in
             var seen = start
             while !Task.isCancelled {
                 try await Task.sleep(for: interval)
-                let head = try store.head()
+                let head = try store.read { view in try view.head() }
                 guard head > seen else { continue }
                 var notified = Set<String>(), receipts = Set<String>(), pushers = Set<PusherID>()
                 try ctx.transaction {
-                    try store.forEachEntry(from: seen + 1, to: head) { e in
+                    try store.read { view in try view.forEachEntry(from: seen + 1, to: head) { e in
                         switch e.entry {
                         case .notification(let n) where n.notifies: notified.insert(n.userID)
                         case .notification: break
@@ -28,7 +28,7 @@ public enum LogFollower {
                         case .pusherRemoved(let id): pushers.insert(id)
                         }
                         return true
-                    }
+                    } }
                 }
                 seen = head
                 headGauge.record(head)

@@ -30,7 +30,7 @@ public final class PusherMetrics: Sendable {
             let now = SystemClock.monotonicSeconds()
             if let hit = cached.withLock({ $0 }), now - hit.at < maxAge { return hit.text }
             let text: [UInt8]
-            do { text = Array(Self.text(try store.pusherCensus()).utf8) } catch {
+            do { text = Array(Self.text(try store.read { view in try view.pusherCensus() }).utf8) } catch {
                 return Array("# pushlog_pushers: the store could not be read: \(error)\n".utf8)
             }
             cached.withLock { $0 = (now, text) }

@@ -96,7 +96,7 @@ public final class PusherPool: @unchecked Sendable {
             // Only the pending ones are held: memory grows with work, not with idle pushers.
             var pending: [PendingPusher] = []
             let total = try ctx.transaction {
-                try store.forEachPending { pending.append($0); return true }
+                try store.read { view in try view.forEachPending { pending.append($0); return true } }
             }
             let checkSeconds = SystemClock.monotonicSeconds() - t0
             bootCheckSeconds.record(checkSeconds)
@@ -112,7 +112,7 @@ public final class PusherPool: @unchecked Sendable {
 
     public func onNewNotifications(users: some Sequence<String>) {
         for user in users {
-            guard let pushers = try? store.pushers(ofUser: user) else { continue }
+            guard let pushers = try? store.read({ view in try view.pushers(ofUser: user) }) else { continue }
             for p in pushers where p.state.enabled {
                 if p.config.kind == .http { poke(key: p.key) } else if email != nil { pokeEmail(key: p.key) }
             }
@@ -121,7 +121,7 @@ public final class PusherPool: @unchecked Sendable {
 
     public func onNewReceipts(users: some Sequence<String>) {
         for user in users {
-            guard let pushers = try? store.pushers(ofUser: user) else { continue }
+            guard let pushers = try? store.read({ view in try view.pushers(ofUser: user) }) else { continue }
             for p in pushers where p.config.kind == .http && p.state.enabled {
                 lock.withLock { badgeUpdatesInFlight += 1 }
                 processes.run("http_pusher.on_new_receipts") { [self] ctx in
@@ -136,8 +136,8 @@ public final class PusherPool: @unchecked Sendable {
     /// nothing to do; a disabled or removed one's loop notices at its next step.
     public func onPushersChanged(_ ids: some Sequence<PusherID>) {
         for id in ids {
-            if let p = try? store.loadPusher(key: Keys.pusher(id)), p.state.enabled,
-               p.state.cursor < ((try? store.head(user: id.userID)) ?? 0) {
+            if let p = try? store.read({ view in try view.loadPusher(key: Keys.pusher(id)) }), p.state.enabled,
+               p.state.cursor < ((try? store.read { view in try view.head(user: id.userID) }) ?? 0) {
                 if p.config.kind == .http { poke(key: p.key) } else if email != nil { pokeEmail(key: p.key) }
             }
         }

@@ -16,9 +16,9 @@ extension PushlogAPI {
         case .pusherSet(let config):
             let result = try await store.appendAsync([entry])
             pool?.onPushersChanged(result.pusherChanges)
-            return JSONResponse(.object(["pusher": try store.pusherState(config.id)?.json ?? .null]))
+            return JSONResponse(.object(["pusher": try store.read { view in try view.pusherState(config.id) }?.json ?? .null]))
         case .pusherRemoved(let id):
-            if try store.pusherState(id) != nil {
+            if try store.read({ view in try view.pusherState(id) }) != nil {
                 let result = try await store.appendAsync([entry])
                 pool?.onPushersChanged(result.pusherChanges)
             }

@@ -30,7 +30,7 @@ extension PushlogAPI {
         guard text.isEmpty || text == "List-Unsubscribe=One-Click" else {
             throw APIError.invalid("body", "must be List-Unsubscribe=One-Click (form-encoded) or empty")
         }
-        if let state = try store.pusherState(link.id), state.config.kind == .email {
+        if let state = try store.read({ view in try view.pusherState(link.id) }), state.config.kind == .email {
             let result = try await store.appendAsync([.pusherRemoved(link.id)])
             pool?.onPushersChanged(result.pusherChanges)
         }

@@ -23,7 +23,7 @@ struct Replay: ParsableCommand {
             if rebuild { return try runRebuild() }
             try checkOption(user, "--user") { try EntryDecoder.checkID($0, field: $1) }
             let store = try dataDir.openExistingStore()
-            try store.forEachEntry(from: from, to: to) { e in
+            try store.read { view in try view.forEachEntry(from: from, to: to) { e in
                 if let user, e.entry.userID != user { return true }
                 if let type {
                     switch (type, e.entry) {
@@ -33,7 +33,7 @@ struct Replay: ParsableCommand {
                 }
                 if json { Output.json(e.json) } else { Output.line(Self.summary(e)) }
                 return true
-            }
+            } }
             Output.flush()
         }
     }

@@ -102,14 +102,14 @@ final class EmailHarness: @unchecked Sendable {
         pool.onNewReceipts(users: r.receiptUsers)
     }
 
-    var state: ConsumerState? { (try? store.pusherState(Self.pusher))?.state }
-    var throttles: [String: EmailThrottle] { (try? store.emailThrottles(key: Keys.pusher(Self.pusher))) ?? [:] }
+    var state: ConsumerState? { (try? store.read { view in try view.pusherState(Self.pusher) })?.state }
+    var throttles: [String: EmailThrottle] { (try? store.read { view in try view.emailThrottles(key: Keys.pusher(Self.pusher)) }) ?? [:] }
 
     /// Waits until the pusher's cursor reached the head and no email pass runs.
     func waitCaughtUp(timeout: Double = 15) async throws -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if let s = state, s.cursor >= (try store.head(user: Self.user)), pool.runningEmailLoops == 0 { return true }
+            if let s = state, s.cursor >= (try store.read({ view in try view.head(user: Self.user) })), pool.runningEmailLoops == 0 { return true }
             try await Task.sleep(for: .milliseconds(10))
         }
         return false

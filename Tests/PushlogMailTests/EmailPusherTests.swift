@@ -134,7 +134,7 @@ struct EmailPusherTests {
         _ = try await h.smtp.sessions(count: 1)
         #expect(try await eventually { h.state?.failingSince != nil })
         #expect(h.throttles.isEmpty)
-        #expect(try (h.state?.cursor ?? 0) < h.store.head(user: EmailHarness.user), "the cursor did not move")
+        #expect(try (h.state?.cursor ?? 0) < h.store.read { view in try view.head(user: EmailHarness.user) }, "the cursor did not move")
         // Down: nothing listens on its port.
         let port = h.smtp.port
         h.smtp.stop()

@@ -73,7 +73,7 @@ final class Harness: @unchecked Sendable {
         return result
     }
 
-    func state(_ id: PusherID) throws -> ConsumerState? { try store.pusherState(id)?.state }
+    func state(_ id: PusherID) throws -> ConsumerState? { try store.read { view in try view.pusherState(id) }?.state }
 }
 
 func note(_ i: Int, user: String = "@alice:example.org", room: String = "!r:example.org", so: Int64? = nil,

@@ -41,8 +41,8 @@ struct UnsubscribeTests {
             let query = String(uri[uri.range(of: "?")!.lowerBound...])
             #expect(page.contains("action=\"\(query.replacingOccurrences(of: "&", with: "&amp;"))\""))
             #expect(page.contains("alice+x@example.org"))
-            #expect(try store.pusherState(Self.email) != nil, "a GET changes nothing")
-            #expect(try store.pusherState(Self.other) != nil)
+            #expect(try store.read { view in try view.pusherState(Self.email) } != nil, "a GET changes nothing")
+            #expect(try store.read { view in try view.pusherState(Self.other) } != nil)
         }
     }
 
@@ -65,8 +65,8 @@ struct UnsubscribeTests {
             let (status, page) = try await raw(client, .post, link(Self.other), body: "List-Unsubscribe=One-Click")
             #expect(status == .ok)
             #expect(page.contains("unsubscribed"))
-            #expect(try store.pusherState(Self.other) == nil)
-            #expect(try store.pusherState(Self.email) != nil, "only the pusher the link names")
+            #expect(try store.read { view in try view.pusherState(Self.other) } == nil)
+            #expect(try store.read { view in try view.pusherState(Self.email) } != nil, "only the pusher the link names")
             let (again, _) = try await raw(client, .post, link(Self.other), body: "List-Unsubscribe=One-Click")
             #expect(again == .ok)
         }
@@ -79,10 +79,10 @@ struct UnsubscribeTests {
             let (refused, text) = try await raw(client, .post, link(Self.email), body: "List-Unsubscribe=Later")
             #expect(refused == .badRequest)
             #expect(text.contains("body"))
-            #expect(try store.pusherState(Self.email) != nil)
+            #expect(try store.read { view in try view.pusherState(Self.email) } != nil)
             let (status, _) = try await raw(client, .post, link(Self.email))
             #expect(status == .ok)
-            #expect(try store.pusherState(Self.email) == nil)
+            #expect(try store.read { view in try view.pusherState(Self.email) } == nil)
         }
     }
 
@@ -101,10 +101,10 @@ struct UnsubscribeTests {
                 #expect(reply.status == .forbidden)
                 #expect(reply.errcode == "M_FORBIDDEN")
             }
-            #expect(try store.pusherState(Self.email) != nil)
+            #expect(try store.read { view in try view.pusherState(Self.email) } != nil)
             let (status, _) = try await raw(client, .post, uri(Self.email, age: 89 * day), body: "List-Unsubscribe=One-Click")
             #expect(status == .ok)
-            #expect(try store.pusherState(Self.email) == nil)
+            #expect(try store.read { view in try view.pusherState(Self.email) } == nil)
         }
     }
 
@@ -116,7 +116,7 @@ struct UnsubscribeTests {
             let full = signer.link(baseURL: "http://x/", Self.email, now: SystemClock.nowMS() - 2_000)
             let reply = try await client.send(.post, String(full.dropFirst("http://x".count)))
             #expect(reply.status == .forbidden)
-            #expect(try store.pusherState(Self.email) != nil)
+            #expect(try store.read { view in try view.pusherState(Self.email) } != nil)
         }
     }
 
@@ -129,10 +129,10 @@ struct UnsubscribeTests {
                 .map { "\($0)=\(UnsubscribeSigner.percentEncoded($1))" }.joined(separator: "&")
             let (page, _) = try await raw(client, .get, "/v1/unsubscribe?" + query)
             #expect(page == .ok)
-            #expect(try store.pusherState(id) != nil)
+            #expect(try store.read { view in try view.pusherState(id) } != nil)
             let (status, _) = try await raw(client, .post, "/v1/unsubscribe?" + query, body: "List-Unsubscribe=One-Click")
             #expect(status == .ok)
-            #expect(try store.pusherState(id) == nil)
+            #expect(try store.read { view in try view.pusherState(id) } == nil)
         }
     }
 
@@ -170,8 +170,8 @@ struct UnsubscribeTests {
                 #expect(reply.status == .forbidden)
                 #expect(reply.errcode == "M_FORBIDDEN")
             }
-            #expect(try store.pusherState(Self.email) != nil)
-            #expect(try store.pusherState(Self.other) != nil)
+            #expect(try store.read { view in try view.pusherState(Self.email) } != nil)
+            #expect(try store.read { view in try view.pusherState(Self.other) } != nil)
         }
     }
 
@@ -182,7 +182,7 @@ struct UnsubscribeTests {
             let foreign = UnsubscribeSigner(key: Array(repeating: 8, count: 32)).link(baseURL: "http://x/", Self.email)
             let reply = try await client.send(.get, String(foreign.dropFirst("http://x".count)))
             #expect(reply.status == .forbidden)
-            #expect(try store.pusherState(Self.email) != nil)
+            #expect(try store.read { view in try view.pusherState(Self.email) } != nil)
         }
     }
 

@@ -152,12 +152,12 @@ func benchBootDeliver() {
 func rewindAll(_ dir: String) {
     let store = try! Store(dataDir: dir)
     var users: [String] = []
-    try! store.forEachPusherState { s in
+    try! store.read { view in try view.forEachPusherState { s in
         if s.head > 0 { users.append(s.config.id.userID) }
         return true
-    }
+    } }
     for u in users {
-        let head = try! store.head(user: u)
+        let head = try! store.read { view in try view.head(user: u) }
         try! store.rewind(toPos: head, filter: .init(userID: u))
     }
     store.close()

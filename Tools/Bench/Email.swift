@@ -108,7 +108,7 @@ func benchEmail() async {
         // Rendering alone.
         let renderer = DigestRenderer(templates: try! EmailTemplates.load(directory: nil, logger: quietLogger()))
         let store2 = try! Store(dataDir: dir, options: StoreOptions(durability: .nometasync))
-        let notes = Array(try! store2.notifications(at: (1...UInt64(per)).map { UInt64(users) + 1 + ($0 - 1) * UInt64(users) }).values)
+        let notes = Array(try! store2.read { view in try view.notifications(at: (1...UInt64(per)).map { UInt64(users) + 1 + ($0 - 1) * UInt64(users) }) }.values)
         store2.close()
         let t2 = now()
         for _ in 0..<users {
