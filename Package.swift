@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache", exact: "2.1.1"),
         // Already pulled in by Hummingbird; named here for the delaying gateway's NIOHTTP1 server.
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-collections", exact: "1.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -29,7 +31,7 @@ let package = Package(
             providers: [.apt(["liblmdb-dev"])]
         ),
         .target(name: "LMDB", dependencies: ["CLMDB"]),
-        .target(name: "PushlogCore", dependencies: ["LMDB"]),
+        .target(name: "PushlogCore", dependencies: ["LMDB", .product(name: "Crypto", package: "swift-crypto")]),
         .systemLibrary(
             name: "CCurl",
             pkgConfig: "libcurl",
@@ -54,6 +56,7 @@ let package = Package(
                 "PushlogCore", "Curl", "PushlogMail",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
         .target(

@@ -26,7 +26,7 @@ import Synchronization
 ///   published in the inbox only while it is alive, and every wakeup happens under the lock.
 /// - A cancel may arrive before, after, or instead of its start; see ``perform(_:)``.
 /// - The thread keeps `self` alive until it exits, so shutdown must be asked for explicitly
-///   (``HTTPClient`` does it in `deinit`).
+///   (``CurlClient`` does it in `deinit`).
 final class CurlThread: Sendable {
     private enum Command: Sendable {
         case start(UInt64, TransferRequest, TransferContinuation)

@@ -1,6 +1,6 @@
 import Synchronization
 
-/// A POST for ``PostBatcher``: what ``HTTPClient/post(_:body:headers:timeout:)`` takes, plus the
+/// A POST for ``PostBatcher``: what ``CurlClient/post(_:body:headers:timeout:)`` takes, plus the
 /// caller's `tag`, by which its completion comes back.
 public struct PostRequest: Sendable {
     public var tag: UInt64
@@ -78,7 +78,7 @@ public final class PostBatcher: Sendable {
     }
 }
 
-extension HTTPClient {
+extension CurlClient {
     /// A batch channel on this client's curl thread (see ``PostBatcher``).
     public func makeBatcher(_ handler: @escaping @Sendable (inout PostBatch) -> Void) -> PostBatcher {
         PostBatcher(thread: thread, handler: handler)

@@ -2,7 +2,7 @@ import CCurl
 
 /// One message to hand to an SMTP server: where, as whom, to whom, and the message itself.
 ///
-/// ``HTTPClient/sendMail(_:)`` sends it: connect (TLS at once for `smtps://`; STARTTLS on
+/// ``CurlClient/sendMail(_:)`` sends it: connect (TLS at once for `smtps://`; STARTTLS on
 /// `smtp://` when offered, or required with ``requireTLS``), `EHLO`, `AUTH` when a
 /// ``username`` is given and the server offers a mechanism, `MAIL FROM`, `RCPT TO` for each
 /// recipient, `DATA` with ``message``. libcurl dot-stuffs the message (a line starting with `.`

@@ -1,4 +1,4 @@
-extension HTTPClient {
+extension CurlClient {
     /// Sends one message over SMTP, on the client's mail thread (a curl thread like the HTTP
     /// one, started with the first message).
     ///

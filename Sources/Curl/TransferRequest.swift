@@ -11,7 +11,7 @@ struct CurlConfiguration: Sendable {
 ///
 /// This is the seam between protocols: ``HTTPRequest/configure(_:)`` is one such closure,
 /// ``SMTPRequest/configure(_:)`` another (run by the client's second, mail-only ``CurlThread``;
-/// see ``HTTPClient``).
+/// see ``CurlClient``).
 ///
 /// The closure must only configure: it runs on the curl thread, which every transfer of the
 /// client shares, so it must not block or await.

@@ -1,4 +1,5 @@
 import CLMDB
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -33,8 +34,7 @@ public final class Environment: @unchecked Sendable {
     /// Readers hold it shared; a map resize holds it exclusively, because
     /// `mdb_env_set_mapsize` must not run while any transaction of this process is open.
     private var resizeLock = pthread_rwlock_t()
-    private var dbis: [String: MDB_dbi] = [:]
-    private let dbiLock = Mutex()
+    private let dbis = Mutex<[String: MDB_dbi]>([:])
 
     /// Reader slots left by processes that died, cleared when this environment was opened.
     public private(set) var staleReadersCleared: Int32 = 0
@@ -75,7 +75,7 @@ public final class Environment: @unchecked Sendable {
     /// Opens (creating it when `create`) a named database. Handles are cached and live as long as
     /// the environment.
     public func database(_ name: String, create: Bool = true, integerKeys: Bool = false) throws -> Database {
-        if let dbi = dbiLock.withLock({ dbis[name] }) { return Database(dbi: dbi, name: name) }
+        if let dbi = dbis.withLock({ $0[name] }) { return Database(dbi: dbi, name: name) }
         var flags: UInt32 = create ? UInt32(MDB_CREATE) : 0
         if integerKeys { flags |= UInt32(MDB_INTEGERKEY) }
         let dbi: MDB_dbi = try write { txn in
@@ -83,7 +83,7 @@ public final class Environment: @unchecked Sendable {
             try check(clmdb_dbi_open(txn.handle, name, flags, &dbi), "dbi_open", name)
             return dbi
         }
-        dbiLock.withLock { dbis[name] = dbi }
+        dbis.withLock { $0[name] = dbi }
         return Database(dbi: dbi, name: name)
     }
 
@@ -211,19 +211,6 @@ public final class Environment: @unchecked Sendable {
 public struct Database: Sendable, Hashable {
     let dbi: MDB_dbi
     public let name: String
-}
-
-/// A tiny pthread mutex, for the few places that guard plain state.
-public final class Mutex: @unchecked Sendable {
-    private var m = pthread_mutex_t()
-    public init() { pthread_mutex_init(&m, nil) }
-    deinit { pthread_mutex_destroy(&m) }
-    @inline(__always)
-    public func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&m)
-        defer { pthread_mutex_unlock(&m) }
-        return try body()
-    }
 }
 
 /// Thread naming for the threads that own an environment's writes.

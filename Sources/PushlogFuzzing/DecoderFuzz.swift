@@ -75,7 +75,7 @@ public enum DecoderFuzz {
     }
 
     /// What ``EntryDecoder`` promises about a notification it accepted.
-    static func checkValidated(_ n: PushlogCore.Notification) {
+    static func checkValidated(_ n: PushNotification) {
         for id in [n.userID, n.roomID, n.eventID, n.threadID] { checkID(id) }
         precondition(n.streamOrdering >= 0 && n.receivedTS >= 0, "notification: negative number accepted")
         precondition(JSON.object(n.event).serialized().count <= Limits.eventBytes, "notification: oversized event accepted")
@@ -108,7 +108,7 @@ public enum DecoderFuzz {
         }
     }
 
-    static func checkRawFields(_ raw: RawNotification, _ n: PushlogCore.Notification, ts: Int64) {
+    static func checkRawFields(_ raw: RawNotification, _ n: PushNotification, ts: Int64) {
         precondition(raw.ts == ts && raw.receivedTS == n.receivedTS, "read in place: wrong times")
         precondition(Array(raw.userID) == Array(n.userID.utf8) && Array(raw.roomID) == Array(n.roomID.utf8)
                      && Array(raw.eventID) == Array(n.eventID.utf8), "read in place: wrong ids")
@@ -117,7 +117,7 @@ public enum DecoderFuzz {
 
     /// The in-place body writer against ``GatewayPayload``, byte for byte, for each pusher shape
     /// (with and without content; the event-id-only format; no badge).
-    static func checkBodies(_ n: PushlogCore.Notification, raw: RawNotification) {
+    static func checkBodies(_ n: PushNotification, raw: RawNotification) {
         let writer = PayloadWriter()
         for config in pushers {
             let prepared = PayloadWriter.PreparedPusher(record: [], config: config)

@@ -44,7 +44,7 @@ public struct Digest: Sendable, Equatable {
     public var now: Int64
     public var reason: Reason
     /// The unread due notifications of the user that the email can show, in log order.
-    public var notifications: [PushlogCore.Notification]
+    public var notifications: [PushNotification]
     /// Per room, how many more notifications are due than ``notifications`` holds (the sender
     /// loaded only the newest of a busy room): counted in the email's summaries.
     public var omittedPerRoom: [String: Int] = [:]
@@ -52,7 +52,7 @@ public struct Digest: Sendable, Equatable {
     public init(userID: String, userDisplayName: String? = nil, appName: String,
                 clientBaseURL: String = "https://matrix.to", publicBaseURL: String,
                 unsubscribeLink: String, now: Int64, reason: Reason,
-                notifications: [PushlogCore.Notification], omittedPerRoom: [String: Int] = [:]) {
+                notifications: [PushNotification], omittedPerRoom: [String: Int] = [:]) {
         self.userID = userID
         self.userDisplayName = userDisplayName
         self.appName = appName

@@ -92,7 +92,7 @@ public struct DigestRenderer: Sendable {
             more_messages: earlier > 0 ? MoreMessagesView(count: earlier, plural: earlier != 1) : nil)
     }
 
-    private func messageView(_ n: PushlogCore.Notification, rooms: DigestRooms, links: MatrixLinks) -> MessageView {
+    private func messageView(_ n: PushNotification, rooms: DigestRooms, links: MatrixLinks) -> MessageView {
         let senderName = rooms.senderName(n)
         let ts = n.event["origin_server_ts"]?.intValue ?? n.receivedTS
         var view = MessageView(

@@ -5,7 +5,7 @@ struct DigestRooms {
     struct Room {
         let roomID: String
         /// Log order.
-        var notifications: [PushlogCore.Notification] = []
+        var notifications: [PushNotification] = []
         var newestReceivedTS: Int64 = .min
         var newestLogIndex = 0
         /// `room_name`, else `room_alias`, of the newest context that has either; nil when none does.
@@ -19,13 +19,13 @@ struct DigestRooms {
 
     let userID: String
     /// Every notification, in log order.
-    let all: [PushlogCore.Notification]
+    let all: [PushNotification]
     /// Newest activity first (the newest `received_ts`; later in the log first on a tie).
     let rooms: [Room]
     /// Each sender's newest known display name.
     private let displayNames: [String: String]
 
-    init(userID: String, notifications: [PushlogCore.Notification]) {
+    init(userID: String, notifications: [PushNotification]) {
         self.userID = userID
         self.all = notifications
         var byID: [String: Room] = [:]
@@ -59,16 +59,16 @@ struct DigestRooms {
     func room(_ roomID: String) -> Room? { rooms.first { $0.roomID == roomID } }
 
     /// An invite of the digest's user: a member event with `membership: invite` whose state key is the user.
-    func isInvite(_ n: PushlogCore.Notification) -> Bool {
+    func isInvite(_ n: PushNotification) -> Bool {
         n.event["type"]?.stringValue == "m.room.member"
             && n.event["content"]?["membership"]?.stringValue == "invite"
             && n.event["state_key"]?.stringValue == userID
     }
 
-    func senderID(_ n: PushlogCore.Notification) -> String { n.event["sender"]?.stringValue ?? "" }
+    func senderID(_ n: PushNotification) -> String { n.event["sender"]?.stringValue ?? "" }
 
     /// The notification's own `sender_display_name`, else the sender's newest known one, else the MXID.
-    func senderName(_ n: PushlogCore.Notification) -> String {
+    func senderName(_ n: PushNotification) -> String {
         Self.nonEmpty(n.context?["sender_display_name"]) ?? displayNames[senderID(n)] ?? senderID(n)
     }
 

@@ -10,12 +10,12 @@ public final class Mailer: Sendable {
     public let config: MailerConfig
     /// The From mailbox (``MailerConfig/fromAddress()``); its address is the envelope sender.
     public let from: MailAddress
-    private let client: HTTPClient
+    private let client: CurlClient
 
     /// Checks the configuration once, so that a bad value stops start-up rather than every mail.
     /// - Throws: ``MailError/invalidConfig(key:reason:)`` naming the bad key
     ///   (`email.smtp_url`, `email.smtp_pass`, `email.notif_from`, …).
-    public init(config: MailerConfig, client: HTTPClient) throws(MailError) {
+    public init(config: MailerConfig, client: CurlClient) throws(MailError) {
         from = try config.validated()
         self.config = config
         self.client = client

@@ -1,6 +1,7 @@
 import Dispatch
 import Logging
 import Metrics
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -130,12 +131,14 @@ public struct BackgroundProcessStats: Sendable, Equatable {
 }
 
 /// Per-name counters, mirrored into swift-metrics under the contract's names.
-final class ProcessAccount: @unchecked Sendable {
+final class ProcessAccount: Sendable {
     let name: String
-    private var lock = pthread_mutex_t()
-    private var instances = 0
-    private var stats = BackgroundProcessStats(startCount: 0, inFlight: 0, failures: 0, userCPUSeconds: 0,
-                                               systemCPUSeconds: 0, transactions: 0, transactionSeconds: 0)
+    private struct Counts {
+        var instances = 0
+        var stats = BackgroundProcessStats(startCount: 0, inFlight: 0, failures: 0, userCPUSeconds: 0,
+                                           systemCPUSeconds: 0, transactions: 0, transactionSeconds: 0)
+    }
+    private let counts = Mutex(Counts())
     private let startCounter: Counter
     private let inFlightGauge: Gauge
     private let failureCounter: Counter
@@ -146,7 +149,6 @@ final class ProcessAccount: @unchecked Sendable {
 
     init(name: String) {
         self.name = name
-        pthread_mutex_init(&lock, nil)
         let dims = [("name", name)]
         startCounter = Counter(label: "pushlog_background_process_start_count", dimensions: dims)
         inFlightGauge = Gauge(label: "pushlog_background_process_in_flight_count", dimensions: dims)
@@ -157,69 +159,58 @@ final class ProcessAccount: @unchecked Sendable {
         txnSeconds = FloatingPointCounter(label: "pushlog_background_process_db_txn_duration_seconds", dimensions: dims)
     }
 
-    private func locked<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        return body()
-    }
-
     func nextInstance() -> Int {
-        locked {
-            defer { instances += 1 }
-            return instances
+        counts.withLock { c in
+            defer { c.instances += 1 }
+            return c.instances
         }
     }
 
     func started() {
-        let n = locked { stats.startCount += 1; stats.inFlight += 1; return stats.inFlight }
+        let n = counts.withLock { c in c.stats.startCount += 1; c.stats.inFlight += 1; return c.stats.inFlight }
         startCounter.increment()
         inFlightGauge.record(n)
     }
 
     func finished() {
-        let n = locked { stats.inFlight -= 1; return stats.inFlight }
+        let n = counts.withLock { c in c.stats.inFlight -= 1; return c.stats.inFlight }
         inFlightGauge.record(n)
     }
 
     func failed() {
-        locked { stats.failures += 1 }
+        counts.withLock { $0.stats.failures += 1 }
         failureCounter.increment()
     }
 
     func cpu(user: Double, system: Double) {
-        locked { stats.userCPUSeconds += user; stats.systemCPUSeconds += system }
+        counts.withLock { c in c.stats.userCPUSeconds += user; c.stats.systemCPUSeconds += system }
         if user > 0 { utime.increment(by: user) }
         if system > 0 { stime.increment(by: system) }
     }
 
     func transaction(seconds: Double) {
-        locked { stats.transactions += 1; stats.transactionSeconds += seconds }
+        counts.withLock { c in c.stats.transactions += 1; c.stats.transactionSeconds += seconds }
         txnCounter.increment()
         txnSeconds.increment(by: seconds)
     }
 
-    var snapshot: BackgroundProcessStats { locked { stats } }
+    var snapshot: BackgroundProcessStats { counts.withLock { $0.stats } }
 }
 
-final class LockedState: @unchecked Sendable {
-    private var lock = pthread_mutex_t()
-    private var accounts: [String: ProcessAccount] = [:]
-
-    init() { pthread_mutex_init(&lock, nil) }
+final class LockedState: Sendable {
+    private let accounts = Mutex<[String: ProcessAccount]>([:])
 
     func account(for name: String) -> ProcessAccount {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        if let a = accounts[name] { return a }
-        let a = ProcessAccount(name: name)
-        accounts[name] = a
-        return a
+        accounts.withLock { accounts in
+            if let a = accounts[name] { return a }
+            let a = ProcessAccount(name: name)
+            accounts[name] = a
+            return a
+        }
     }
 
     func snapshot() -> [String: BackgroundProcessStats] {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        return accounts.mapValues(\.snapshot)
+        accounts.withLock { $0.mapValues(\.snapshot) }
     }
 }
 

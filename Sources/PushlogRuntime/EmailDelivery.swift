@@ -1,57 +1,55 @@
+import Curl
 import PushlogCore
+import PushlogMail
 
-/// What one digest mail is about: the pool gathers it, `EmailDelivery.compose` turns it into a
-/// subject and bodies.
-public struct DigestRequest: Sendable {
-    public var userID: String
-    /// The address (the pusher's pushkey).
-    public var to: String
-    /// The notifications the mail shows, in log order: of each room, the newest
-    /// `email.max_notifications_per_room` it covers.
-    public var notifications: [Notification]
-    /// Per room, how many more notifications the mail covers than ``notifications`` holds
-    /// (counted, never loaded); rooms with none left out.
-    public var omittedPerRoom: [String: Int] = [:]
-    public var reason: EmailPlanner.Reason
-    public var unsubscribeLink: String
-    /// Milliseconds.
-    public var now: Int64
-}
-
-/// A composed mail.
-public struct ComposedEmail: Sendable {
-    public var subject: String
-    public var text: String
-    public var html: String
-
-    public init(subject: String, text: String, html: String) {
-        self.subject = subject
-        self.text = text
-        self.html = html
-    }
-}
-
-/// How email pushers mail: the templates and the SMTP mailer, which `serve` plugs in (the runtime
-/// does not depend on them). Without one, email pushers are inert.
+/// How email pushers mail: the digest templates (PushlogMail's ``DigestRenderer``) and the SMTP
+/// ``Mailer``, which `serve` makes with ``smtp(config:client:templates:signer:publicBaseURL:)``
+/// when `email.smtp_url` is set. Without one, email pushers are inert.
 public struct EmailDelivery: Sendable {
     public var config: EmailConfig
-    /// Renders a digest; throws when a template fails.
-    public var compose: @Sendable (DigestRequest) throws -> ComposedEmail
-    /// Sends a composed mail to `to` with its unsubscribe link; returns once the SMTP server
-    /// accepted it, throws when it did not.
-    public var send: @Sendable (_ to: String, _ mail: ComposedEmail, _ unsubscribeLink: String) async throws -> Void
+    public var renderer: DigestRenderer
+    public var mailer: Mailer
     public var signer: UnsubscribeSigner
-    /// The base of unsubscribe links (`email.public_baseurl`), asked when a mail is made: with
-    /// `listen` on port 0 the port is known only once the server listens.
+    /// The base of unsubscribe links and thumbnails (`email.public_baseurl`), asked when a mail
+    /// is made: with `listen` on port 0 the port is known only once the server listens.
     public var publicBaseURL: @Sendable () -> String
+    /// Called with each digest and its rendering just before it is sent (tests and benchmarks
+    /// watch what the pool mails through it).
+    public var willSend: (@Sendable (Digest, RenderedDigest) -> Void)?
 
-    public init(config: EmailConfig, signer: UnsubscribeSigner, publicBaseURL: @escaping @Sendable () -> String,
-                compose: @escaping @Sendable (DigestRequest) throws -> ComposedEmail,
-                send: @escaping @Sendable (String, ComposedEmail, String) async throws -> Void) {
+    public init(config: EmailConfig, renderer: DigestRenderer, mailer: Mailer, signer: UnsubscribeSigner,
+                publicBaseURL: @escaping @Sendable () -> String) {
         self.config = config
+        self.renderer = renderer
+        self.mailer = mailer
         self.signer = signer
         self.publicBaseURL = publicBaseURL
-        self.compose = compose
-        self.send = send
+    }
+
+    /// Email over SMTP with the digest templates: what `serve` runs when `email.smtp_url` is set.
+    ///
+    /// - Throws: `MailError.invalidConfig` naming the bad `email.*` key.
+    public static func smtp(config: EmailConfig, client: CurlClient, templates: EmailTemplates, signer: UnsubscribeSigner,
+                            publicBaseURL: @escaping @Sendable () -> String) throws -> EmailDelivery {
+        guard let url = config.smtpURL else {
+            throw MailError.invalidConfig(key: "email.smtp_url", reason: "is not set")
+        }
+        let mailer = try Mailer(config: MailerConfig(smtpURL: url, smtpUser: config.smtpUser, smtpPass: config.smtpPass,
+                                                     requireTLS: config.requireTLS, notifFrom: config.notifFrom,
+                                                     appName: config.appName, caFile: config.tlsCAFile,
+                                                     tlsVerify: config.tlsVerify, allowPlaintextAuth: config.allowPlaintextAuth),
+                                client: client)
+        return EmailDelivery(config: config,
+                             renderer: DigestRenderer(templates: templates, maxMessagesPerRoom: config.maxNotificationsPerRoom),
+                             mailer: mailer, signer: signer, publicBaseURL: publicBaseURL)
+    }
+
+    /// Renders `digest` and mails it to `to`; returns once the SMTP server accepted it.
+    /// - Throws: what ``Mailer/send(to:subject:text:html:unsubscribeURL:)`` throws.
+    func send(_ digest: Digest, to: String) async throws {
+        let mail = renderer.render(digest)
+        willSend?(digest, mail)
+        try await mailer.send(to: to, subject: mail.subject, text: mail.text, html: mail.html,
+                              unsubscribeURL: digest.unsubscribeLink)
     }
 }

@@ -1,4 +1,5 @@
 import PushlogCore
+import PushlogMail
 
 /// Decides, for one email pusher at one moment, whether a mail is due, what it covers, and what
 /// is written once the SMTP server accepted it. Pure: the store and the clock come in as values.
@@ -33,18 +34,11 @@ public struct EmailPlanner: Sendable {
         }
     }
 
-    /// Why the mail goes now (the templates show it).
-    public struct Reason: Sendable, Equatable {
-        public var roomID: String
-        public var receivedAt: Int64
-        public var lastSentTS: Int64
-        public var throttleMS: Int64
-    }
-
     public struct Mail: Sendable, Equatable {
         /// What the mail covers, in log order.
         public var positions: [UInt64]
-        public var reason: Reason
+        /// Why the mail goes now (the templates show it).
+        public var reason: Digest.Reason
         /// Written with the cursor once the mail was accepted.
         public var throttles: [String: EmailThrottle]
         public var cursorAfter: UInt64
@@ -104,8 +98,9 @@ public struct EmailPlanner: Sendable {
         let cursorAfter = open.first { !coveredSet.contains($0.pos) }.map { $0.pos - 1 } ?? scannedThrough
         let t = throttles[first.roomID]
         return .send(Mail(positions: covered.map(\.pos),
-                          reason: Reason(roomID: first.roomID, receivedAt: first.receivedTS,
-                                         lastSentTS: t?.lastSentTS ?? 0, throttleMS: t?.throttleMS ?? 0),
+                          reason: Digest.Reason(roomID: first.roomID, receivedAt: first.receivedTS,
+                                                delayBeforeMail: config.delayBeforeMailMS,
+                                                lastSentTS: t?.lastSentTS ?? 0, throttleMS: t?.throttleMS ?? 0),
                           throttles: written, cursorAfter: max(cursor, cursorAfter)))
     }
 }

@@ -1,6 +1,7 @@
 import Logging
 import Metrics
 import PushlogCore
+import PushlogMail
 
 /// One email pusher's pass: load its state and room throttles, decide with `EmailPlanner`, and
 /// mail what is due. The cursor and throttles move only after the SMTP server accepted the mail
@@ -26,9 +27,9 @@ struct EmailPusher {
     }
 
     func process() async throws -> Next {
-        guard let pusher = try context.transaction({ try store.loadPusher(key: key) }),
+        guard let pusher = try context.transaction({ try store.read({ view in try view.loadPusher(key: key) }) }),
               pusher.state.enabled, pusher.config.kind == .email else { return .idle }
-        let now = Clock.nowMS()
+        let now = SystemClock.nowMS()
         // A failed mail waits out its backoff, whatever pokes it.
         if let next = pusher.state.nextAttempt, next > now { return .wake(at: next) }
         let user = pusher.config.id.userID
@@ -83,19 +84,19 @@ struct EmailPusher {
 
     /// What a mail shows: the events loaded for it, and per room how many more it covers.
     struct Shown {
-        var notifications: [Notification]
+        var notifications: [PushNotification]
         var omittedPerRoom: [String: Int]
     }
 
     func send(_ mail: EmailPlanner.Mail, shown: Shown, pusher: LoadedPusher, now: Int64) async throws -> Next {
         let id = pusher.config.id
         let link = delivery.signer.link(baseURL: delivery.publicBaseURL(), id, now: now)
-        var request = DigestRequest(userID: id.userID, to: id.pushkey, notifications: shown.notifications,
-                                    reason: mail.reason, unsubscribeLink: link, now: now)
-        request.omittedPerRoom = shown.omittedPerRoom
+        let digest = Digest(userID: id.userID, appName: delivery.config.appName, clientBaseURL: delivery.config.clientBaseURL,
+                            publicBaseURL: delivery.publicBaseURL(),  // the link and the thumbnails each add a missing "/"
+                            unsubscribeLink: link, now: now, reason: mail.reason,
+                            notifications: shown.notifications, omittedPerRoom: shown.omittedPerRoom)
         do {
-            let composed = try delivery.compose(request)
-            try await delivery.send(id.pushkey, composed, link)
+            try await delivery.send(digest, to: id.pushkey)
         } catch is CancellationError {
             throw CancellationError()  // stopping: mailed again after a restart
         } catch {
@@ -105,7 +106,7 @@ struct EmailPusher {
         pool.emailsSent.increment()
         log.info("sent notification email covering \(mail.positions.count) notifications in \(mail.throttles.count) rooms")
         let key = self.key
-        let done = Clock.nowMS()
+        let done = SystemClock.nowMS()
         try await write { ctx in
             guard try ctx.updateConsumer(key: key, { s in
                 s.cursor = max(s.cursor, mail.cursorAfter)
@@ -142,7 +143,7 @@ struct EmailPusher {
     /// A mail the server did not take: retry after the `push.backoff_*` schedule; the cursor
     /// and throttles stay as they were.
     func failed(pusher: LoadedPusher, why: String) async throws -> Next {
-        let now = Clock.nowMS()
+        let now = SystemClock.nowMS()
         let since = pusher.state.failingSince ?? now
         let delay = pool.config.backoff(failingSince: since, now: now)
         let key = self.key

@@ -138,7 +138,7 @@ final class GatewayHosts: Sendable {
 
     /// A slot for one request to `host`, or false: then the thread is owed one, given later.
     func acquire(_ host: String, shard: Int) -> Bool {
-        let now = Clock.nowMS()
+        let now = SystemClock.nowMS()
         var resumeAt: Int64?
         var grants: [(Int, Int)] = []
         let ok: Bool = state.withLock { s in
@@ -164,7 +164,7 @@ final class GatewayHosts: Sendable {
 
     /// A request's slot comes back, with what its answer says about the host.
     func release(_ host: String, shard: Int, _ sample: Sample) {
-        let now = Clock.nowMS()
+        let now = SystemClock.nowMS()
         let grants: [(Int, Int)] = state.withLock { s in
             guard var h = s.hosts[host] else { return [] }
             defer { s.hosts[host] = h }
@@ -193,12 +193,12 @@ final class GatewayHosts: Sendable {
 
     /// The host answered 429 or 503 with `Retry-After`: nothing is sent to it until then.
     func pause(_ host: String, forMS ms: Int64) {
-        let until = Clock.nowMS() + ms
+        let until = SystemClock.nowMS() + ms
         let schedule: Bool = state.withLock { s in
             guard var h = s.hosts[host] else { return false }
             defer { s.hosts[host] = h }
             h.pausedUntil = max(h.pausedUntil, until)
-            h.limit.congested(now: Clock.nowMS())
+            h.limit.congested(now: SystemClock.nowMS())
             h.metrics.limit.record(h.limit.slots)
             guard !h.resumeScheduled else { return false }
             h.resumeScheduled = true
@@ -214,14 +214,14 @@ final class GatewayHosts: Sendable {
 
     private func scheduleResume(_ host: String, at: Int64) {
         Task.detached { [weak self] in
-            let wait = at - Clock.nowMS()
+            let wait = at - SystemClock.nowMS()
             if wait > 0 { try? await Task.sleep(for: .milliseconds(wait)) }
             self?.resume(host)
         }
     }
 
     private func resume(_ host: String) {
-        let now = Clock.nowMS()
+        let now = SystemClock.nowMS()
         var again: Int64?
         let grants: [(Int, Int)] = state.withLock { s in
             guard var h = s.hosts[host] else { return [] }

@@ -39,7 +39,7 @@ public enum GatewayPayload {
     }
 
     /// The push for one notification. `badge` is the user's current badge.
-    public static func notification(_ n: Notification, pusher: PusherConfig, badge: Int, options: Options) -> JSON {
+    public static func notification(_ n: PushNotification, pusher: PusherConfig, badge: Int, options: Options) -> JSON {
         let tweaks = tweaks(n.actions)
         let type = n.event["type"]?.stringValue ?? ""
         let high = type == "m.room.encrypted" || (tweaks["highlight"]?.isTruthy ?? false) || (tweaks["sound"]?.isTruthy ?? false)

@@ -1,4 +1,5 @@
 import Curl
+import DequeModule
 import Logging
 import Metrics
 import PushlogCore
@@ -41,7 +42,7 @@ public final class DeliveryEngine: Sendable {
         set { counters.onDelivered.withLock { $0 = newValue } }
     }
 
-    init(store: Store, http: HTTPClient, processes: BackgroundProcesses, config: PushConfig, logger: Logger) {
+    init(store: Store, http: CurlClient, processes: BackgroundProcesses, config: PushConfig, logger: Logger) {
         self.store = store
         self.config = config
         self.processes = processes
@@ -185,7 +186,7 @@ final class BootTicket: @unchecked Sendable {
 /// other threads talk to it only through ``inbox`` followed by ``PostBatcher/wake()``.
 final class DeliveryShard: @unchecked Sendable {
     let index: Int
-    private let http: HTTPClient
+    private let http: CurlClient
     private weak var engine: DeliveryEngine?
     private var store: Store!
     private var config = PushConfig()
@@ -281,7 +282,7 @@ final class DeliveryShard: @unchecked Sendable {
     private var byTag: [UInt64: Run] = [:]
     private var nextTag: UInt64 = 1
     /// Runs waiting for a slot of a host, in order.
-    private var waiting: [String: RunQueue] = [:]
+    private var waiting: [String: Deque<Run>] = [:]
     private var ops: [WriteOp] = []
     private var opRuns: [Run] = []
     private var writeSeq: UInt64 = 0
@@ -295,29 +296,10 @@ final class DeliveryShard: @unchecked Sendable {
     /// ``UnreadGenerations/global`` read just before this step's read transaction.
     private var unreadGlobalBeforeRead: UInt64 = 0
 
-    /// A FIFO of runs waiting for a host slot.
-    private struct RunQueue {
-        var items: [Run] = []
-        var head = 0
-        var isEmpty: Bool { head == items.count }
-        mutating func push(_ r: Run) { items.append(r) }
-        mutating func pop() -> Run? {
-            guard head < items.count else { return nil }
-            defer {
-                head += 1
-                if head > 64, head * 2 > items.count {
-                    items.removeFirst(head)
-                    head = 0
-                }
-            }
-            return items[head]
-        }
-    }
-
     private static let headers = ["Content-Type": "application/json"]
     private static let roundSize = 100
 
-    init(index: Int, http: HTTPClient) {
+    init(index: Int, http: CurlClient) {
         self.index = index
         self.http = http
     }
@@ -517,7 +499,7 @@ final class DeliveryShard: @unchecked Sendable {
                 }
                 run.state.load(pusher.state, writesCommitted: run.lastWriteSeq <= committedSeq)
                 // A persisted backoff is honoured, across restarts too; pokes do not cut it short.
-                let wait = run.state.notBefore - Clock.nowMS()
+                let wait = run.state.notBefore - SystemClock.nowMS()
                 if wait > 0 {
                     releaseSlot(run, .none)
                     sleep(run, milliseconds: wait)
@@ -545,7 +527,7 @@ final class DeliveryShard: @unchecked Sendable {
                 continue
             }
             let n = run.queue[run.next]
-            let now = Clock.nowMS()
+            let now = SystemClock.nowMS()
             if n.isRead {
                 if case .pass(let op) = DeliveryRules.before(.read, pos: n.pos, state: &run.state, config: config, now: now) {
                     write(op, run)
@@ -568,7 +550,7 @@ final class DeliveryShard: @unchecked Sendable {
                 run.pusher = pusher
             }
             let raw = input.entry.flatMap { RawNotification($0) }
-            var note: Notification?
+            var note: PushNotification?
             var loggedTS: Int64 = 0
             let candidate: DeliveryRules.Candidate
             if let raw {
@@ -650,7 +632,7 @@ final class DeliveryShard: @unchecked Sendable {
         nextTag += 1
         batch.start(PostRequest(tag: tag, url: url, body: body, headers: Self.headers,
                                 timeout: .milliseconds(config.requestTimeoutMS), addressPolicy: config.addressPolicy))
-        run.inFlight = InFlight(tag: tag, request: request, pusher: pusher, sentAt: Clock.monotonicSeconds())
+        run.inFlight = InFlight(tag: tag, request: request, pusher: pusher, sentAt: SystemClock.monotonicSeconds())
         run.phase = .inFlight
         byTag[tag] = run
     }
@@ -660,7 +642,7 @@ final class DeliveryShard: @unchecked Sendable {
         run.inFlight = nil
         run.phase = .ready
         ready.append(run)
-        let latencyMS = (Clock.monotonicSeconds() - f.sentAt) * 1000
+        let latencyMS = (SystemClock.monotonicSeconds() - f.sentAt) * 1000
         let answer: DeliveryRules.Answer
         var sample = GatewayHosts.Sample.answered(ms: latencyMS)
         switch result {
@@ -705,7 +687,7 @@ final class DeliveryShard: @unchecked Sendable {
         case .notification(let pos, let loggedTS, let badge):
             if case .accepted = answer {
                 counters.pushesProcessed.increment()
-                let latency = Double(Clock.nowMS() - loggedTS) / 1000
+                let latency = Double(SystemClock.nowMS() - loggedTS) / 1000
                 counters.pushLatency.recordSeconds(latency)
                 counters.onDelivered.withLock { $0 }?(pos, latency)
             }
@@ -736,7 +718,7 @@ final class DeliveryShard: @unchecked Sendable {
     private func answered(_ run: Run, _ answer: DeliveryRules.Answer, pos: UInt64, badge: Int,
                           pusher: PayloadWriter.PreparedPusher, loggedTS: Int64 = 0) {
         let (ops, next) = DeliveryRules.answered(answer, pos: pos, badge: badge, id: pusher.config.id, state: &run.state,
-                                                 config: config, now: Clock.nowMS())
+                                                 config: config, now: SystemClock.nowMS())
         for op in ops { write(op, run) }
         if case .failed(let failure) = answer {
             counters.pushesFailed.increment()
@@ -885,7 +867,7 @@ final class DeliveryShard: @unchecked Sendable {
             return true
         }
         run.phase = .waitingHost
-        waiting[host, default: RunQueue()].push(run)
+        waiting[host, default: []].append(run)
         return false
     }
 
@@ -893,7 +875,7 @@ final class DeliveryShard: @unchecked Sendable {
     /// order; what nobody waits for any more goes back.
     private func give(_ host: String, count: Int) {
         var left = count
-        while left > 0, let run = waiting[host]?.pop() {
+        while left > 0, let run = waiting[host]?.popFirst() {
             guard run.phase == .waitingHost, !run.holdsSlot, runs[run.key] === run else { continue }
             run.holdsSlot = true
             run.phase = .ready

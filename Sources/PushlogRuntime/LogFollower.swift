@@ -14,21 +14,21 @@ public enum LogFollower {
                              interval: Duration = .milliseconds(50)) throws -> Task<Void, Never> {
         // Recording starts before the head is read: every own append after it is known.
         store.ownAppends.start()
-        let start = try store.head()
+        let start = try store.read { view in try view.head() }
         let headGauge = Gauge(label: "pushlog_log_head")
         headGauge.record(start)
         return processes.run("follow_log") { ctx in
             var seen = start
             while !Task.isCancelled {
                 try await Task.sleep(for: interval)
-                let head = try store.head()
+                let head = try store.read { view in try view.head() }
                 guard head > seen else { continue }
                 let others = store.ownAppends.othersIn(from: seen + 1, to: head)
                 var notified = Set<String>(), receipts = Set<String>(), pushers = Set<PusherID>()
                 if !others.isEmpty {
                     try ctx.transaction {
                         for range in others {
-                            try store.forEachEntry(from: range.lowerBound, to: range.upperBound) { e in
+                            try store.read { view in try view.forEachEntry(from: range.lowerBound, to: range.upperBound) { e in
                                 switch e.entry {
                                 case .notification(let n) where n.notifies: notified.insert(n.userID)
                                 case .notification: break
@@ -37,7 +37,7 @@ public enum LogFollower {
                                 case .pusherRemoved(let id): pushers.insert(id)
                                 }
                                 return true
-                            }
+                            } }
                         }
                     }
                 }

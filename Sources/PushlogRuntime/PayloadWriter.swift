@@ -2,7 +2,7 @@ import PushlogCore
 
 /// Writes the gateway body for one notification straight from its stored bytes
 /// (``RawNotification``): the same bytes as ``GatewayPayload/notification(_:pusher:badge:options:)``
-/// serialised, without building a ``Notification`` or a `JSON` tree per push.
+/// serialised, without building a ``PushNotification`` or a `JSON` tree per push.
 ///
 /// How it stays identical: the stored event, actions and context are canonical JSON (sorted
 /// keys, our writer), so a value copied verbatim is what serialising the decoded value gives;

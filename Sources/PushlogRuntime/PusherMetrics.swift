@@ -27,10 +27,10 @@ public final class PusherMetrics: Sendable {
     /// The three metrics as Prometheus text; a failed read leaves them out (and says so in a comment).
     public func render() -> [UInt8] {
         walking.withLock { _ in
-            let now = Clock.monotonicSeconds()
+            let now = SystemClock.monotonicSeconds()
             if let hit = cached.withLock({ $0 }), now - hit.at < maxAge { return hit.text }
             let text: [UInt8]
-            do { text = Array(Self.text(try store.pusherCensus()).utf8) } catch {
+            do { text = Array(Self.text(try store.read { view in try view.pusherCensus() }).utf8) } catch {
                 return Array("# pushlog_pushers: the store could not be read: \(error)\n".utf8)
             }
             cached.withLock { $0 = (now, text) }

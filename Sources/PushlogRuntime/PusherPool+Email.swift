@@ -14,7 +14,7 @@ extension PusherPool {
             if let running = emailLoops[key] {
                 // A new notification is due no sooner than delay_before_mail from now: a loop
                 // already waking before that has nothing to look at sooner.
-                if running.waiter != nil, let at = running.wakeAt, at <= Clock.nowMS() + email.config.delayBeforeMailMS {
+                if running.waiter != nil, let at = running.wakeAt, at <= SystemClock.nowMS() + email.config.delayBeforeMailMS {
                     if bootSlot { bootSlots.release() }
                     return true
                 }
@@ -56,7 +56,7 @@ extension PusherPool {
             await withTaskCancellationHandler { await pass.value } onCancel: { pass.cancel() }
             releaseEmailBootSlot(loop)
             // A pass that threw (logged by its process) is retried after the backoff's start.
-            let next = carry.value ?? .wake(at: Clock.nowMS() + config.backoffInitialMS)
+            let next = carry.value ?? .wake(at: SystemClock.nowMS() + config.backoffInitialMS)
             if next == .again { continue }
             enum Then { case end, again, wait(Task<Void, Error>) }
             let then: Then = lock.withLock {
@@ -66,7 +66,7 @@ extension PusherPool {
                     _ = emailLoops.removeValue(forKey: key)  // idle: a poke starts a new loop
                     return .end
                 }
-                let wait = at - Clock.nowMS()
+                let wait = at - SystemClock.nowMS()
                 let waiter = Task { if wait > 0 { try await Task.sleep(for: .milliseconds(wait)) } }
                 loop.wakeAt = at
                 loop.waiter = waiter

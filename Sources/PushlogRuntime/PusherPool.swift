@@ -1,6 +1,5 @@
 import Curl
 import Logging
-import LMDB
 import Metrics
 import PushlogCore
 import Synchronization
@@ -23,7 +22,7 @@ public final class PusherPool: @unchecked Sendable {
     let logger: Logger
     /// The one HTTP delivery path.
     public let engine: DeliveryEngine
-    let lock = Mutex()
+    let lock = Mutex(())
     var emailLoops: [[UInt8]: EmailLoop] = [:]
     /// Email loops not waiting for their next due time (running a pass, or about to).
     var emailLoopsAwake = 0
@@ -53,7 +52,7 @@ public final class PusherPool: @unchecked Sendable {
         var wakeAt: Int64?
     }
 
-    public init(store: Store, http: HTTPClient, processes: BackgroundProcesses, config: PushConfig,
+    public init(store: Store, http: CurlClient, processes: BackgroundProcesses, config: PushConfig,
                 email: EmailDelivery? = nil, logger: Logger) {
         self.store = store
         self.processes = processes
@@ -75,16 +74,16 @@ public final class PusherPool: @unchecked Sendable {
     @discardableResult
     public func start() -> Task<Void, Never> {
         processes.run("start_pushers") { [self] ctx in
-            let t0 = Clock.monotonicSeconds()
+            let t0 = SystemClock.monotonicSeconds()
             // Only the pending ones are held: memory grows with work, not with idle pushers.
             var httpKeys: [[UInt8]] = [], emailKeys: [[UInt8]] = []
             let total = try ctx.transaction {
-                try store.forEachPending { p in
+                try store.read { view in try view.forEachPending { p in
                     if p.kind == .http { httpKeys.append(p.key) } else if email != nil { emailKeys.append(p.key) }
                     return true
-                }
+                } }
             }
-            let checkSeconds = Clock.monotonicSeconds() - t0
+            let checkSeconds = SystemClock.monotonicSeconds() - t0
             bootCheckSeconds.record(checkSeconds)
             ctx.logger.info("started pushers: \(httpKeys.count + emailKeys.count) pending of \(total) in \(Int(checkSeconds * 1000)) ms")
             await engine.start(pending: httpKeys, isStopping: { [self] in isStopping })
@@ -98,7 +97,7 @@ public final class PusherPool: @unchecked Sendable {
 
     public func onNewNotifications(users: some Sequence<String>) {
         for user in users {
-            guard let pushers = try? store.pushers(ofUser: user) else { continue }
+            guard let pushers = try? store.read({ view in try view.pushers(ofUser: user) }) else { continue }
             for p in pushers where p.state.enabled {
                 if p.config.kind == .http { engine.poke(p.key, .notifications) } else if email != nil { pokeEmail(key: p.key) }
             }
@@ -109,7 +108,7 @@ public final class PusherPool: @unchecked Sendable {
     /// the engine, which sends it once (many receipts, one request) when it changed.
     public func onNewReceipts(users: some Sequence<String>) {
         for user in users {
-            guard let pushers = try? store.pushers(ofUser: user) else { continue }
+            guard let pushers = try? store.read({ view in try view.pushers(ofUser: user) }) else { continue }
             for p in pushers where p.config.kind == .http && p.state.enabled {
                 engine.poke(p.key, .badge)
             }
@@ -120,11 +119,11 @@ public final class PusherPool: @unchecked Sendable {
     /// and has nothing to do; a disabled or removed one's run notices at its next step.
     public func onPushersChanged(_ ids: some Sequence<PusherID>) {
         for id in ids {
-            guard let p = try? store.loadPusher(key: Keys.pusher(id)), p.state.enabled else { continue }
+            guard let p = try? store.read({ view in try view.loadPusher(key: Keys.pusher(id)) }), p.state.enabled else { continue }
             if p.config.kind == .http {
                 // A running run must look again (a rewind, a new URL) even when caught up.
                 engine.poke(p.key, .notifications)
-            } else if email != nil, p.state.cursor < ((try? store.head(user: id.userID)) ?? 0) {
+            } else if email != nil, p.state.cursor < ((try? store.read({ view in try view.head(user: id.userID) })) ?? 0) {
                 pokeEmail(key: p.key)
             }
         }
@@ -209,9 +208,9 @@ public final class PusherPool: @unchecked Sendable {
 
 /// A continuation resumed by the first of several racers; the others are ignored.
 final class FirstAnswer<T: Sendable>: Sendable {
-    private let continuation: Synchronization.Mutex<CheckedContinuation<T, Never>?>
+    private let continuation: Mutex<CheckedContinuation<T, Never>?>
 
-    init(_ c: CheckedContinuation<T, Never>) { continuation = Synchronization.Mutex(c) }
+    init(_ c: CheckedContinuation<T, Never>) { continuation = Mutex(c) }
 
     func resume(_ value: T) { continuation.withLock { $0.take() }?.resume(returning: value) }
 }

@@ -9,7 +9,7 @@ extension PushlogAPI {
         guard let appID = try Fields.query(request, "app_id", .appID) else { throw APIError.missing("app_id") }
         guard let pushkey = try Fields.query(request, "pushkey", .pushkey) else { throw APIError.missing("pushkey") }
         let id = PusherID(userID: user, appID: appID, pushkey: pushkey)
-        guard try store.pusherState(id) != nil else {
+        guard try store.read({ view in try view.pusherState(id) }) != nil else {
             throw APIError(.notFound, .notFound, "no pusher with user_id \(user), app_id \(appID) and that pushkey")
         }
         let result = try await store.appendAsync([.pusherRemoved(id)])

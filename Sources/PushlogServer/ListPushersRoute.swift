@@ -14,7 +14,7 @@ extension PushlogAPI {
         let limit = try Fields.queryInt(request, "limit", in: 1...Int.max).map { min($0, Self.maxPageSize) } ?? Self.defaultPageSize
         if let user = try Fields.query(request, "user_id", .userID) {
             var pushers: [JSON] = []
-            try store.forEachPusherState(user: user) { pushers.append($0.json); return true }
+            try store.read { view in try view.forEachPusherState(user: user) { pushers.append($0.json); return true } }
             return JSONResponse(.object(["pushers": .array(pushers)]))
         }
         // `from` is an index into the pushers in key order: a page may shift when pushers are
@@ -22,13 +22,13 @@ extension PushlogAPI {
         var pushers: [JSON] = []
         var index = 0
         var more = false
-        try store.forEachPusherState { state in
+        try store.read { view in try view.forEachPusherState { state in
             defer { index += 1 }
             if index < from { return true }
             if pushers.count == limit { more = true; return false }
             pushers.append(state.json)
             return true
-        }
+        } }
         let next: JSON = more ? .string(String(from + limit)) : .null
         return JSONResponse(.object(["pushers": .array(pushers), "next_from": next]))
     }

@@ -6,7 +6,7 @@ extension PushlogAPI {
     /// answered once the entries are durable.
     func postNotifications(_ request: Request) async throws -> JSONResponse {
         let body = try await JSONBody.read(request, limit: maxBodySize)
-        let now = PushlogCore.Clock.nowMS()
+        let now = SystemClock.nowMS()
         let notifications = try Batch.decode(body, key: "notifications") { try EntryDecoder.notification($0, now: now) }
         let result = try await store.appendAsync(notifications.map(LogEntry.notification))
         pool?.onNewNotifications(users: result.notifiedUsers)

@@ -9,16 +9,16 @@ extension PushlogAPI {
         let body = try await JSONBody.read(request, limit: maxBodySize)
         let entry: LogEntry
         do {
-            entry = try EntryDecoder.pusher(body, now: PushlogCore.Clock.nowMS())
+            entry = try EntryDecoder.pusher(body, now: SystemClock.nowMS())
             try gatewayAddressPolicy.checkGatewayAddress(entry)
         } catch let e as InputError { throw APIError(e) }
         switch entry {
         case .pusherSet(let config):
             let result = try await store.appendAsync([entry])
             pool?.onPushersChanged(result.pusherChanges)
-            return JSONResponse(.object(["pusher": try store.pusherState(config.id)?.json ?? .null]))
+            return JSONResponse(.object(["pusher": try store.read { view in try view.pusherState(config.id) }?.json ?? .null]))
         case .pusherRemoved(let id):
-            if try store.pusherState(id) != nil {
+            if try store.read({ view in try view.pusherState(id) }) != nil {
                 let result = try await store.appendAsync([entry])
                 pool?.onPushersChanged(result.pusherChanges)
             }

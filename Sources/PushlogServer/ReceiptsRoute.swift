@@ -6,7 +6,7 @@ extension PushlogAPI {
     /// the entries are durable.
     func postReceipts(_ request: Request) async throws -> JSONResponse {
         let body = try await JSONBody.read(request, limit: maxBodySize)
-        let now = PushlogCore.Clock.nowMS()
+        let now = SystemClock.nowMS()
         let receipts = try Batch.decode(body, key: "receipts") { try EntryDecoder.receipt($0, now: now) }
         let result = try await store.appendAsync(receipts.map(LogEntry.receipt))
         pool?.onNewReceipts(users: result.receiptUsers)

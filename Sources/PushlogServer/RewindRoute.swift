@@ -33,7 +33,7 @@ extension PushlogAPI {
         let rewind = try RewindRequest(try await JSONBody.readObject(request, limit: maxBodySize))
         let toPos = switch rewind.target {
         case .pos(let pos): pos
-        case .sinceTS(let ts): try store.position(atOrAfter: ts)
+        case .sinceTS(let ts): try store.read { view in try view.position(atOrAfter: ts) }
         }
         // `rewind` waits for its group commit on this thread: a short, rare admin write.
         let rewound = try store.rewind(toPos: toPos, filter: rewind.filter)

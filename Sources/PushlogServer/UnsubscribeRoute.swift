@@ -30,7 +30,7 @@ extension PushlogAPI {
         guard text.isEmpty || text == "List-Unsubscribe=One-Click" else {
             throw APIError.invalid("body", "must be List-Unsubscribe=One-Click (form-encoded) or empty")
         }
-        if let state = try store.pusherState(link.id), state.config.kind == .email {
+        if let state = try store.read({ view in try view.pusherState(link.id) }), state.config.kind == .email {
             let result = try await store.appendAsync([.pusherRemoved(link.id)])
             pool?.onPushersChanged(result.pusherChanges)
         }
@@ -53,7 +53,7 @@ extension PushlogAPI {
             throw APIError(.forbidden, .forbidden, "this unsubscribe link is incomplete")
         }
         let id = PusherID(userID: user, appID: appID, pushkey: pushkey)
-        switch signer.check(id, signature: sig, issuedAt: issuedAt, now: Clock.nowMS()) {
+        switch signer.check(id, signature: sig, issuedAt: issuedAt, now: SystemClock.nowMS()) {
         case .valid: break
         case .forged: throw APIError(.forbidden, .forbidden, "this unsubscribe link is not valid (altered or forged)")
         case .expired: throw APIError(.forbidden, .forbidden, "this unsubscribe link has expired; use the link of a newer email")

@@ -47,13 +47,13 @@ struct AppendOptions: ParsableArguments {
     /// `what`: "notifications" or "receipts", for the output.
     func run<T>(_ what: String, _ decode: (JSON, Int64) throws -> T) throws where T: Sendable {
         let input = try readInput(file)
-        let now = Clock.nowMS()
+        let now = SystemClock.nowMS()
         let values = try decodeLines(input, file: file, progress: ProgressBar("validate \(what)", json: json)) {
             try decode($0, now)
         }
         let entries: [LogEntry] = values.map {
             switch $0 {
-            case let n as PushlogCore.Notification: .notification(n)
+            case let n as PushNotification: .notification(n)
             case let r as Receipt: .receipt(r)
             default: fatalError("unexpected entry type")
             }
@@ -70,7 +70,7 @@ struct AppendOptions: ParsableArguments {
         var done = 0
         while done < entries.count {
             let batch = Array(entries[done..<min(done + batchSize, entries.count)])
-            let r = try store.append(batch, now: Clock.nowMS())
+            let r = try store.append(batch, now: SystemClock.nowMS())
             if first == 0 { first = r.firstPos }
             last = r.lastPos
             done += batch.count

@@ -28,7 +28,7 @@ struct Compact: ParsableCommand {
                     fail(Exit.busy, "a repair of the projections in \(dataDir.dataDir) was interrupted: run `pushlog recover` first")
                 }
                 let dropping = ProgressBar("compact: drop entries", json: json)
-                report = try store.dropPassedPrefix(olderThan: Clock.nowMS() - DurationText.milliseconds(retain)!) {
+                report = try store.dropPassedPrefix(olderThan: SystemClock.nowMS() - DurationText.milliseconds(retain)!) {
                     dropping.update($0, of: $1)
                 }
                 dropping.finish()

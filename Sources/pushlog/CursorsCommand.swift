@@ -21,7 +21,7 @@ struct Cursors: ParsableCommand {
                 try checkOption(user, "--user") { try EntryDecoder.checkID($0, field: $1) }
                 let store = try dataDir.openExistingStore()
                 var states: [PusherState] = []
-                try store.forEachPusherState(user: user) { s in
+                try store.read { view in try view.forEachPusherState(user: user) { s in
                     if lagging {
                         if s.pending > 0 && s.state.enabled { states.append(s) }
                     } else if json {
@@ -30,7 +30,7 @@ struct Cursors: ParsableCommand {
                         states.append(s)
                     }
                     return true
-                }
+                } }
                 if lagging { states.sort { $0.pending > $1.pending } }
                 if json {
                     for s in states where lagging { Output.json(s.json) }
@@ -78,7 +78,7 @@ struct Cursors: ParsableCommand {
                 let lock = try DataDirLock.exclusive(dataDir: dataDir.dataDir)
                 defer { withExtendedLifetime(lock) {} }
                 let store = try dataDir.openStore()
-                let pos = try to ?? store.position(atOrAfter: DurationText.instant(since!)!)
+                let pos = try to ?? store.read { view in try view.position(atOrAfter: DurationText.instant(since!)!) }
                 let moved = try store.rewind(toPos: pos, filter: .init(userID: user, appID: appID, pushkey: pushkey),
                                              dryRun: dryRun)
                 for id in moved {

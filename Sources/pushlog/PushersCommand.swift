@@ -22,14 +22,14 @@ struct Pushers: ParsableCommand {
                 try checkOption(user, "--user") { try EntryDecoder.checkID($0, field: $1) }
                 let store = try dataDir.openExistingStore()
                 var rows: [[String]] = []
-                try store.forEachPusherState(user: user) { s in
+                try store.read { view in try view.forEachPusherState(user: user) { s in
                     if json { Output.json(s.json) } else {
                         rows.append([s.config.id.userID, s.config.kind.rawValue, s.config.id.appID, s.config.id.pushkey,
                                      s.config.enabled ? "yes" : "no", String(s.state.cursor), String(s.head),
                                      String(s.pending), formatTime(s.state.failingSince), formatTime(s.state.lastSuccess)])
                     }
                     return true
-                }
+                } }
                 if !json {
                     Output.table(["user", "kind", "app_id", "pushkey", "enabled", "cursor", "head", "pending",
                                   "failing_since", "last_success"], rows)
@@ -58,7 +58,7 @@ struct Pushers: ParsableCommand {
             try tool {
                 let policy = try addressPolicy()
                 let input = try readInput(file)
-                let now = Clock.nowMS()
+                let now = SystemClock.nowMS()
                 let entries = try decodeLines(input, file: file, progress: ProgressBar("validate pushers", json: json)) { line in
                     let entry = try EntryDecoder.pusher(line, now: now)
                     try policy.checkGatewayAddress(entry)
@@ -73,7 +73,7 @@ struct Pushers: ParsableCommand {
                 var done = 0
                 while done < entries.count {
                     let batch = Array(entries[done..<min(done + batchSize, entries.count)])
-                    let r = try store.append(batch, now: Clock.nowMS())
+                    let r = try store.append(batch, now: SystemClock.nowMS())
                     if first == 0 { first = r.firstPos }
                     last = r.lastPos
                     done += batch.count
@@ -133,7 +133,7 @@ struct Pushers: ParsableCommand {
                 try checkOption(pushkey, "--pushkey", EntryDecoder.checkPushkey)
                 let store = try dataDir.openStore()
                 let id = PusherID(userID: user, appID: appID, pushkey: pushkey)
-                guard try store.pusherState(id) != nil else {
+                guard try store.read({ view in try view.pusherState(id) }) != nil else {
                     throw InputError(field: "pushkey", message: "no pusher \(appID)/\(pushkey) for \(user)", kind: .invalid)
                 }
                 let lock = try DataDirLock.appender(dataDir: dataDir.dataDir)

@@ -52,14 +52,14 @@ struct Recover: ParsableCommand {
             }
 
             var redeliver = 0
-            try store.forEachPusherState { s in
+            try store.read { view in try view.forEachPusherState { s in
                 guard s.state.enabled, s.pending > 0 else { return true }
                 redeliver += 1
                 if json { Output.json(s.json) } else {
                     Output.line("will deliver: \(s.config.id.userID) \(s.config.id.appID) \(s.config.id.pushkey): \(s.pending) pending from pos \(s.state.cursor + 1)")
                 }
                 return true
-            }
+            } }
             if !json {
                 Output.line("\(redeliver) pusher\(redeliver == 1 ? "" : "s") will deliver on the next start")
                 if dryRun && !report.isClean { Output.line("dry run: nothing was repaired") }

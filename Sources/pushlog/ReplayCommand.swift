@@ -25,7 +25,7 @@ struct Replay: ParsableCommand {
             if rebuild { return try runRebuild() }
             try checkOption(user, "--user") { try EntryDecoder.checkID($0, field: $1) }
             let store = try dataDir.openExistingStore()
-            try store.forEachEntry(from: from ?? 1, to: to ?? .max) { e in
+            try store.read { view in try view.forEachEntry(from: from ?? 1, to: to ?? .max) { e in
                 if let user, e.entry.userID != user { return true }
                 if let type {
                     switch (type, e.entry) {
@@ -35,7 +35,7 @@ struct Replay: ParsableCommand {
                 }
                 if json { Output.json(e.json) } else { Output.line(Self.summary(e)) }
                 return true
-            }
+            } }
             Output.flush()
         }
     }

@@ -10,6 +10,7 @@ import Metrics
 import Prometheus
 import PushlogServer
 import ServiceLifecycle
+import Synchronization
 
 /// The daemon: it reads the configuration, holds the data directory, serves the HTTP API, runs
 /// the boot check and the pusher pool, and also delivers what `pushlog append` adds to the log
@@ -78,7 +79,7 @@ struct Serve: AsyncParsableCommand {
         // Connections to one gateway host: as many as may be in flight to it (HTTP/1.1 gateways
         // need one each; HTTP/2 ones multiplex), and descriptors enough for them.
         raiseOpenFileLimit()
-        let http = try HTTPClient(maxConnectionsPerHost: config.push.maxInFlightPerHost,
+        let http = try CurlClient(maxConnectionsPerHost: config.push.maxInFlightPerHost,
                                   connectionCacheSize: config.push.maxInFlightPerHost)
         let processes = BackgroundProcesses(logger: logger)
         var signer = try UnsubscribeSigner.load(dataDir: config.dataDir)
@@ -161,7 +162,7 @@ extension Serve {
     /// Email over SMTP when `email.smtp_url` is set (the templates loaded and the mailer's
     /// settings checked now, so a bad one stops start-up naming its key); nil with one warning
     /// when it is not.
-    func emailDelivery(_ config: Config, http: HTTPClient, signer: UnsubscribeSigner, logger: Logger,
+    func emailDelivery(_ config: Config, http: CurlClient, signer: UnsubscribeSigner, logger: Logger,
                        publicBaseURL: @escaping @Sendable () -> String) throws -> EmailDelivery? {
         guard config.email.smtpURL != nil else {
             logger.warning("email.smtp_url is not set: email pushers are inert")
@@ -238,15 +239,14 @@ struct JSONLogHandler: LogHandler {
 
 /// What the HTTP server tells the rest of `serve`: its failure, if it had one, and the address
 /// it listens on, once it does.
-final class ServerState: @unchecked Sendable {
-    private let lock = NSLock()
-    private var error: Error?
-    private var bound: String?
-    func set(_ e: Error) { lock.lock(); error = e; lock.unlock() }
-    func get() -> Error? { lock.lock(); defer { lock.unlock() }; return error }
+final class ServerState: Sendable {
+    private let error = Mutex<Error?>(nil)
+    private let bound = Mutex<String?>(nil)
+    func set(_ e: Error) { error.withLock { $0 = e } }
+    func get() -> Error? { error.withLock { $0 } }
     /// HOST:PORT the server listens on, once it does.
     var address: String? {
-        get { lock.lock(); defer { lock.unlock() }; return bound }
-        set { lock.lock(); bound = newValue; lock.unlock() }
+        get { bound.withLock { $0 } }
+        set { bound.withLock { $0 = newValue } }
     }
 }

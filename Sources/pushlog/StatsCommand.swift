@@ -10,7 +10,7 @@ struct Stats: ParsableCommand {
     func run() throws {
         try tool {
             let store = try dataDir.openExistingStore()
-            let s = try store.stats()
+            let s = try store.read { view in try view.stats() }
             if json {
                 Output.json(.object([
                     "head": .int(Int64(s.head)), "first_pos": .int(Int64(s.firstPos)), "entries": .int(Int64(s.entries)),

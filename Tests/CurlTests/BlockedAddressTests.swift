@@ -11,7 +11,7 @@ struct BlockedAddressTests {
     private static let allowingLoopback = AddressPolicy(blocked: AddressPolicy.defaultBlocked, allowed: [IPRange("127.0.0.0/8")!])
 
     /// Requests the server has seen, this `/stats` excluded (earlier ones included).
-    private func requestsSeen(_ server: TestServer, _ client: HTTPClient) async throws -> Int {
+    private func requestsSeen(_ server: TestServer, _ client: CurlClient) async throws -> Int {
         let r = try await client.send(method: "GET", url: server.url("/stats"), timeout: .seconds(5))
         let stats = try JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any]
         return (stats?["requests"] as? Int ?? 0) - 1
@@ -21,7 +21,7 @@ struct BlockedAddressTests {
     func blockedThenAllowed() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         let error = await #expect(throws: HTTPError.self) {
@@ -41,7 +41,7 @@ struct BlockedAddressTests {
     func namesAndSpellings() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         for host in ["localhost", "2130706433", "0x7f.1", "127.1", "[::ffff:127.0.0.1]"] {
             let error = await #expect(throws: HTTPError.self, "\(host)") {
@@ -58,7 +58,7 @@ struct BlockedAddressTests {
 
     @Test("a permitted address that refuses the connection is a connection failure, not a blocked address")
     func refusedIsNotBlocked() async throws {
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         _ = try? await client.post("http://127.0.0.1:\(closedPort())/", body: [], timeout: .seconds(5), addressPolicy: .default)
         let error = await #expect(throws: HTTPError.self) {
@@ -71,7 +71,7 @@ struct BlockedAddressTests {
     func noRedirects() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         let target = server.url("/echo").addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
         let r = try await client.post(server.url("/redirect?to=\(target)"), body: [], timeout: .seconds(5),
@@ -84,12 +84,12 @@ struct BlockedAddressTests {
     func batched() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         // Rounds of one request each, so every round reuses the handle the previous one left.
         // The second blocked round names the host differently: a connection the allowing
         // rounds left open to 127.0.0.1 would be reused without a new check (see the trap on
-        // ``HTTPClient/send(method:url:body:headers:timeout:addressPolicy:)``).
+        // ``CurlClient/send(method:url:body:headers:timeout:addressPolicy:)``).
         let policies: [AddressPolicy] = [.default, Self.allowingLoopback, Self.allowingLoopback, .default, Self.allowingLoopback]
         let hosts = ["127.0.0.1", "127.0.0.1", "127.0.0.1", "localhost", "127.0.0.1"]
         let results = Mutex<[UInt64: Result<HTTPResponse, any Error>]>([:])

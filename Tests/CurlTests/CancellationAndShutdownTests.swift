@@ -7,7 +7,7 @@ struct CancellationAndShutdownTests {
     @Test func cancellingTheTaskAbortsTheTransfer() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         let task = Task {
             try await client.post(server.url("/delay?ms=30000&tag=cancel"), body: [], timeout: .seconds(60))
@@ -32,7 +32,7 @@ struct CancellationAndShutdownTests {
     @Test func alreadyCancelledTaskSendsNothing() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         let task = Task {
             withUnsafeCurrentTask { $0?.cancel() }
@@ -49,7 +49,7 @@ struct CancellationAndShutdownTests {
     @Test func shutdownFailsPendingRequestsAndRefusesNewOnes() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         let url = server.url("/delay?ms=30000&tag=shutdown")
         let tasks = (0..<3).map { _ in
             Task { try await client.post(url, body: [], timeout: .seconds(60)) }

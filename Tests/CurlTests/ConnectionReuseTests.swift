@@ -14,7 +14,7 @@ struct ConnectionReuseTests {
     @Test func concurrentPostsAllCompleteOverFewConnections() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient(maxConnectionsPerHost: 16)
+        let client = try CurlClient(maxConnectionsPerHost: 16)
         defer { client.shutdown() }
         let url = server.url("/echo")
 

@@ -7,7 +7,7 @@ struct ExchangeTests {
     @Test func postDeliversBodyAndHeadersAndReturnsTheAnswer() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         let body = Array(#"{"notification":{"event_id":"$ev","devices":[{"pushkey":"k"}]}}"#.utf8)
 
@@ -33,7 +33,7 @@ struct ExchangeTests {
     @Test func jsonAnsweredAsHTMLComesBackUntouched() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         let response = try await client.post(server.url("/sygnal"), body: Array("{}".utf8),
@@ -48,7 +48,7 @@ struct ExchangeTests {
     func errorStatusIsAResponseNotAnError(status: Int) async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         let response = try await client.post(server.url("/status/\(status)"), body: [], timeout: .seconds(10))
@@ -60,7 +60,7 @@ struct ExchangeTests {
     @Test func emptyBodyAndOtherMethods() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         // An empty POST must send Content-Length 0, not fall back to reading stdin.
@@ -84,7 +84,7 @@ struct ExchangeTests {
     }
 
     @Test func malformedRequestsAreRefusedBeforeAnyIO() async throws {
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         let injected = await #expect(throws: HTTPError.self) {

@@ -6,7 +6,7 @@ import TestSupport
 @Suite(.timeLimit(.minutes(1)))
 struct FailureTests {
     @Test func closedPortIsAConnectionFailure() async throws {
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         let error = await #expect(throws: HTTPError.self) {
@@ -19,7 +19,7 @@ struct FailureTests {
     @Test func slowAnswerTimesOutAtTheTimeoutNotAtTheDelay() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         let clock = ContinuousClock()
         let start = clock.now
@@ -37,7 +37,7 @@ struct FailureTests {
     @Test func droppedConnectionIsConnectionLost() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         let error = await #expect(throws: HTTPError.self) {
@@ -50,7 +50,7 @@ struct FailureTests {
     @Test func bodyOverTheCapIsAnError() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient(maxResponseSize: 1024)
+        let client = try CurlClient(maxResponseSize: 1024)
         defer { client.shutdown() }
 
         let atCap = try await client.send(method: "GET", url: server.url("/big?bytes=1024"), timeout: .seconds(10))
@@ -76,7 +76,7 @@ struct FailureTests {
     @Test func defaultCapIsOneMebibyte() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         let error = await #expect(throws: HTTPError.self) {

@@ -14,7 +14,7 @@ struct HandleReuseTests {
     @Test func thousandSequentialPostsSucceedOverReusedConnections() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient(maxConnectionsPerHost: 16)
+        let client = try CurlClient(maxConnectionsPerHost: 16)
         defer { client.shutdown() }
         let url = server.url("/echo")
 
@@ -37,7 +37,7 @@ struct HandleReuseTests {
     @Test func aReusedHandleForgetsThePreviousRequest() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient(maxResponseSize: 1000)
+        let client = try CurlClient(maxResponseSize: 1000)
         defer { client.shutdown() }
         let url = server.url("/echo")
 
@@ -72,7 +72,7 @@ struct HandleReuseTests {
 
         // A body larger than the handle's buffer, then a small one again.
         let large = (0..<200_000).map { UInt8(truncatingIfNeeded: $0) }
-        let bigClient = try HTTPClient(maxResponseSize: 1 << 20)
+        let bigClient = try CurlClient(maxResponseSize: 1 << 20)
         defer { bigClient.shutdown() }
         #expect(try await bigClient.post(url, body: [1], timeout: .seconds(10)).body == [1])
         #expect(try await bigClient.post(url, body: large, timeout: .seconds(10)).body == large)

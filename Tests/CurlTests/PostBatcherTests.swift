@@ -42,7 +42,7 @@ struct PostBatcherTests {
     @Test func chainsManyPostsFromTheHandlerWithEveryCompletionDeliveredOnce() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient(maxConnectionsPerHost: 8)
+        let client = try CurlClient(maxConnectionsPerHost: 8)
         defer { client.shutdown() }
         let url = server.url("/echo")
         let total = 400
@@ -87,7 +87,7 @@ struct PostBatcherTests {
     @Test func failuresInvalidRequestsAndCancellationComeBackAsCompletions() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         let log = Log()
         log.expected = 3
@@ -122,7 +122,7 @@ struct PostBatcherTests {
     @Test func shutdownFailsRunningPostsInALastCall() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         let log = Log()
         log.expected = 1
         let first = Atomic<Bool>(true)

@@ -14,14 +14,14 @@ struct DelayGatewayTests {
             """.utf8)
     }
 
-    static func post(_ client: HTTPClient, _ gateway: DelayGateway, _ pushkey: String) async throws -> HTTPResponse {
+    static func post(_ client: CurlClient, _ gateway: DelayGateway, _ pushkey: String) async throws -> HTTPResponse {
         try await client.post(gateway.url, body: body(pushkey), headers: ["Content-Type": "application/json"], timeout: .seconds(30))
     }
 
     @Test("an answer does not come before the delay")
     func delayHonoured() async throws {
         let gateway = try await DelayGateway.start(delay: .fixed(ms: 150))
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         for _ in 0..<3 {
             let clock = ContinuousClock()
@@ -43,7 +43,7 @@ struct DelayGatewayTests {
     @Test("200 concurrent requests are all in flight together, and peakInFlight says so")
     func peakInFlight() async throws {
         let gateway = try await DelayGateway.start(delay: .fixed(ms: 500))
-        let client = try HTTPClient(maxConnectionsPerHost: 256, connectionCacheSize: 256)
+        let client = try CurlClient(maxConnectionsPerHost: 256, connectionCacheSize: 256)
         defer { client.shutdown() }
         try await withThrowingTaskGroup(of: Int.self) { group in
             for i in 0..<200 { group.addTask { try await Self.post(client, gateway, "k\(i)").status } }
@@ -62,7 +62,7 @@ struct DelayGatewayTests {
     @Test("tooManyRequests answers 429 with Retry-After for its count, then 200 again")
     func tooManyRequests() async throws {
         let gateway = try await DelayGateway.start(delay: .fixed(ms: 0))
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         gateway.setMode(.init(latency: .fixed(ms: 0), failure: .tooManyRequests(retryAfterSeconds: 7, count: 2)))
         for _ in 0..<2 {
@@ -82,7 +82,7 @@ struct DelayGatewayTests {
     @Test("a rejected pushkey is answered 200 with it in rejected; others are not")
     func rejectedPushkeys() async throws {
         let gateway = try await DelayGateway.start(delay: .fixed(ms: 0))
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         gateway.setMode(.init(latency: .fixed(ms: 0), rejectedPushkeys: ["gone"]))
         let rejected = try await Self.post(client, gateway, "gone")
@@ -96,7 +96,7 @@ struct DelayGatewayTests {
     @Test("hold keeps every request unanswered until the mode changes, then answers them all")
     func hold() async throws {
         let gateway = try await DelayGateway.start(delay: .hold)
-        let client = try HTTPClient(maxConnectionsPerHost: 64)
+        let client = try CurlClient(maxConnectionsPerHost: 64)
         defer { client.shutdown() }
         try await withThrowingTaskGroup(of: Int.self) { group in
             for i in 0..<20 { group.addTask { try await Self.post(client, gateway, "k\(i)").status } }
@@ -113,7 +113,7 @@ struct DelayGatewayTests {
     @Test("a wait that times out throws with the last counters; other paths get 404 uncounted")
     func timeoutAndOtherPaths() async throws {
         let gateway = try await DelayGateway.start(delay: .fixed(ms: 0))
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         let other = try await client.send(method: "GET", url: gateway.url.replacingOccurrences(of: "/notify", with: "/other"), timeout: .seconds(5))
         #expect(other.status == 404)
@@ -129,7 +129,7 @@ struct DelayGatewayTests {
     @Test("overload latency grows with the requests in flight")
     func overload() async throws {
         let gateway = try await DelayGateway.start(delay: .overload(baseMS: 10, perInFlightMS: 20))
-        let client = try HTTPClient(maxConnectionsPerHost: 64)
+        let client = try CurlClient(maxConnectionsPerHost: 64)
         defer { client.shutdown() }
         let clock = ContinuousClock()
         let started = clock.now

@@ -1,5 +1,6 @@
 import Foundation
 import LMDB
+import Synchronization
 import Testing
 
 @Suite("LMDB map growth")
@@ -137,11 +138,10 @@ struct MapGrowthTests {
     }
 }
 
-final class Counter: @unchecked Sendable {
-    private let lock = Mutex()
-    private var n = 0
-    func add() { lock.withLock { n += 1 } }
-    var value: Int { lock.withLock { n } }
+final class Counter: Sendable {
+    private let n = Mutex(0)
+    func add() { n.withLock { $0 += 1 } }
+    var value: Int { n.withLock { $0 } }
 }
 
 @Suite("LMDB errors and environment facts")

@@ -26,10 +26,10 @@ struct DeliveryReadTests {
                 if Int.random(in: 0..<3, using: &rng) == 0 { entries.append(Make.notify("@bob:example.org", room: room, so: so)) }
             }
             try store.append(entries)
-            let all = try store.notifications(user: alice, after: 0)
+            let all = try store.read { view in try view.notifications(user: alice, after: 0) }
             #expect(all.contains { $0.isRead } && all.contains { !$0.isRead })
             for (cursor, limit) in [(UInt64(0), 1_000), (0, 10), (all[all.count / 2].pos, 50), (all.last!.pos, 10)] {
-                let expected = try store.notifications(user: alice, after: cursor, limit: limit).map { "\($0.pos):\($0.isRead)" }
+                let expected = try store.read { view in try view.notifications(user: alice, after: cursor, limit: limit) }.map { "\($0.pos):\($0.isRead)" }
                 let raw = try store.read { try $0.notificationPositions(user: alice, after: cursor, limit: limit) }
                 #expect(raw.map { "\($0.pos):\($0.isRead)" } == expected, "after \(cursor), limit \(limit)")
             }

@@ -4,7 +4,7 @@ import Testing
 
 @Suite("Entry codec")
 struct EntryCodecTests {
-    static let fullNotification = LogEntry.notification(Notification(
+    static let fullNotification = LogEntry.notification(PushNotification(
         userID: "@alice:example.org", roomID: "!r:example.org", eventID: "$e1", streamOrdering: 1_042,
         actions: [.string("notify"), .object(["set_tweak": .string("sound"), "value": .string("default")]),
                   .object(["set_tweak": .string("highlight")])],
@@ -15,14 +15,14 @@ struct EntryCodecTests {
         context: ["sender_display_name": .string("Bob"), "room_name": .string("Lunch"), "member_count": .int(3),
                   "room_avatar_url": .null]))
 
-    static let bareNotification = LogEntry.notification(Notification(
+    static let bareNotification = LogEntry.notification(PushNotification(
         userID: "@a:x", roomID: "!r", eventID: "$e", streamOrdering: 0, actions: [], threadID: "main",
         receivedTS: 0, event: [:], context: nil))
 
     static let entries: [LogEntry] = [
         fullNotification,
         bareNotification,
-        .notification(Notification(userID: "@a:x", roomID: "!r", eventID: "$e", streamOrdering: .max,
+        .notification(PushNotification(userID: "@a:x", roomID: "!r", eventID: "$e", streamOrdering: .max,
                                    actions: [.string("dont_notify")], receivedTS: .min, event: ["n": .double(1.5)])),
         .receipt(Receipt(userID: "@a:x", roomID: "!r", eventID: "$e", streamOrdering: 77, receiptType: .read,
                          threadID: nil, ts: 5)),

@@ -28,11 +28,11 @@ struct GroupCommitTests {
             // Sorted by start, each range begins right after the previous one: no gap, no overlap.
             #expect(ranges.first?.lowerBound == 1)
             for (a, b) in zip(ranges, ranges.dropFirst()) { #expect(b.lowerBound == a.upperBound + 1) }
-            #expect(try store.head() == UInt64(tasks * perTask))
+            #expect(try store.read { view in try view.head() } == UInt64(tasks * perTask))
             // Each task's entries sit at the positions it was told, in its order.
             for (t, r) in results {
                 for k in 0..<perTask {
-                    guard case .notification(let n)? = try store.entry(at: r.firstPos + UInt64(k))?.entry else {
+                    guard case .notification(let n)? = try store.read({ view in try view.entry(at: r.firstPos + UInt64(k)) })?.entry else {
                         Issue.record("no notification at \(r.firstPos + UInt64(k))")
                         continue
                     }
@@ -43,7 +43,7 @@ struct GroupCommitTests {
             // Every user's head is the pos of their last notification.
             for u in 0..<8 {
                 let last = results.filter { $0.0 % 8 == u }.map(\.1.lastPos).max()!
-                #expect(try store.head(user: "@u\(u):x") == last)
+                #expect(try store.read { view in try view.head(user: "@u\(u):x") } == last)
             }
             let report = try store.rebuild(repair: false)
             #expect(report.isClean)
@@ -74,9 +74,9 @@ struct GroupCommitTests {
             #expect(good.count == 32)
             let positions = good.flatMap { Array($0.firstPos...$0.lastPos) }.sorted()
             #expect(positions == Array(1...64))
-            #expect(try store.head() == 64)
+            #expect(try store.read { view in try view.head() } == 64)
             #expect(try store.allEntries().map(\.pos) == Array(1...64))
-            #expect(try store.head(user: "@bad:x") == 0)
+            #expect(try store.read { view in try view.head(user: "@bad:x") } == 0)
         }
     }
 
@@ -99,9 +99,9 @@ struct GroupCommitTests {
                 }
                 try await group.waitForAll()
             }
-            #expect(try store.head() == 40)
+            #expect(try store.read { view in try view.head() } == 40)
             for (i, id) in ids.enumerated() {
-                let s = try #require(try store.pusherState(id))
+                let s = try #require(try store.read { view in try view.pusherState(id) })
                 #expect(s.state.cursor == UInt64(1_000 + i))
                 #expect(s.state.lastSuccess == Int64(i))
             }
@@ -128,8 +128,8 @@ struct GroupCommitGrowthTests {
             let positions = results.flatMap { Array($0.firstPos...$0.lastPos) }.sorted()
             #expect(positions == Array(1...UInt64(tasks * perTask)))
             #expect(try store.allEntries().count == tasks * perTask)
-            #expect(try store.stats().mapSizeBytes > 1 << 16)
-            for t in 0..<tasks { #expect(try store.badge(user: "@u\(t):x", rule: .notifications) == perTask) }
+            #expect(try store.read { view in try view.stats() }.mapSizeBytes > 1 << 16)
+            for t in 0..<tasks { #expect(try store.read { view in try view.badge(user: "@u\(t):x", rule: .notifications) } == perTask) }
             #expect(try store.rebuild(repair: false).isClean)
         }
     }

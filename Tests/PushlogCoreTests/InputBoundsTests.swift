@@ -66,7 +66,7 @@ struct InputBoundsTests {
                                       kind: .http, appDisplayName: "App", deviceDisplayName: "Phone", lang: "en",
                                       data: ["url": .string(gatewayURL)], append: false, enabled: true, createdTS: 1)
             try store.append([.pusherSet(pusher)])
-            let cursor = try store.head()
+            let cursor = try store.read { view in try view.head() }
             try store.append([
                 Make.notify(Longest.user, room: Longest.room, so: 10, thread: Longest.thread),
                 Make.notify(Longest.user, room: Longest.room, so: 11, thread: Longest.thread),
@@ -75,23 +75,23 @@ struct InputBoundsTests {
                 Make.receipt(Longest.user, room: Longest.room, so: 11),
             ])
             // so 10: read by both receipts; 11: by the unthreaded one; 12: unread.
-            let rows = try store.notifications(user: Longest.user, after: cursor)
+            let rows = try store.read { view in try view.notifications(user: Longest.user, after: cursor) }
             #expect(rows.map(\.isRead) == [true, true, false])
             #expect(try store.read { try $0.notificationPositions(user: Longest.user, after: cursor, limit: 10) }.map(\.isRead) == [true, true, false])
-            #expect(try store.head(user: Longest.user) == cursor + 3)
-            let state = try #require(try store.pusherState(pusher.id))
+            #expect(try store.read { view in try view.head(user: Longest.user) } == cursor + 3)
+            let state = try #require(try store.read { view in try view.pusherState(pusher.id) })
             #expect(state.pending == 3)
             try store.write { ctx in
                 try ctx.addDeadLetter(key: Keys.pusher(pusher.id), pos: cursor + 1, reason: .maxAge, ts: 5)
             }
-            #expect(try store.deadLetters(key: Keys.pusher(pusher.id)).count == 1)
+            #expect(try store.read { view in try view.deadLetters(key: Keys.pusher(pusher.id)) }.count == 1)
             let report = try store.rebuild(repair: false)
             #expect(report.isClean, "\(report.differences)")
             // Damaged and repaired, the hashed keys come back the same.
             let receipts = try store.env.database("receipts")
             try store.env.write { txn in try txn.clear(receipts) }
             #expect(try store.rebuild(repair: true).repaired)
-            #expect(try store.notifications(user: Longest.user, after: cursor).map(\.isRead) == [true, true, false])
+            #expect(try store.read { view in try view.notifications(user: Longest.user, after: cursor) }.map(\.isRead) == [true, true, false])
             #expect(try store.rebuild(repair: false).isClean)
         }
     }

@@ -43,9 +43,9 @@ struct PendingCheckTests {
             try store.append(Array(entries[chunk..<min(chunk + 250, entries.count)]))
         }
         // Random cursors: some caught up, some behind, some ahead of their user's head.
-        let head = try store.head()
+        let head = try store.read { view in try view.head() }
         for id in ids {
-            let userHead = try store.head(user: id.userID)
+            let userHead = try store.read { view in try view.head(user: id.userID) }
             let cursor: UInt64
             switch Int.random(in: 0..<4, using: &rng) {
             case 0: cursor = userHead
@@ -62,9 +62,9 @@ struct PendingCheckTests {
     func naivePending(_ store: Store) throws -> [PusherID: (cursor: UInt64, head: UInt64)] {
         var out: [PusherID: (UInt64, UInt64)] = [:]
         var states: [PusherState] = []
-        try store.forEachPusherState { states.append($0); return true }
+        try store.read { view in try view.forEachPusherState { states.append($0); return true } }
         for s in states where s.state.enabled {
-            let head = try store.head(user: s.config.id.userID)
+            let head = try store.read { view in try view.head(user: s.config.id.userID) }
             if head > s.state.cursor { out[s.config.id] = (s.state.cursor, head) }
         }
         return out
@@ -81,8 +81,8 @@ struct PendingCheckTests {
 
             var found: [PusherID: (cursor: UInt64, head: UInt64)] = [:]
             var order: [[UInt8]] = []
-            let examined = try store.forEachPending { p in
-                guard let config = try store.pusher(key: p.key) else {
+            let examined = try store.read { view in try view.forEachPending { p in
+                guard let config = try store.read({ view in try view.pusher(key: p.key) }) else {
                     Issue.record("pending key without a pusher: \(p.userID)")
                     return true
                 }
@@ -91,7 +91,7 @@ struct PendingCheckTests {
                 found[config.id] = (p.cursor, p.head)
                 order.append(p.key)
                 return true
-            }
+            } }
             #expect(examined == world.pushers.count)
             #expect(Set(found.keys) == Set(expected.keys))
             for (id, v) in expected {
@@ -109,11 +109,11 @@ struct PendingCheckTests {
             #expect(Array(store.pendingPushers(pageSize: 1)).count == order.count)
 
             // stats agrees on the count, and so does the census of /metrics, lags included.
-            #expect(try store.stats().pendingPushers == expected.count)
-            let census = try store.pusherCensus()
+            #expect(try store.read { view in try view.stats() }.pendingPushers == expected.count)
+            let census = try store.read { view in try view.pusherCensus() }
             #expect(census.lags.sorted() == expected.values.map { $0.head - $0.cursor }.sorted())
             var states: [PusherState] = []
-            try store.forEachPusherState { states.append($0); return true }
+            try store.read { view in try view.forEachPusherState { states.append($0); return true } }
             #expect(census.byKind[.http] == states.filter { $0.config.kind == .http }.count)
             #expect(census.byKind[.email] == states.filter { $0.config.kind == .email }.count)
             #expect((census.byKind[.http] ?? 0) + (census.byKind[.email] ?? 0) == world.pushers.count, "disabled pushers counted too")
@@ -125,16 +125,16 @@ struct PendingCheckTests {
         try withStore { store in
             _ = try build(store, seed: 9, userCount: 100)
             var all: [PendingPusher] = []
-            try store.forEachPending { all.append($0); return true }
+            try store.read { view in try view.forEachPending { all.append($0); return true } }
             try #require(all.count > 6)
             var page: [PendingPusher] = []
-            try store.forEachPending(after: all[2].key, limit: 3) { page.append($0); return true }
+            try store.read { view in try view.forEachPending(after: all[2].key, limit: 3) { page.append($0); return true } }
             #expect(page == Array(all[3..<6]))
             var stopped: [PendingPusher] = []
-            try store.forEachPending { stopped.append($0); return stopped.count < 2 }
+            try store.read { view in try view.forEachPending { stopped.append($0); return stopped.count < 2 } }
             #expect(stopped == Array(all[0..<2]))
             var tail: [PendingPusher] = []
-            try store.forEachPending(after: all.last!.key) { tail.append($0); return true }
+            try store.read { view in try view.forEachPending(after: all.last!.key) { tail.append($0); return true } }
             #expect(tail.isEmpty)
         }
     }
@@ -146,13 +146,13 @@ struct PendingCheckTests {
             try store.append(users.map { Make.set($0) })
             func pendingUsers() throws -> [String] {
                 var out: [String] = []
-                try store.forEachPending { out.append($0.userID); return true }
+                try store.read { view in try view.forEachPending { out.append($0.userID); return true } }
                 return out
             }
             #expect(try pendingUsers().isEmpty)
             try store.append([Make.notify("@a:x", so: 1), Make.notify("@a:x.y", so: 2), Make.notify("@a b:x", so: 3)])
             #expect(Set(try pendingUsers()) == ["@a:x", "@a:x.y", "@a b:x"])
-            try store.setCursor(Make.pusher("@a:x").id, try store.head())
+            try store.setCursor(Make.pusher("@a:x").id, try store.read { view in try view.head() })
             #expect(Set(try pendingUsers()) == ["@a:x.y", "@a b:x"])
             try store.append([Make.set("@a:x.y", enabled: false)])
             #expect(try pendingUsers() == ["@a b:x"])

@@ -14,16 +14,16 @@ struct ProjectionTests {
                 Make.notify(alice, room: "!b", so: 3), Make.notify(alice, room: "!c", so: 4, thread: "t"),
                 Make.notify("@bob:x", room: "!a", so: 5),
             ])
-            #expect(try store.badge(user: alice) == 3)
-            #expect(try store.badge(user: alice, rule: .rooms) == 3)
-            #expect(try store.badge(user: alice, rule: .notifications) == 4)
-            #expect(try store.badge(user: "@bob:x", rule: .notifications) == 1)
-            #expect(try store.badge(user: "@nobody:x") == 0)
+            #expect(try store.read { view in try view.badge(user: alice) } == 3)
+            #expect(try store.read { view in try view.badge(user: alice, rule: .rooms) } == 3)
+            #expect(try store.read { view in try view.badge(user: alice, rule: .notifications) } == 4)
+            #expect(try store.read { view in try view.badge(user: "@bob:x", rule: .notifications) } == 1)
+            #expect(try store.read { view in try view.badge(user: "@nobody:x") } == 0)
             // Reading room !a entirely drops one room and two notifications.
             try store.append([Make.receipt(alice, room: "!a", so: 2)])
-            #expect(try store.badge(user: alice) == 2)
-            #expect(try store.badge(user: alice, rule: .notifications) == 2)
-            #expect(try store.badge(user: "@bob:x") == 1)
+            #expect(try store.read { view in try view.badge(user: alice) } == 2)
+            #expect(try store.read { view in try view.badge(user: alice, rule: .notifications) } == 2)
+            #expect(try store.read { view in try view.badge(user: "@bob:x") } == 1)
         }
     }
 
@@ -32,13 +32,13 @@ struct ProjectionTests {
         try withStore { store in
             try store.append([Make.notify(alice, so: 10), Make.notify(alice, so: 20)])
             try store.append([Make.receipt(alice, so: 9)])
-            #expect(try store.notifications(user: alice, after: 0).map(\.isRead) == [false, false])
+            #expect(try store.read { view in try view.notifications(user: alice, after: 0) }.map(\.isRead) == [false, false])
             try store.append([Make.receipt(alice, so: 10)])
-            #expect(try store.notifications(user: alice, after: 0).map(\.isRead) == [true, false])
-            #expect(try store.badge(user: alice, rule: .notifications) == 1)
+            #expect(try store.read { view in try view.notifications(user: alice, after: 0) }.map(\.isRead) == [true, false])
+            #expect(try store.read { view in try view.badge(user: alice, rule: .notifications) } == 1)
             try store.append([Make.receipt(alice, so: 25, type: .readPrivate)])
-            #expect(try store.notifications(user: alice, after: 0).map(\.isRead) == [true, true])
-            #expect(try store.badge(user: alice) == 0)
+            #expect(try store.read { view in try view.notifications(user: alice, after: 0) }.map(\.isRead) == [true, true])
+            #expect(try store.read { view in try view.badge(user: alice) } == 0)
         }
     }
 
@@ -47,8 +47,8 @@ struct ProjectionTests {
         try withStore { store in
             try store.append([Make.receipt(alice, so: 100)])
             try store.append([Make.notify(alice, so: 50), Make.notify(alice, so: 100), Make.notify(alice, so: 101)])
-            #expect(try store.notifications(user: alice, after: 0).map(\.isRead) == [true, true, false])
-            #expect(try store.badge(user: alice, rule: .notifications) == 1)
+            #expect(try store.read { view in try view.notifications(user: alice, after: 0) }.map(\.isRead) == [true, true, false])
+            #expect(try store.read { view in try view.badge(user: alice, rule: .notifications) } == 1)
         }
     }
 
@@ -59,13 +59,13 @@ struct ProjectionTests {
                 Make.notify(alice, room: "!r", so: 5, thread: "main"), Make.notify(alice, room: "!r", so: 6, thread: "t1"),
                 Make.notify(alice, room: "!r", so: 7, thread: "t2"), Make.notify(alice, room: "!other", so: 3),
             ])
-            #expect(try store.badge(user: alice, rule: .notifications) == 4)
+            #expect(try store.read { view in try view.badge(user: alice, rule: .notifications) } == 4)
             try store.append([Make.receipt(alice, room: "!r", so: 7)])
-            let ns = try store.notifications(user: alice, after: 0)
+            let ns = try store.read { view in try view.notifications(user: alice, after: 0) }
             #expect(ns.filter { $0.roomID == "!r" }.allSatisfy { $0.isRead })
             #expect(ns.first { $0.roomID == "!other" }?.isRead == false)
-            #expect(try store.badge(user: alice) == 1)
-            #expect(try store.badge(user: alice, rule: .notifications) == 1)
+            #expect(try store.read { view in try view.badge(user: alice) } == 1)
+            #expect(try store.read { view in try view.badge(user: alice, rule: .notifications) } == 1)
         }
     }
 
@@ -77,17 +77,17 @@ struct ProjectionTests {
                 Make.notify(alice, room: "!r", so: 7, thread: "t2"),
             ])
             try store.append([Make.receipt(alice, room: "!r", so: 100, thread: "t1")])
-            let read = Dictionary(uniqueKeysWithValues: try store.notifications(user: alice, after: 0).map { ($0.threadID, $0.isRead) })
+            let read = Dictionary(uniqueKeysWithValues: try store.read { view in try view.notifications(user: alice, after: 0) }.map { ($0.threadID, $0.isRead) })
             #expect(read == ["main": false, "t1": true, "t2": false])
-            #expect(try store.badge(user: alice) == 1)
-            #expect(try store.badge(user: alice, rule: .notifications) == 2)
+            #expect(try store.read { view in try view.badge(user: alice) } == 1)
+            #expect(try store.read { view in try view.badge(user: alice, rule: .notifications) } == 2)
             // A "main" thread receipt is a thread receipt too: it does not cover t2.
             try store.append([Make.receipt(alice, room: "!r", so: 100, thread: "main")])
-            #expect(try store.badge(user: alice, rule: .notifications) == 1)
-            #expect(try store.notifications(user: alice, after: 0).first { $0.threadID == "t2" }?.isRead == false)
+            #expect(try store.read { view in try view.badge(user: alice, rule: .notifications) } == 1)
+            #expect(try store.read { view in try view.notifications(user: alice, after: 0) }.first { $0.threadID == "t2" }?.isRead == false)
             // New notifications in a read thread above its receipt are unread again.
             try store.append([Make.notify(alice, room: "!r", so: 101, thread: "t1")])
-            #expect(try store.badge(user: alice, rule: .notifications) == 2)
+            #expect(try store.read { view in try view.badge(user: alice, rule: .notifications) } == 2)
         }
     }
 
@@ -101,10 +101,10 @@ struct ProjectionTests {
             #expect(!older.receiptUsers.contains(alice))
             let equal = try store.append([Make.receipt(alice, so: 10, type: .readPrivate)])
             #expect(equal.receiptUsers.isEmpty)
-            #expect(try store.notifications(user: alice, after: 0).map(\.isRead) == [true, false])
+            #expect(try store.read { view in try view.notifications(user: alice, after: 0) }.map(\.isRead) == [true, false])
             // A notification at 7 is still covered by the held receipt (10), not by the older one (4).
             try store.append([Make.notify(alice, so: 7)])
-            #expect(try store.notifications(user: alice, after: 0).map(\.isRead) == [true, false, true])
+            #expect(try store.read { view in try view.notifications(user: alice, after: 0) }.map(\.isRead) == [true, false, true])
             // The same applies per thread: an older threaded receipt is ignored too.
             #expect(try store.append([Make.receipt(alice, so: 20, thread: "t")]).receiptUsers == [alice])
             #expect(try store.append([Make.receipt(alice, so: 19, thread: "t")]).receiptUsers.isEmpty)
@@ -121,11 +121,11 @@ struct ProjectionTests {
             let r = try store.append([Make.notify(alice, so: 2, actions: [.string("dont_notify")]),
                                       Make.notify(alice, so: 3, actions: [])])
             #expect(r.notifiedUsers.isEmpty)
-            #expect(try store.head() == 3)
-            #expect(try store.head(user: alice) == 1)
-            #expect(try store.notifications(user: alice, after: 0).map(\.pos) == [1])
-            #expect(try store.badge(user: alice, rule: .notifications) == 1)
-            if case .notification(let n)? = try store.entry(at: 2)?.entry {
+            #expect(try store.read { view in try view.head() } == 3)
+            #expect(try store.read { view in try view.head(user: alice) } == 1)
+            #expect(try store.read { view in try view.notifications(user: alice, after: 0) }.map(\.pos) == [1])
+            #expect(try store.read { view in try view.badge(user: alice, rule: .notifications) } == 1)
+            if case .notification(let n)? = try store.read({ view in try view.entry(at: 2) })?.entry {
                 #expect(!n.notifies)
             } else {
                 Issue.record("entry 2 should be the dont_notify notification")
@@ -136,14 +136,14 @@ struct ProjectionTests {
     @Test("a user's head is the pos of their newest pushable notification")
     func userHeads() throws {
         try withStore { store in
-            #expect(try store.head(user: alice) == 0)
+            #expect(try store.read { view in try view.head(user: alice) } == 0)
             try store.append([Make.notify(alice, so: 1), Make.notify("@bob:x", so: 2), Make.notify(alice, so: 3),
                               Make.receipt(alice, so: 3)])
-            #expect(try store.head(user: alice) == 3)
-            #expect(try store.head(user: "@bob:x") == 2)
+            #expect(try store.read { view in try view.head(user: alice) } == 3)
+            #expect(try store.read { view in try view.head(user: "@bob:x") } == 2)
             // A receipt does not move the head; reading does not take notifications away.
             try store.append([Make.receipt(alice, so: 99), Make.set(alice)])
-            #expect(try store.head(user: alice) == 3)
+            #expect(try store.read { view in try view.head(user: alice) } == 3)
         }
     }
 
@@ -159,22 +159,22 @@ struct ProjectionTests {
                 Make.notify(alice, room: "!a", so: 5),                          // 5
                 Make.notify(alice, room: "!a", so: 6, actions: [.string("dont_notify")]),  // 6
             ])
-            let all = try store.notifications(user: alice, after: 0)
+            let all = try store.read { view in try view.notifications(user: alice, after: 0) }
             #expect(all.map(\.pos) == [1, 3, 5])
             #expect(all.map(\.isRead) == [true, false, false])
             #expect(all.map(\.roomID) == ["!a", "!b", "!a"])
             #expect(all.map(\.streamOrdering) == [1, 3, 5])
             #expect(all.map(\.threadID) == ["main", "t", "main"])
             #expect(all.map(\.highlight) == [false, true, false])
-            #expect(try store.notifications(user: alice, after: 1).map(\.pos) == [3, 5])
-            #expect(try store.notifications(user: alice, after: 3).map(\.pos) == [5])
-            #expect(try store.notifications(user: alice, after: 5).isEmpty)
-            #expect(try store.notifications(user: alice, after: .max).isEmpty)
-            #expect(try store.notifications(user: alice, after: 0, limit: 2).map(\.pos) == [1, 3])
-            #expect(try store.notifications(user: "@bob:x", after: 0).map(\.pos) == [2])
+            #expect(try store.read { view in try view.notifications(user: alice, after: 1) }.map(\.pos) == [3, 5])
+            #expect(try store.read { view in try view.notifications(user: alice, after: 3) }.map(\.pos) == [5])
+            #expect(try store.read { view in try view.notifications(user: alice, after: 5) }.isEmpty)
+            #expect(try store.read { view in try view.notifications(user: alice, after: .max) }.isEmpty)
+            #expect(try store.read { view in try view.notifications(user: alice, after: 0, limit: 2) }.map(\.pos) == [1, 3])
+            #expect(try store.read { view in try view.notifications(user: "@bob:x", after: 0) }.map(\.pos) == [2])
             // A user whose id is a prefix of another's sees only their own.
             try store.append([Make.notify("@alice:example.org.evil", so: 7)])
-            #expect(try store.notifications(user: alice, after: 0).map(\.pos) == [1, 3, 5])
+            #expect(try store.read { view in try view.notifications(user: alice, after: 0) }.map(\.pos) == [1, 3, 5])
         }
     }
 
@@ -184,10 +184,10 @@ struct ProjectionTests {
             let a = "@a:x", ab = "@a:x.y"
             try store.append([Make.notify(a, room: "!r", so: 1), Make.notify(ab, room: "!r", so: 2), Make.notify(ab, room: "!s", so: 3)])
             try store.append([Make.receipt(a, room: "!r", so: 10)])
-            #expect(try store.badge(user: a) == 0)
-            #expect(try store.badge(user: ab) == 2)
-            #expect(try store.head(user: a) == 1)
-            #expect(try store.head(user: ab) == 3)
+            #expect(try store.read { view in try view.badge(user: a) } == 0)
+            #expect(try store.read { view in try view.badge(user: ab) } == 2)
+            #expect(try store.read { view in try view.head(user: a) } == 1)
+            #expect(try store.read { view in try view.head(user: ab) } == 3)
         }
     }
 }

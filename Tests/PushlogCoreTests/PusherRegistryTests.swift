@@ -9,10 +9,10 @@ struct PusherRegistryTests {
 
     func pendingIDs(_ store: Store) throws -> Set<PusherID> {
         var out = Set<PusherID>()
-        try store.forEachPending { p in
-            if let c = try store.pusher(key: p.key) { out.insert(c.id) }
+        try store.read { view in try view.forEachPending { p in
+            if let c = try view.pusher(key: p.key) { out.insert(c.id) }
             return true
-        }
+        } }
         return out
     }
 
@@ -23,7 +23,7 @@ struct PusherRegistryTests {
             let r = try store.append([Make.set(alice)])
             #expect(r.firstPos == 3)
             #expect(r.pusherChanges == [Make.pusher(alice).id])
-            let s = try #require(try store.pusherState(Make.pusher(alice).id))
+            let s = try #require(try store.read { view in try view.pusherState(Make.pusher(alice).id) })
             #expect(s.state.cursor == 3)
             #expect(s.head == 2)
             #expect(s.pending == 0)
@@ -31,7 +31,7 @@ struct PusherRegistryTests {
             #expect(s.state.kind == .http)
             #expect(try pendingIDs(store).isEmpty)
             try store.append([Make.notify(alice, so: 3)])
-            let t = try #require(try store.pusherState(Make.pusher(alice).id))
+            let t = try #require(try store.read { view in try view.pusherState(Make.pusher(alice).id) })
             #expect(t.head == 4)
             #expect(t.pending == 1)
             #expect(try pendingIDs(store) == [Make.pusher(alice).id])
@@ -42,7 +42,7 @@ struct PusherRegistryTests {
     func newPusherMidBatch() throws {
         try withStore { store in
             try store.append([Make.notify(alice, so: 1), Make.set(alice), Make.notify(alice, so: 2)])
-            let s = try #require(try store.pusherState(Make.pusher(alice).id))
+            let s = try #require(try store.read { view in try view.pusherState(Make.pusher(alice).id) })
             #expect(s.state.cursor == 2)
             #expect(s.head == 3)
             #expect(s.pending == 1)
@@ -54,17 +54,17 @@ struct PusherRegistryTests {
         try withStore { store in
             let id = Make.pusher(alice).id
             try store.append([Make.set(alice), Make.notify(alice, so: 1)])  // 1, 2
-            #expect(try store.pusherState(id)?.state.cursor == 1)
+            #expect(try store.read { view in try view.pusherState(id) }?.state.cursor == 1)
             try store.append([Make.set(alice, enabled: false)])  // 3
-            let disabled = try #require(try store.pusherState(id))
+            let disabled = try #require(try store.read { view in try view.pusherState(id) })
             #expect(!disabled.state.enabled)
             #expect(!disabled.config.enabled)
             #expect(disabled.state.cursor == 1)  // disabling does not move the cursor
             try store.append([Make.notify(alice, so: 2), Make.notify(alice, so: 3)])  // 4, 5
-            #expect(try store.pusherState(id)?.pending == 3)
+            #expect(try store.read { view in try view.pusherState(id) }?.pending == 3)
             #expect(try pendingIDs(store).isEmpty)
             try store.append([Make.set(alice, enabled: true)])  // 6
-            let enabled = try #require(try store.pusherState(id))
+            let enabled = try #require(try store.read { view in try view.pusherState(id) })
             #expect(enabled.state.enabled)
             #expect(enabled.state.cursor == 6)
             #expect(enabled.pending == 0)
@@ -85,7 +85,7 @@ struct PusherRegistryTests {
                 try ctx.setConsumerState(id, s)
             }
             try store.append([Make.set(alice, createdTS: 9_000, name: "new phone")])  // 3
-            let s = try #require(try store.pusherState(id))
+            let s = try #require(try store.read { view in try view.pusherState(id) })
             #expect(s.config.createdTS == 1_000)
             #expect(s.config.deviceDisplayName == "new phone")
             #expect(s.state.cursor == 1)
@@ -109,11 +109,11 @@ struct PusherRegistryTests {
             ])
             let r = try store.append([Make.set(bob, key: shared, append: false)])
             #expect(r.pusherChanges == [bobID, aliceID])
-            #expect(try store.pusherState(aliceID) == nil)
+            #expect(try store.read { view in try view.pusherState(aliceID) } == nil)
             #expect(try store.write { ctx in try ctx.consumerState(aliceID) } == nil)
-            #expect(try store.pusherState(bobID) != nil)
-            #expect(try store.pusherState(Make.pusher(alice, app: "other.app", key: shared).id) != nil)
-            #expect(try store.pusherState(Make.pusher("@carol:x", key: "carol-key").id) != nil)
+            #expect(try store.read { view in try view.pusherState(bobID) } != nil)
+            #expect(try store.read { view in try view.pusherState(Make.pusher(alice, app: "other.app", key: shared).id) } != nil)
+            #expect(try store.read { view in try view.pusherState(Make.pusher("@carol:x", key: "carol-key").id) } != nil)
         }
     }
 
@@ -124,12 +124,12 @@ struct PusherRegistryTests {
             try store.append([Make.set(alice, key: shared)])
             let r = try store.append([Make.set(bob, key: shared, append: true)])
             #expect(r.pusherChanges == [Make.pusher(bob, key: shared).id])
-            #expect(try store.pusherState(Make.pusher(alice, key: shared).id) != nil)
-            #expect(try store.pusherState(Make.pusher(bob, key: shared).id) != nil)
+            #expect(try store.read { view in try view.pusherState(Make.pusher(alice, key: shared).id) } != nil)
+            #expect(try store.read { view in try view.pusherState(Make.pusher(bob, key: shared).id) } != nil)
             // And a later append:false by a third user removes both.
             try store.append([Make.set("@carol:x", key: shared)])
-            #expect(try store.pusherState(Make.pusher(alice, key: shared).id) == nil)
-            #expect(try store.pusherState(Make.pusher(bob, key: shared).id) == nil)
+            #expect(try store.read { view in try view.pusherState(Make.pusher(alice, key: shared).id) } == nil)
+            #expect(try store.read { view in try view.pusherState(Make.pusher(bob, key: shared).id) } == nil)
         }
     }
 
@@ -141,13 +141,13 @@ struct PusherRegistryTests {
             try store.write { ctx in try ctx.setConsumerState(id, ConsumerState(cursor: 0, failingSince: 5, nextAttempt: 6)) }
             let r = try store.append([.pusherRemoved(id)])  // 3
             #expect(r.pusherChanges == [id])
-            #expect(try store.pusherState(id) == nil)
+            #expect(try store.read { view in try view.pusherState(id) } == nil)
             #expect(try store.write { ctx in try ctx.consumerState(id) } == nil)
             #expect(try pendingIDs(store).isEmpty)
             // Removing it again changes nothing.
             #expect(try store.append([.pusherRemoved(id)]).pusherChanges.isEmpty)
             let again = try store.append([Make.set(alice)])  // 5
-            let s = try #require(try store.pusherState(id))
+            let s = try #require(try store.read { view in try view.pusherState(id) })
             #expect(s.state.cursor == again.firstPos)
             #expect(s.state.failingSince == nil)
             #expect(s.state.nextAttempt == nil)
@@ -159,19 +159,19 @@ struct PusherRegistryTests {
         try withStore { store in
             try store.append([Make.set(bob), Make.set(alice), Make.set(alice, app: "two"), Make.set("@a:x")])
             var all: [String] = []
-            try store.forEachPusherState { all.append($0.config.id.userID); return true }
+            try store.read { view in try view.forEachPusherState { all.append($0.config.id.userID); return true } }
             #expect(all == ["@a:x", alice, alice, bob])
             var alices = 0
-            try store.forEachPusherState(user: alice) { s in
+            try store.read { view in try view.forEachPusherState(user: alice) { s in
                 #expect(s.config.id.userID == alice)
                 alices += 1
                 return true
-            }
+            } }
             #expect(alices == 2)
             var none = 0
-            try store.forEachPusherState(user: "@alice") { _ in none += 1; return true }
+            try store.read { view in try view.forEachPusherState(user: "@alice") { _ in none += 1; return true } }
             #expect(none == 0)
-            let stats = try store.stats()
+            let stats = try store.read { view in try view.stats() }
             #expect(stats.pushers == 4)
             #expect(stats.pushersByKind[.http] == 4)
         }
@@ -279,10 +279,10 @@ struct RewindTests {
             try store.append([Make.notify(alice, so: 2), Make.notify(alice, so: 3)], now: 3_000)  // 3, 4
             let id = Make.pusher(alice).id
             try store.setCursor(id, 4)
-            let from = try store.position(atOrAfter: 2_500)
+            let from = try store.read { view in try view.position(atOrAfter: 2_500) }
             #expect(from == 3)
             #expect(try store.rewind(toPos: from, filter: .init()) == [id])
-            let s = try #require(try store.pusherState(id))
+            let s = try #require(try store.read { view in try view.pusherState(id) })
             #expect(s.state.cursor == 2)
             #expect(s.pending == 2)
         }

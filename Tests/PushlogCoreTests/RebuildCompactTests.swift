@@ -45,7 +45,7 @@ struct RebuildTests {
             }
             #expect(report.isClean, "\(report.differences)")
             #expect(!report.repaired)
-            #expect(report.entries == (try store.head()))
+            #expect(report.entries == (try store.read { view in try view.head() }))
             #expect(report.differences.count == 6)
             #expect(progressCalls > 0)
             #expect(!(try store.rebuildInterrupted()))
@@ -58,9 +58,9 @@ struct RebuildTests {
         try withStore { store in
             try populate(store)
             let aliceID = Make.pusher(alice).id, bobID = Make.pusher(bob).id, carolID = Make.pusher(carol).id
-            let aliceHead = try store.head(user: alice)
-            let aliceBadge = try store.badge(user: alice, rule: .notifications)
-            let aliceNotifs = try store.notifications(user: alice, after: 0)
+            let aliceHead = try store.read { view in try view.head(user: alice) }
+            let aliceBadge = try store.read { view in try view.badge(user: alice, rule: .notifications) }
+            let aliceNotifs = try store.read { view in try view.notifications(user: alice, after: 0) }
             let bobCursor = try #require(try store.cursor(bobID))
             try #require(aliceBadge > 0)
             try #require(aliceNotifs.count > 3)
@@ -84,7 +84,7 @@ struct RebuildTests {
                 b.enabled.toggle()
                 try txn.put(consumers, Keys.pusher(bobID), b.encoded())
             }
-            #expect(try store.head(user: alice) == 0)
+            #expect(try store.read { view in try view.head(user: alice) } == 0)
 
             let report = try store.rebuild(repair: true, chunk: 7)
             #expect(!report.isClean)
@@ -99,15 +99,15 @@ struct RebuildTests {
             #expect(report.missingConsumers == 1)
             #expect(report.consumerFlagsFixed == 1)
 
-            #expect(try store.head(user: alice) == aliceHead)
-            #expect(try store.notifications(user: alice, after: 0) == aliceNotifs)
-            #expect(try store.badge(user: alice, rule: .notifications) == aliceBadge)
-            #expect(try store.badge(user: "@ghost:x") == 0)
-            #expect(try store.pusherState(PusherID(userID: "@ghost:x", appID: "x", pushkey: "y")) == nil)
+            #expect(try store.read { view in try view.head(user: alice) } == aliceHead)
+            #expect(try store.read { view in try view.notifications(user: alice, after: 0) } == aliceNotifs)
+            #expect(try store.read { view in try view.badge(user: alice, rule: .notifications) } == aliceBadge)
+            #expect(try store.read { view in try view.badge(user: "@ghost:x") } == 0)
+            #expect(try store.read { view in try view.pusherState(PusherID(userID: "@ghost:x", appID: "x", pushkey: "y")) } == nil)
             #expect(try store.write { ctx in try ctx.consumerState(ghost) } == nil)
             // A pusher that lost its state starts at the head: no history.
-            #expect(try store.cursor(carolID) == (try store.head()))
-            let bobState = try #require(try store.pusherState(bobID))
+            #expect(try store.cursor(carolID) == (try store.read { view in try view.head() }))
+            let bobState = try #require(try store.read { view in try view.pusherState(bobID) })
             #expect(bobState.state.enabled == bobState.config.enabled)
             #expect(bobState.state.cursor == bobCursor)
             #expect(!(try store.rebuildInterrupted()))
@@ -127,9 +127,9 @@ struct RebuildTests {
             let report = try store.rebuild(repair: false)
             #expect(report.differences["heads"]?.changed == 1)
             #expect(!report.repaired)
-            #expect(try store.head(user: alice) == 1)
+            #expect(try store.read { view in try view.head(user: alice) } == 1)
             #expect(try store.rebuild(repair: true).repaired)
-            #expect(try store.head(user: alice) != 1)
+            #expect(try store.read { view in try view.head(user: alice) } != 1)
         }
     }
 }
@@ -139,13 +139,13 @@ struct CompactTests {
     /// Moves every pusher's cursor to `pos`.
     func advanceAll(_ store: Store, to pos: UInt64) throws {
         var ids: [PusherID] = []
-        try store.forEachPusherState { ids.append($0.config.id); return true }
+        try store.read { view in try view.forEachPusherState { ids.append($0.config.id); return true } }
         for id in ids { try store.setCursor(id, pos) }
     }
 
     func pusherSnapshot(_ store: Store) throws -> [PusherConfig] {
         var out: [PusherConfig] = []
-        try store.forEachPusherState { out.append($0.config); return true }
+        try store.read { view in try view.forEachPusherState { out.append($0.config); return true } }
         return out
     }
 
@@ -153,29 +153,29 @@ struct CompactTests {
     func dropsPassedPrefix() throws {
         try withStore { store in
             try populate(store)
-            let head = try store.head()
+            let head = try store.read { view in try view.head() }
             let pushersBefore = try pusherSnapshot(store)
-            let badgesBefore = try [alice, bob, carol].map { try store.badge(user: $0, rule: .notifications) }
+            let badgesBefore = try store.read { view in try [alice, bob, carol].map { try view.badge(user: $0, rule: .notifications) } }
             try advanceAll(store, to: head)
             let laggard = Make.pusher(alice).id
             try store.setCursor(laggard, head - 10)
-            let report = try store.dropPassedPrefix(olderThan: Clock.nowMS() + 86_400_000, chunk: 9)
+            let report = try store.dropPassedPrefix(olderThan: SystemClock.nowMS() + 86_400_000, chunk: 9)
             #expect(report.newFirst == head - 9)
             #expect(report.dropped == head - 10)
             #expect(report.checkpointed > 0)
-            #expect(try store.firstPos() == head - 9)
-            #expect(try store.entry(at: 1) == nil)
-            #expect(try store.entry(at: head - 10) == nil)
-            #expect(try store.entry(at: head - 9) != nil)
+            #expect(try store.read { view in try view.firstPos() } == head - 9)
+            #expect(try store.read { view in try view.entry(at: 1) } == nil)
+            #expect(try store.read { view in try view.entry(at: head - 10) } == nil)
+            #expect(try store.read { view in try view.entry(at: head - 9) } != nil)
             #expect(try store.allEntries().map(\.pos) == Array((head - 9)...head))
-            #expect(try store.head() == head)
+            #expect(try store.read { view in try view.head() } == head)
             #expect(try store.checkLog().isHealthy)
             #expect(try pusherSnapshot(store) == pushersBefore)
             // The pushers survive a rebuild too: they are replayed from the checkpoint.
             let rebuilt = try store.rebuild(repair: false)
             #expect(rebuilt.isClean, "\(rebuilt.differences) orphans \(rebuilt.orphanConsumers) missing \(rebuilt.missingConsumers)")
             // Only notifications everyone has passed went away; later ones keep their read state.
-            let after = try [alice, bob, carol].map { try store.badge(user: $0, rule: .notifications) }
+            let after = try store.read { view in try [alice, bob, carol].map { try view.badge(user: $0, rule: .notifications) } }
             #expect(zip(after, badgesBefore).allSatisfy { $0 <= $1 })
             // Appending continues after the old head.
             #expect(try store.append([Make.notify(alice, so: 10_000)]).firstPos == head + 1)
@@ -192,14 +192,14 @@ struct CompactTests {
             try advanceAll(store, to: 10)
             let none = try store.dropPassedPrefix(olderThan: 500)
             #expect(none.dropped == 0)
-            #expect(try store.firstPos() == 1)
+            #expect(try store.read { view in try view.firstPos() } == 1)
             let some = try store.dropPassedPrefix(olderThan: 3_000)
             #expect(some.newFirst == 7)
             #expect(some.dropped == 6)
             #expect(try store.allEntries().map(\.pos) == [7, 8, 9, 10])
-            #expect(try store.pusherState(Make.pusher(alice).id) != nil)
-            #expect(try store.position(atOrAfter: 0) == 7)
-            #expect(try store.position(atOrAfter: 3_001) == 11)
+            #expect(try store.read { view in try view.pusherState(Make.pusher(alice).id) } != nil)
+            #expect(try store.read { view in try view.position(atOrAfter: 0) } == 7)
+            #expect(try store.read { view in try view.position(atOrAfter: 3_001) } == 11)
             #expect(try store.rebuild(repair: false).isClean)
         }
     }
@@ -212,12 +212,12 @@ struct CompactTests {
             try store.append([Make.set(bob, enabled: false)])  // 11
             try store.setCursor(Make.pusher(alice).id, 11)
             try store.setCursor(Make.pusher(bob).id, 0)
-            let r = try store.dropPassedPrefix(olderThan: Clock.nowMS() + 60_000)
+            let r = try store.dropPassedPrefix(olderThan: SystemClock.nowMS() + 60_000)
             #expect(r.newFirst == 12)
             #expect(try store.allEntries().isEmpty)
-            #expect(try store.pusherState(Make.pusher(bob).id)?.config.enabled == false)
-            #expect(try store.pusherState(Make.pusher(alice).id)?.config.enabled == true)
-            #expect(try store.head(user: alice) == 10, "compaction keeps the head of a user whose notifications it dropped")
+            #expect(try store.read { view in try view.pusherState(Make.pusher(bob).id) }?.config.enabled == false)
+            #expect(try store.read { view in try view.pusherState(Make.pusher(alice).id) }?.config.enabled == true)
+            #expect(try store.read { view in try view.head(user: alice) } == 10, "compaction keeps the head of a user whose notifications it dropped")
             #expect(try store.rebuild(repair: false).isClean)
         }
     }
@@ -227,12 +227,12 @@ struct CompactTests {
         try withStore { store in
             try store.append([Make.set(alice), Make.set(bob)])
             try store.append([Make.notify(alice, so: 1), Make.notify(bob, so: 2), Make.notify(alice, so: 3)])  // 3, 4, 5
-            try advanceAll(store, to: try store.head())
-            _ = try store.dropPassedPrefix(olderThan: Clock.nowMS() + 60_000)
+            try advanceAll(store, to: try store.read { view in try view.head() })
+            _ = try store.dropPassedPrefix(olderThan: SystemClock.nowMS() + 60_000)
             #expect(try store.allEntries().isEmpty)
-            #expect(try store.head(user: alice) == 5)
-            #expect(try store.head(user: bob) == 4)
-            #expect(try store.pusherState(Make.pusher(alice).id).map { $0.head <= $0.state.cursor } == true,
+            #expect(try store.read { view in try view.head(user: alice) } == 5)
+            #expect(try store.read { view in try view.head(user: bob) } == 4)
+            #expect(try store.read { view in try view.pusherState(Make.pusher(alice).id) }.map { $0.head <= $0.state.cursor } == true,
                     "the head is not behind the cursor")
             let report = try store.rebuild(repair: false)
             #expect(report.isClean, "a rebuild derives the kept heads: \(report.differences)")
@@ -241,14 +241,14 @@ struct CompactTests {
             let heads = try store.env.database("heads")
             try store.env.write { txn in try txn.clear(heads) }
             #expect(try store.rebuild(repair: true).repaired)
-            #expect(try store.head(user: alice) == 5)
-            #expect(try store.head(user: bob) == 4)
+            #expect(try store.read { view in try view.head(user: alice) } == 5)
+            #expect(try store.read { view in try view.head(user: bob) } == 4)
 
             try store.append([Make.notify(alice, so: 9)])  // 6
-            try advanceAll(store, to: try store.head())
-            _ = try store.dropPassedPrefix(olderThan: Clock.nowMS() + 60_000)
-            #expect(try store.head(user: alice) == 6)
-            #expect(try store.head(user: bob) == 4)
+            try advanceAll(store, to: try store.read { view in try view.head() })
+            _ = try store.dropPassedPrefix(olderThan: SystemClock.nowMS() + 60_000)
+            #expect(try store.read { view in try view.head(user: alice) } == 6)
+            #expect(try store.read { view in try view.head(user: bob) } == 4)
             #expect(try store.rebuild(repair: false).isClean)
         }
     }
@@ -259,16 +259,16 @@ struct CompactTests {
             let id = Make.pusher(alice).id
             try store.append([Make.set(alice, createdTS: 1_000)])
             try store.append([Make.notify(alice, so: 1), Make.set(alice, createdTS: 9_000, name: "renamed")])
-            #expect(try store.pusherState(id)?.config.createdTS == 1_000)
-            try advanceAll(store, to: try store.head())
-            let r = try store.dropPassedPrefix(olderThan: Clock.nowMS() + 60_000)
+            #expect(try store.read { view in try view.pusherState(id) }?.config.createdTS == 1_000)
+            try advanceAll(store, to: try store.read { view in try view.head() })
+            let r = try store.dropPassedPrefix(olderThan: SystemClock.nowMS() + 60_000)
             #expect(r.dropped == 3)
-            #expect(try store.pusherState(id)?.config.createdTS == 1_000)
+            #expect(try store.read { view in try view.pusherState(id) }?.config.createdTS == 1_000)
             let report = try store.rebuild(repair: false)
             #expect(report.isClean, "\(report.differences)")
             _ = try store.rebuild(repair: true)
-            #expect(try store.pusherState(id)?.config.createdTS == 1_000)
-            #expect(try store.pusherState(id)?.config.deviceDisplayName == "renamed")
+            #expect(try store.read { view in try view.pusherState(id) }?.config.createdTS == 1_000)
+            #expect(try store.read { view in try view.pusherState(id) }?.config.deviceDisplayName == "renamed")
         }
     }
 
@@ -277,21 +277,21 @@ struct CompactTests {
         try withStore { store in
             try store.append([Make.set(alice), Make.set(bob), Make.receipt(alice, room: "!r", so: 50)])
             try store.append([Make.notify(alice, room: "!r", so: 40), Make.notify(alice, room: "!r", so: 60)])
-            try advanceAll(store, to: try store.head())
-            _ = try store.dropPassedPrefix(olderThan: Clock.nowMS() + 60_000)
+            try advanceAll(store, to: try store.read { view in try view.head() })
+            _ = try store.dropPassedPrefix(olderThan: SystemClock.nowMS() + 60_000)
             try store.append([.pusherRemoved(Make.pusher(bob).id), Make.notify(alice, room: "!r", so: 70)])
-            try advanceAll(store, to: try store.head())
-            _ = try store.dropPassedPrefix(olderThan: Clock.nowMS() + 60_000)
+            try advanceAll(store, to: try store.read { view in try view.head() })
+            _ = try store.dropPassedPrefix(olderThan: SystemClock.nowMS() + 60_000)
             #expect(try store.allEntries().isEmpty)
-            #expect(try store.pusherState(Make.pusher(bob).id) == nil)
-            #expect(try store.pusherState(Make.pusher(alice).id) != nil)
+            #expect(try store.read { view in try view.pusherState(Make.pusher(bob).id) } == nil)
+            #expect(try store.read { view in try view.pusherState(Make.pusher(alice).id) } != nil)
             #expect(try store.rebuild(repair: false).isClean)
             // The receipt from the first compacted prefix still decides read state for new notifications.
             try store.append([Make.notify(alice, room: "!r", so: 45), Make.notify(alice, room: "!r", so: 80)])
-            let fresh = try store.notifications(user: alice, after: try store.head() - 2)
+            let fresh = try store.read { view in try view.notifications(user: alice, after: try view.head() - 2) }
             #expect(fresh.map(\.isRead) == [true, false])
             _ = try store.rebuild(repair: true)
-            #expect(try store.notifications(user: alice, after: try store.head() - 2).map(\.isRead) == [true, false])
+            #expect(try store.read { view in try view.notifications(user: alice, after: try view.head() - 2) }.map(\.isRead) == [true, false])
             #expect(try store.rebuild(repair: false).isClean)
         }
     }

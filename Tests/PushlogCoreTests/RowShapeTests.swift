@@ -8,7 +8,7 @@ struct RowShapeTests {
     func pusherStateRow() throws {
         try withStore { store in
             try store.append([Make.set("@a:x", createdTS: 5_000), Make.notify("@a:x", so: 1)])
-            let s = try #require(try store.pusherState(Make.pusher("@a:x").id))
+            let s = try #require(try store.read { view in try view.pusherState(Make.pusher("@a:x").id) })
             guard case .object(let o) = s.json else { Issue.record("not an object"); return }
             for key in ["user_id", "kind", "app_id", "pushkey", "app_display_name", "device_display_name", "lang",
                         "profile_tag", "data", "append", "enabled", "cursor", "head", "pending", "failing_since",

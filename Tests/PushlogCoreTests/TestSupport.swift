@@ -26,8 +26,8 @@ let gatewayURL = "https://push.example.org/_matrix/push/v1/notify"
 enum Make {
     static func notification(_ user: String, room: String = "!room:example.org", so: Int64, thread: String = "main",
                              event: String? = nil, actions: [JSON] = [.string("notify")],
-                             receivedTS: Int64 = 1_700_000_000_000) -> PushlogCore.Notification {
-        Notification(userID: user, roomID: room, eventID: event ?? "$e\(so)", streamOrdering: so, actions: actions,
+                             receivedTS: Int64 = 1_700_000_000_000) -> PushNotification {
+        PushNotification(userID: user, roomID: room, eventID: event ?? "$e\(so)", streamOrdering: so, actions: actions,
                      threadID: thread, receivedTS: receivedTS,
                      event: ["type": .string("m.room.message"), "sender": .string("@bob:example.org"),
                              "content": .object(["msgtype": .string("m.text"), "body": .string("hi \(so)")])])
@@ -75,7 +75,7 @@ extension Store {
 
     func allEntries() throws -> [LoggedEntry] {
         var out: [LoggedEntry] = []
-        try forEachEntry { out.append($0); return true }
+        try read { view in try view.forEachEntry { out.append($0); return true } }
         return out
     }
 }

@@ -33,7 +33,7 @@ struct NotificationValidationTests {
                           "content": .object(["msgtype": .string("m.text"), "body": .string("Hi!")])]),
     ]
 
-    func decode(_ changes: [String: JSON?]) throws -> PushlogCore.Notification {
+    func decode(_ changes: [String: JSON?]) throws -> PushNotification {
         try EntryDecoder.notification(with(Self.valid, changes), now: now)
     }
 
@@ -91,7 +91,7 @@ struct NotificationValidationTests {
     @Test("event fields are checked by their dotted names")
     func eventFields() {
         let ev = Self.valid["event"]!.objectValue!
-        func event(_ changes: [String: JSON?]) throws -> PushlogCore.Notification { try decode(["event": with(ev, changes)]) }
+        func event(_ changes: [String: JSON?]) throws -> PushNotification { try decode(["event": with(ev, changes)]) }
         expectInputError(field: "event.type", kind: .missing) { try event(["type": nil]) }
         expectInputError(field: "event.sender", kind: .missing) { try event(["sender": nil]) }
         expectInputError(field: "event.sender", kind: .badType) { try event(["sender": .int(1)]) }

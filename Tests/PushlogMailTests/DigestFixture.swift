@@ -27,9 +27,9 @@ enum DigestFixture {
     static func message(_ eventID: String, in room: String = lunch, from sender: String = bob,
                         body: String = "Hi!", msgtype: String = "m.text", at ts: Int64 = t0,
                         content: [String: JSON]? = nil, type: String = "m.room.message",
-                        context: [String: JSON]? = DigestFixture.context()) -> PushlogCore.Notification {
+                        context: [String: JSON]? = DigestFixture.context()) -> PushNotification {
         let content = content ?? ["msgtype": .string(msgtype), "body": .string(body)]
-        return PushlogCore.Notification(
+        return PushNotification(
             userID: alice, roomID: room, eventID: eventID, streamOrdering: 1, receivedTS: ts,
             event: ["type": .string(type), "sender": .string(sender), "content": .object(content),
                     "origin_server_ts": .int(ts)],
@@ -37,15 +37,15 @@ enum DigestFixture {
     }
 
     static func invite(_ eventID: String, in room: String = lunch, from sender: String = bob, at ts: Int64 = t0,
-                       context: [String: JSON]? = DigestFixture.context()) -> PushlogCore.Notification {
-        PushlogCore.Notification(
+                       context: [String: JSON]? = DigestFixture.context()) -> PushNotification {
+        PushNotification(
             userID: alice, roomID: room, eventID: eventID, streamOrdering: 1, receivedTS: ts,
             event: ["type": .string("m.room.member"), "sender": .string(sender), "state_key": .string(alice),
                     "content": .object(["membership": .string("invite")]), "origin_server_ts": .int(ts)],
             context: context)
     }
 
-    static func digest(_ notifications: [PushlogCore.Notification], reasonRoom: String? = nil,
+    static func digest(_ notifications: [PushNotification], reasonRoom: String? = nil,
                        app: String = "Matrix", clientBaseURL: String = "https://matrix.to",
                        lastSentTS: Int64? = nil, throttleMS: Int64? = nil) -> Digest {
         Digest(
@@ -65,7 +65,7 @@ enum DigestFixture {
         try DigestRenderer(templates: builtIn(), maxRooms: maxRooms, maxMessagesPerRoom: maxMessagesPerRoom).render(digest)
     }
 
-    static func subject(_ notifications: [PushlogCore.Notification], reasonRoom: String? = nil) throws -> String {
+    static func subject(_ notifications: [PushNotification], reasonRoom: String? = nil) throws -> String {
         try render(digest(notifications, reasonRoom: reasonRoom)).subject
     }
 }

@@ -15,7 +15,7 @@ struct EmailBoundedLoadTests {
     func fiftyInOneRoom() async throws {
         let seen = Seen()
         try await withEmailHarness(observe: { seen.add($0) }) { h in
-            let now = Clock.nowMS()
+            let now = SystemClock.nowMS()
             try h.notify((1...50).map { mailNote($0, body: "msg [\($0)]", receivedTS: now) }
                 + [mailNote(51, room: Self.games, roomName: "Games", body: "msg [51]", receivedTS: now)])
             let mail = try await h.smtp.messages(count: 1)[0]
@@ -44,7 +44,7 @@ struct EmailBoundedLoadTests {
         var config = EmailHarness.fastConfig
         config.maxNotificationsPerRoom = 3
         try await withEmailHarness(email: config, observe: { seen.add($0) }) { h in
-            let now = Clock.nowMS()
+            let now = SystemClock.nowMS()
             try h.notify((1...7).map { mailNote($0, body: "msg [\($0)]", receivedTS: now) }
                 + [8, 9].map { mailNote($0, room: Self.games, roomName: "Games", body: "msg [\($0)]", receivedTS: now) })
             let mail = try await h.smtp.messages(count: 1)[0]
@@ -83,7 +83,7 @@ struct EmailBoundedLoadTests {
 /// The digests the pool composed, in order.
 private final class Seen: @unchecked Sendable {
     private let lock = NSLock()
-    private var requests: [DigestRequest] = []
-    func add(_ r: DigestRequest) { lock.withLock { requests.append(r) } }
-    var all: [DigestRequest] { lock.withLock { requests } }
+    private var requests: [Digest] = []
+    func add(_ r: Digest) { lock.withLock { requests.append(r) } }
+    var all: [Digest] { lock.withLock { requests } }
 }

@@ -8,7 +8,7 @@ import TestSupport
 
 /// Runs `body` with a fresh ``EmailHarness`` and closes it afterwards, also when `body` throws.
 func withEmailHarness<T>(email: EmailConfig = EmailHarness.fastConfig, templateDir: String? = nil,
-                         smtpMode: TestSMTPServer.Mode = .accept, observe: (@Sendable (DigestRequest) -> Void)? = nil,
+                         smtpMode: TestSMTPServer.Mode = .accept, observe: (@Sendable (Digest) -> Void)? = nil,
                          _ body: (EmailHarness) async throws -> T) async throws -> T {
     let h = try await EmailHarness(email: email, templateDir: templateDir, smtpMode: smtpMode, observe: observe)
     do {
@@ -27,14 +27,14 @@ final class EmailHarness: @unchecked Sendable {
     let dir: String
     let store: Store
     var smtp: TestSMTPServer
-    let http = try! HTTPClient()
+    let http = try! CurlClient()
     let logs = LogCapture()
     var processes: BackgroundProcesses
     var pool: PusherPool
     let email: EmailConfig
     let templateDir: String?
     /// Sees every digest the pool composes (what it loaded for the mail), before it is rendered.
-    let observe: (@Sendable (DigestRequest) -> Void)?
+    let observe: (@Sendable (Digest) -> Void)?
     static let user = "@alice:example.org"
     static let address = "alice@example.org"
     static let pusher = PusherID(userID: user, appID: "m.email", pushkey: address)
@@ -59,7 +59,7 @@ final class EmailHarness: @unchecked Sendable {
     }
 
     init(email: EmailConfig = EmailHarness.fastConfig, templateDir: String? = nil,
-         smtpMode: TestSMTPServer.Mode = .accept, observe: (@Sendable (DigestRequest) -> Void)? = nil) async throws {
+         smtpMode: TestSMTPServer.Mode = .accept, observe: (@Sendable (Digest) -> Void)? = nil) async throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("pushlog-mail-\(UUID().uuidString)").path
         store = try Store(dataDir: dir, options: StoreOptions(durability: .nometasync))
         smtp = try await TestSMTPServer.start(mode: smtpMode)
@@ -76,20 +76,14 @@ final class EmailHarness: @unchecked Sendable {
                                                   deviceDisplayName: Self.address))])
     }
 
-    static func makePool(store: Store, http: HTTPClient, processes: BackgroundProcesses, email: EmailConfig,
+    static func makePool(store: Store, http: CurlClient, processes: BackgroundProcesses, email: EmailConfig,
                          templateDir: String?, dir: String, logger: Logger,
-                         observe: (@Sendable (DigestRequest) -> Void)? = nil) throws -> PusherPool {
+                         observe: (@Sendable (Digest) -> Void)? = nil) throws -> PusherPool {
         let templates = try EmailTemplates.load(directory: templateDir, logger: logger)
         var delivery = try EmailDelivery.smtp(config: email, client: http, templates: templates,
                                               signer: try UnsubscribeSigner.load(dataDir: dir),
                                               publicBaseURL: { "http://pushlog.example.org/" })
-        if let observe {
-            let compose = delivery.compose
-            delivery.compose = { request in
-                observe(request)
-                return try compose(request)
-            }
-        }
+        if let observe { delivery.willSend = { digest, _ in observe(digest) } }
         return PusherPool(store: store, http: http, processes: processes, config: pushConfig, email: delivery, logger: logger)
     }
 
@@ -112,7 +106,7 @@ final class EmailHarness: @unchecked Sendable {
 
     /// Appends notifications and pokes the pool, as the API does.
     @discardableResult
-    func notify(_ notes: [PushlogCore.Notification]) throws -> AppendResult {
+    func notify(_ notes: [PushNotification]) throws -> AppendResult {
         let r = try store.append(notes.map(LogEntry.notification))
         pool.onNewNotifications(users: r.notifiedUsers)
         return r
@@ -120,18 +114,18 @@ final class EmailHarness: @unchecked Sendable {
 
     func read(room: String, through so: Int64) throws {
         let r = try store.append([.receipt(Receipt(userID: Self.user, roomID: room, eventID: "$read\(so)", streamOrdering: so,
-                                                   receiptType: .read, ts: Clock.nowMS()))])
+                                                   receiptType: .read, ts: SystemClock.nowMS()))])
         pool.onNewReceipts(users: r.receiptUsers)
     }
 
-    var state: ConsumerState? { (try? store.pusherState(Self.pusher))?.state }
-    var throttles: [String: EmailThrottle] { (try? store.emailThrottles(key: Keys.pusher(Self.pusher))) ?? [:] }
+    var state: ConsumerState? { (try? store.read { view in try view.pusherState(Self.pusher) })?.state }
+    var throttles: [String: EmailThrottle] { (try? store.read { view in try view.emailThrottles(key: Keys.pusher(Self.pusher)) }) ?? [:] }
 
     /// Waits until the pusher's cursor reached the head and no email pass runs.
     func waitCaughtUp(timeout: Double = 15) async throws -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if let s = state, s.cursor >= (try store.head(user: Self.user)), pool.runningEmailLoops == 0 { return true }
+            if let s = state, s.cursor >= (try store.read({ view in try view.head(user: Self.user) })), pool.runningEmailLoops == 0 { return true }
             try await Task.sleep(for: .milliseconds(10))
         }
         return false
@@ -139,10 +133,10 @@ final class EmailHarness: @unchecked Sendable {
 }
 
 func mailNote(_ i: Int, room: String = "!lunch:example.org", roomName: String? = "Lunch", sender: String = "Bob",
-              body: String? = nil, receivedTS: Int64 = Clock.nowMS(), content: [String: JSON]? = nil) -> PushlogCore.Notification {
+              body: String? = nil, receivedTS: Int64 = SystemClock.nowMS(), content: [String: JSON]? = nil) -> PushNotification {
     var context: [String: JSON] = ["sender_display_name": .string(sender)]
     if let roomName { context["room_name"] = .string(roomName) }
-    return PushlogCore.Notification(
+    return PushNotification(
         userID: EmailHarness.user, roomID: room, eventID: "$e\(i)", streamOrdering: Int64(1000 + i),
         receivedTS: receivedTS,
         event: ["type": .string("m.room.message"), "sender": .string("@bob:example.org"),

@@ -11,7 +11,7 @@ struct EmailPusherTests {
     @Test("no mail before delay_before_mail; then exactly one, and the cursor moves once the server accepted it")
     func delayThenOneMail() async throws {
         try await withEmailHarness { h in
-            let received = Clock.nowMS()
+            let received = SystemClock.nowMS()
             try h.notify([mailNote(1, receivedTS: received)])
             let mails = try await h.smtp.messages(count: 1)
             #expect(try await h.waitCaughtUp())  // the cursor and throttles are written after the server's answer
@@ -113,7 +113,7 @@ struct EmailPusherTests {
             try h.notify([mailNote(1), mailNote(2)])
             try h.read(room: "!lunch:example.org", through: 1002)
             #expect(try await h.waitCaughtUp())
-            let caughtUpAt = Clock.nowMS()
+            let caughtUpAt = SystemClock.nowMS()
             #expect(h.smtp.receivedMessages.isEmpty)
             #expect(h.throttles.isEmpty)
             // A later notification is mailed alone.
@@ -133,7 +133,7 @@ struct EmailPusherTests {
             _ = try await h.smtp.sessions(count: 1)
             #expect(try await eventually { h.state?.failingSince != nil })
             #expect(h.throttles.isEmpty)
-            #expect(try (h.state?.cursor ?? 0) < h.store.head(user: EmailHarness.user), "the cursor did not move")
+            #expect(try (h.state?.cursor ?? 0) < h.store.read { view in try view.head(user: EmailHarness.user) }, "the cursor did not move")
             // Down: nothing listens on its port.
             let port = h.smtp.port
             h.smtp.stop()

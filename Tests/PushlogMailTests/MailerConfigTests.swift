@@ -24,7 +24,7 @@ struct MailerConfigTests {
         "%(app)s <noreply@localhost>\r\nBcc: evil@example.org", "Matrix <a@b, c@d>", "Matrix", "%(app)s <>",
     ])
     func badFrom(notifFrom: String) throws {
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         let error = #expect(throws: MailError.self) {
             _ = try Mailer(config: MailerConfig(smtpURL: "smtp://localhost", notifFrom: notifFrom), client: client)
@@ -36,7 +36,7 @@ struct MailerConfigTests {
         "http://mail.example.org", "mail.example.org:25", "smtp://", "smtp://:25", "smtp://mail.example.org\r\n:25",
     ])
     func badURL(url: String) throws {
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         let error = #expect(throws: MailError.self) {
             _ = try Mailer(config: MailerConfig(smtpURL: url), client: client)
@@ -46,7 +46,7 @@ struct MailerConfigTests {
 
     @Test("smtp_pass without smtp_user is refused naming email.smtp_pass")
     func passWithoutUser() throws {
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         let error = #expect(throws: MailError.self) {
             _ = try Mailer(config: MailerConfig(smtpURL: "smtps://mail.example.org:465", smtpPass: "x"), client: client)
@@ -56,7 +56,7 @@ struct MailerConfigTests {
 
     @Test("a good configuration builds a mailer whose From is the parsed notif_from")
     func goodConfig() throws {
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         let mailer = try Mailer(config: MailerConfig(smtpURL: "SMTPS://mail.example.org:465", smtpUser: "u", smtpPass: "p",
                                                      requireTLS: true, appName: "Element"), client: client)

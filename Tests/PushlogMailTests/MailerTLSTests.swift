@@ -9,7 +9,7 @@ struct MailerTLSTests {
     private let unsubscribe = "https://push.example.org/v1/unsubscribe?user_id=%40alice%3Aexample.org&t=1&sig=0123abcd"
 
     private func send(_ config: MailerConfig) async throws {
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         try await Mailer(config: config, client: client)
             .send(to: "alice@example.org", subject: "s", text: "t", html: "h", unsubscribeURL: unsubscribe)

@@ -8,7 +8,7 @@ import Testing
 struct MailerTests {
     private let unsubscribe = "https://push.example.org/v1/unsubscribe?user=%40alice%3Aexample.org&sig=0123abcd"
 
-    private func mailer(_ server: TestSMTPServer, _ client: HTTPClient, appName: String = "Matrix",
+    private func mailer(_ server: TestSMTPServer, _ client: CurlClient, appName: String = "Matrix",
                         user: String? = nil, password: String? = nil, requireTLS: Bool = false) throws -> Mailer {
         try Mailer(config: MailerConfig(smtpURL: server.url, smtpUser: user, smtpPass: password, requireTLS: requireTLS,
                                         appName: appName, timeout: .seconds(10), caFile: server.certificatePath),
@@ -24,7 +24,7 @@ struct MailerTests {
     func roundTrip() async throws {
         let server = try await TestSMTPServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         let subject = "Jörg: 3 ungelesene Nachrichten in „Mittagessen“ 🍝 " + String(repeating: "und noch mehr Text ", count: 8)
         let longLine = String(repeating: "Ünïcödé and ASCII, a long line without breaks. ", count: 40)
@@ -61,7 +61,7 @@ struct MailerTests {
     func encodedDisplayName() async throws {
         let server = try await TestSMTPServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         try await mailer(server, client, appName: "Élément, the “app”").send(to: "alice@example.org", subject: "s", text: "t",
@@ -76,7 +76,7 @@ struct MailerTests {
     func injectionThroughFreeText() async throws {
         let server = try await TestSMTPServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         try await mailer(server, client, appName: "Bob\r\nBcc: evil@example.org").send(
@@ -96,7 +96,7 @@ struct MailerTests {
     func injectionThroughTo(to: String) async throws {
         let server = try await TestSMTPServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         let mailer = try mailer(server, client)
 
@@ -117,7 +117,7 @@ struct MailerTests {
     func authenticatedTLS() async throws {
         let server = try await TestSMTPServer.start(tls: .startTLS, auth: ("pushlog", "pa55"))
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         try await mailer(server, client, user: "pushlog", password: "pa55", requireTLS: true)
@@ -132,7 +132,7 @@ struct MailerTests {
     func refusal() async throws {
         let server = try await TestSMTPServer.start(mode: .rejectRecipient(550))
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         let error = await #expect(throws: SMTPError.self) {
@@ -147,7 +147,7 @@ struct MailerTests {
     func concurrentMails() async throws {
         let server = try await TestSMTPServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         let mailer = try mailer(server, client)
 

@@ -228,7 +228,7 @@ struct RenderTests {
     @Test("a long digest is summarised: every notification is shown or counted")
     func summarised() throws {
         // Room 0 (the newest) has 25 messages; 12 more rooms have 2 each; room 5 also an invite.
-        var notifications: [PushlogCore.Notification] = []
+        var notifications: [PushNotification] = []
         for r in 1...12 {
             for m in 0..<2 {
                 notifications.append(F.message("$r\(r)m\(m)", in: "!room\(r):x", body: "room \(r) msg \(m)",

@@ -2,7 +2,7 @@ import Curl
 import Testing
 import TestSupport
 
-/// `HTTPClient.sendMail` against a real SMTP server (aiosmtpd): envelope, AUTH, TLS, refusals
+/// `CurlClient.sendMail` against a real SMTP server (aiosmtpd): envelope, AUTH, TLS, refusals
 /// and failures, each as the error a caller can act on.
 @Suite("SMTP through the shared curl client", .timeLimit(.minutes(2)))
 struct SMTPTransportTests {
@@ -10,7 +10,7 @@ struct SMTPTransportTests {
     func plainSendArrives() async throws {
         let server = try await TestSMTPServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         // Lines an SMTP client must escape: a lone "." would end DATA early.
         let body = ".starts with a dot\r\n.\r\n..two dots\r\nFrom the start\r\n" + String(repeating: "x", count: 990) + "\r\nend\r\n"
@@ -31,7 +31,7 @@ struct SMTPTransportTests {
     func authSucceeds() async throws {
         let server = try await TestSMTPServer.start(auth: ("pushlog", "s3cret"))
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         try await client.sendMail(SMTPRequest(url: server.url, from: "sender@example.org", recipients: ["alice@example.org"],
@@ -45,7 +45,7 @@ struct SMTPTransportTests {
     func authFails() async throws {
         let server = try await TestSMTPServer.start(auth: ("pushlog", "s3cret"))
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         let error = await #expect(throws: SMTPError.self) {
@@ -65,7 +65,7 @@ struct SMTPTransportTests {
     func requireTLSUpgrades() async throws {
         let server = try await TestSMTPServer.start(tls: .startTLS, auth: ("pushlog", "s3cret"))
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         try await client.sendMail(SMTPRequest(url: server.url, from: "sender@example.org", recipients: ["alice@example.org"],
@@ -85,7 +85,7 @@ struct SMTPTransportTests {
     func opportunisticTLSUpgrades() async throws {
         let server = try await TestSMTPServer.start(tls: .startTLS)
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         try await client.sendMail(SMTPRequest(url: server.url, from: "sender@example.org", recipients: ["alice@example.org"],
@@ -98,7 +98,7 @@ struct SMTPTransportTests {
     func requireTLSRefusesCleartext() async throws {
         let server = try await TestSMTPServer.start(auth: ("pushlog", "s3cret"))
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         let error = await #expect(throws: SMTPError.self) {
@@ -117,7 +117,7 @@ struct SMTPTransportTests {
     func untrustedCertificate() async throws {
         let server = try await TestSMTPServer.start(tls: .startTLS)
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         let error = await #expect(throws: SMTPError.self) {
@@ -136,7 +136,7 @@ struct SMTPTransportTests {
     func implicitTLS() async throws {
         let server = try await TestSMTPServer.start(tls: .implicit, auth: ("pushlog", "s3cret"))
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         #expect(server.url.hasPrefix("smtps://"))
 
@@ -153,7 +153,7 @@ struct SMTPTransportTests {
     func permanentRecipientRejection() async throws {
         let server = try await TestSMTPServer.start(mode: .rejectRecipient(550))
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         let error = await #expect(throws: SMTPError.self) {
@@ -170,7 +170,7 @@ struct SMTPTransportTests {
     func temporaryRecipientRejection() async throws {
         let server = try await TestSMTPServer.start(mode: .rejectRecipient(451))
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         let error = await #expect(throws: SMTPError.self) {
@@ -186,7 +186,7 @@ struct SMTPTransportTests {
     func dataRejection() async throws {
         let server = try await TestSMTPServer.start(mode: .rejectData(554))
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         let request = SMTPRequest(url: server.url, from: "sender@example.org", recipients: ["alice@example.org"],
                                   message: plainMessage(body: "hi\r\n"))
@@ -210,7 +210,7 @@ struct SMTPTransportTests {
 
     @Test("nothing listening is a connection error, temporary, with no reply code")
     func serverDown() async throws {
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         let error = await #expect(throws: SMTPError.self) {
@@ -226,7 +226,7 @@ struct SMTPTransportTests {
     func slowServerTimesOut() async throws {
         let server = try await TestSMTPServer.start(mode: .slow(milliseconds: 5000))
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         let clock = ContinuousClock()
@@ -244,7 +244,7 @@ struct SMTPTransportTests {
     func envelopeInjectionRefused() async throws {
         let server = try await TestSMTPServer.start()
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         for (from, to) in [("sender@example.org", "alice@example.org>\r\nRCPT TO:<evil@example.org"),
@@ -266,7 +266,7 @@ struct SMTPTransportTests {
 
     @Test("a URL that is not smtp:// or smtps:// is refused")
     func otherSchemesRefused() async throws {
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         for url in ["http://127.0.0.1:1", "file:///etc/passwd", "smtp://host\r\n:25"] {
             let error = await #expect(throws: SMTPError.self) {
@@ -281,7 +281,7 @@ struct SMTPTransportTests {
     func concurrentSends() async throws {
         let server = try await TestSMTPServer.start()
         defer { server.stop() }
-        let client = try HTTPClient(maxConnectionsPerHost: 8)
+        let client = try CurlClient(maxConnectionsPerHost: 8)
         defer { client.shutdown() }
         let deadPort = closedPort()
 
@@ -318,7 +318,7 @@ struct SMTPTransportTests {
     func cancellation() async throws {
         let server = try await TestSMTPServer.start(mode: .slowRecipient(milliseconds: 10_000))
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         let task = Task {
@@ -340,7 +340,7 @@ struct SMTPTransportTests {
     func slowMailDoesNotStallHTTP() async throws {
         let server = try await TestSMTPServer.start(mode: .slow(milliseconds: 3000))
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         let mail = Task {
@@ -362,7 +362,7 @@ struct SMTPTransportTests {
     func sendAfterTimeout() async throws {
         let server = try await TestSMTPServer.start(mode: .slow(milliseconds: 3000))
         defer { server.stop() }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         await #expect(throws: SMTPError.self) {
@@ -378,7 +378,7 @@ struct SMTPTransportTests {
 
     @Test("after shutdown, sendMail fails with a shutdown error")
     func afterShutdown() async throws {
-        let client = try HTTPClient()
+        let client = try CurlClient()
         client.shutdown()
         let error = await #expect(throws: SMTPError.self) {
             try await client.sendMail(SMTPRequest(url: "smtp://127.0.0.1:\(closedPort())", from: "sender@example.org",

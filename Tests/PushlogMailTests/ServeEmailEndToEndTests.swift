@@ -15,7 +15,7 @@ struct ServeEmailEndToEndTests {
         let environment = ["PUSHLOG_EMAIL_SMTP_URL": smtp.url, "PUSHLOG_EMAIL_DELAY_BEFORE_MAIL": "1500ms",
                            "PUSHLOG_EMAIL_APP_NAME": "Pushlog E2E", "PUSHLOG_STORE_DURABILITY": "sync"]
         var serve = try ServeProcess(dataDir: dir, environment: environment)
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         func call(_ method: String, _ url: String, _ body: [UInt8] = []) async throws -> HTTPResponse {
             try await client.send(method: method, url: url, body: body, headers: ["Content-Type": "application/json"],

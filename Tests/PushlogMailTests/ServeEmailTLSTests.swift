@@ -33,12 +33,12 @@ struct ServeEmailTLSTests {
     /// Starts serve, registers an email pusher and appends one notification; returns the mail,
     /// serve (still running) and its data dir.
     func mailThrough(_ smtp: TestSMTPServer, _ environment: [String: String]) async throws
-        -> (mail: TestSMTPServer.Message, serve: ServeProcess, dir: String, client: HTTPClient) {
+        -> (mail: TestSMTPServer.Message, serve: ServeProcess, dir: String, client: CurlClient) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pushlog-tls-\(UUID().uuidString)").path
         let serve = try ServeProcess(dataDir: dir, environment: [
             "PUSHLOG_EMAIL_SMTP_URL": smtp.url, "PUSHLOG_EMAIL_DELAY_BEFORE_MAIL": "0",
         ].merging(environment) { $1 })
-        let client = try HTTPClient()
+        let client = try CurlClient()
         let api = "http://127.0.0.1:\(serve.port)"
         let pusher: JSON = .object([
             "user_id": .string(Self.user), "kind": .string("email"), "app_id": .string("m.email"),
@@ -61,7 +61,7 @@ struct ServeEmailTLSTests {
         return (mail, serve, dir, client)
     }
 
-    func finish(_ run: (mail: TestSMTPServer.Message, serve: ServeProcess, dir: String, client: HTTPClient)) {
+    func finish(_ run: (mail: TestSMTPServer.Message, serve: ServeProcess, dir: String, client: CurlClient)) {
         #expect(run.serve.stop(SIGTERM) == .exited(0))
         run.client.shutdown()
         try? FileManager.default.removeItem(atPath: run.dir)

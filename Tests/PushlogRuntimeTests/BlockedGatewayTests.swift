@@ -55,14 +55,14 @@ struct BlockedGatewayEndToEndTests {
     }
 
     /// `pushlog_http_push_failures_total{reason="blocked_address"}` on `server`'s `/metrics`.
-    private func blockedCount(_ client: HTTPClient, _ server: ServeProcess) async throws -> Int {
+    private func blockedCount(_ client: CurlClient, _ server: ServeProcess) async throws -> Int {
         let r = try await client.send(method: "GET", url: "http://127.0.0.1:\(server.port)/metrics", timeout: .seconds(5))
         let text = String(decoding: r.body, as: UTF8.self)
         let line = text.split(separator: "\n").first { $0.hasPrefix(#"pushlog_http_push_failures_total{reason="blocked_address"}"#) }
         return line.flatMap { Double($0.split(separator: " ").last ?? "") }.map { Int($0) } ?? 0
     }
 
-    private func eventuallyBlocked(_ client: HTTPClient, _ server: ServeProcess) async throws -> Bool {
+    private func eventuallyBlocked(_ client: CurlClient, _ server: ServeProcess) async throws -> Bool {
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline {
             if try await blockedCount(client, server) > 0 { return true }
@@ -76,7 +76,7 @@ struct BlockedGatewayEndToEndTests {
         let dir = dataDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let gateway = try TestGateway()
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         #expect(try pushlog(["pushers", "set", "--data-dir", dir], stdin: pusherLine(gateway.url)).status == 0)
         #expect(try pushlog(["append", "notifications", "--data-dir", dir], stdin: notificationLine(1)).status == 0)
@@ -98,7 +98,7 @@ struct BlockedGatewayEndToEndTests {
         let dir = dataDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let gateway = try TestGateway()
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         let server = try ServeProcess(dataDir: dir, environment: ["PUSHLOG_PUSH_IP_RANGE_WHITELIST": ""])
         let url = "http://localhost:\(gateway.port)/_matrix/push/v1/notify"
@@ -126,7 +126,7 @@ struct BlockedGatewayEndToEndTests {
         // The "proxy" is the test gateway on 127.0.0.1, which is allowed; the gateway URL names
         // 127.0.0.2, which is not. Through the proxy the push would reach 127.0.0.1.
         let proxy = try TestGateway()
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         #expect(try pushlog(["pushers", "set", "--data-dir", dir],
                             stdin: pusherLine("http://127.0.0.2:\(proxy.port)/_matrix/push/v1/notify")).status == 0)

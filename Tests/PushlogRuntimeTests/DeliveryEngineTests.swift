@@ -24,10 +24,10 @@ struct DeliveryEngineTests {
             #expect(try await eventually { try h.state(id)?.failingSince == nil && h.state(id)?.nextAttempt == nil },
                     "failing_since stays set after a pass that ended caught up")
             await h.pool.waitUntilIdle()
-            #expect(try h.state(id)?.cursor == (try h.store.head(user: alice)))
+            #expect(try h.state(id)?.cursor == (try h.store.read { view in try view.head(user: alice) }))
             // A later failure starts a fresh backoff (the initial wait), not the maximum one.
             try await h.gateway.setMode("status", status: 500)
-            let before = Clock.nowMS()
+            let before = SystemClock.nowMS()
             try h.notify([note(2, so: 20)])
             #expect(try await eventually { try h.state(id)?.nextAttempt != nil })
             let s = try #require(try h.state(id))
@@ -40,7 +40,7 @@ struct DeliveryEngineTests {
     func failingSinceClearedByNewURL() async throws {
         try await withHarness { h in
             let id = try h.addPusher()
-            let failing = ConsumerState(cursor: try h.store.head(), failingSince: 1_000, nextAttempt: Clock.nowMS() + 3_600_000)
+            let failing = ConsumerState(cursor: try h.store.read { view in try view.head() }, failingSince: 1_000, nextAttempt: SystemClock.nowMS() + 3_600_000)
             try h.store.write { try $0.setConsumerState(id, failing) }
             // Set again with the same URL (a device re-registering): the schedule stands.
             try h.addPusher()
@@ -54,7 +54,7 @@ struct DeliveryEngineTests {
             try h.notify([note(1)])
             _ = try await h.gateway.waitForBodies(1, timeout: 5)
             await h.pool.waitUntilIdle()
-            #expect(try h.state(id)?.cursor == (try h.store.head()))
+            #expect(try h.state(id)?.cursor == (try h.store.read { view in try view.head() }))
         }
     }
 
@@ -80,7 +80,7 @@ struct DeliveryEngineTests {
             for i in 1...20 { #expect(count["$e\(i)", default: 0] >= 1) }
             // Once the run is over, the stored cursor is at the head: the rewind was not undone, and
             // nothing after it was left behind.
-            #expect(try h.state(id)?.cursor == (try h.store.head()))
+            #expect(try h.state(id)?.cursor == (try h.store.read { view in try view.head() }))
             #expect(try h.state(id)?.generation == 1)
         }
     }
@@ -100,9 +100,9 @@ struct DeliveryEngineTests {
                 })
             }
             await h.pool.waitUntilIdle()
-            let stats = try h.store.stats()
+            let stats = try h.store.read { view in try view.stats() }
             #expect(stats.mapSizeBytes > small, "the map did not grow")
-            for id in ids { #expect(try h.state(id)?.cursor == (try h.store.head(user: id.userID))) }
+            for id in ids { #expect(try h.state(id)?.cursor == (try h.store.read { view in try view.head(user: id.userID) })) }
             for id in ids { #expect(try h.state(id)?.failingSince == nil) }
             #expect(!h.logs.lines.contains { $0.message.contains("delivery stopped by an error") },
                     "a storage error reached a run: \(h.logs.lines.filter { $0.level >= .error }.map(\.message))")

@@ -36,7 +36,7 @@ struct GatewayConcurrencyTests {
             #expect(stats.peakInFlight >= 230, "at most \(stats.peakInFlight) pushes were in flight at once")
             #expect(stats.peakInFlight <= 256, "the host limit was exceeded: \(stats.peakInFlight)")
             #expect(Set(gateway.pushkeys()).count == 2_000)
-            for id in ids { #expect(try h.state(id)?.cursor == (try h.store.head(user: id.userID))) }
+            for id in ids { #expect(try h.state(id)?.cursor == (try h.store.read { view in try view.head(user: id.userID) })) }
             await gateway.stop()
         }
     }
@@ -83,7 +83,7 @@ struct GatewayConcurrencyTests {
             await h.pool.waitUntilIdle()
             let s = try #require(try h.state(ids[0]))
             #expect(s.failingSince == nil && s.nextAttempt == nil)
-            #expect(s.cursor == (try h.store.head()))
+            #expect(s.cursor == (try h.store.read { view in try view.head() }))
             #expect(!h.logs.lines.contains { $0.message.contains("push failed") })
             await gateway.stop()
         }
@@ -179,7 +179,7 @@ struct GatewayConcurrencyTests {
         #expect(Set(gateway.pushkeys()).count == count)
         #expect(third.stop(SIGTERM) == .exited(0))
         let store = try Store(dataDir: dir)
-        #expect(try store.stats().pendingPushers == 0)
+        #expect(try store.read { view in try view.stats() }.pendingPushers == 0)
         store.close()
         await gateway.stop()
     }

@@ -31,7 +31,7 @@ struct GatewayPayloadTests {
 
     @Test("prio is high for encrypted events, a truthy highlight or a sound")
     func prio() {
-        func prio(_ n: PushlogCore.Notification) -> JSON? {
+        func prio(_ n: PushNotification) -> JSON? {
             GatewayPayload.notification(n, pusher: pusher, badge: 1, options: .init())["notification"]?["prio"]
         }
         #expect(prio(note(1, type: "m.room.encrypted")) == .string("high"))

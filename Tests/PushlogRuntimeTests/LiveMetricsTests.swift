@@ -42,7 +42,7 @@ struct LiveMetricsTests {
             "PUSHLOG_PUSH_BACKOFF_INITIAL": "50ms", "PUSHLOG_PUSH_BACKOFF_MAX": "100ms",
         ])
         defer { server.stop(SIGKILL) }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         let base = "http://127.0.0.1:\(server.port)"
         func call(_ method: String, _ path: String, _ body: String = "") async throws -> HTTPResponse {

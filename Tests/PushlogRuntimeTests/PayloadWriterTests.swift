@@ -31,8 +31,8 @@ struct PayloadWriterTests {
          .object(["set_tweak": .string("custom"), "value": .object(["z": .int(1), "a": .string("é\"")])])],
     ]
 
-    static func notifications() -> [PushlogCore.Notification] {
-        var out: [PushlogCore.Notification] = []
+    static func notifications() -> [PushNotification] {
+        var out: [PushNotification] = []
         let contexts: [[String: JSON]?] = [
             nil, [:],
             ["sender_display_name": .string("Bob"), "room_name": .string("Lunch \"room\""), "room_alias": .string("#l:x")],

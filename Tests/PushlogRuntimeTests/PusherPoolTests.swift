@@ -16,7 +16,7 @@ struct PusherPoolTests {
             #expect(bodies.allSatisfy { $0.body["notification"]?["counts"] == .object(["unread": .int(1)]) })
             await h.pool.waitUntilIdle()
             let s = try #require(try h.state(id))
-            #expect(s.cursor == (try h.store.head()))
+            #expect(s.cursor == (try h.store.read { view in try view.head() }))
             #expect(s.lastSuccess != nil && s.failingSince == nil)
             #expect(s.lastBadge == 1)
         }
@@ -34,7 +34,7 @@ struct PusherPoolTests {
             await h.pool.waitUntilIdle()
             let bodies = try await h.gateway.bodies()
             #expect(bodies.map { $0["notification"]?["event_id"] } == [.string("$e2")])
-            #expect(try h.state(id)?.cursor == (try h.store.head(user: "@alice:example.org")))
+            #expect(try h.state(id)?.cursor == (try h.store.read { view in try view.head(user: "@alice:example.org") }))
         }
     }
 
@@ -96,7 +96,7 @@ struct PusherPoolTests {
             #expect(try await eventually { try h.state(id)?.nextAttempt != nil })
             let s = try #require(try h.state(id))
             #expect(s.failingSince != nil)
-            #expect(s.cursor < (try h.store.head()))
+            #expect(s.cursor < (try h.store.read { view in try view.head() }))
             let next = try #require(s.nextAttempt)
             // A poke during the backoff changes nothing: the retry comes at next_attempt, not before.
             try await h.gateway.setMode("ok")
@@ -128,7 +128,7 @@ struct PusherPoolTests {
             let bodies = try await h.gateway.waitForBodies(2)
             #expect(bodies[1].t >= next - 5, "the restarted pool retried before next_attempt")
             await h.pool.waitUntilIdle()
-            #expect(try h.state(id)?.cursor == (try h.store.head()))
+            #expect(try h.state(id)?.cursor == (try h.store.read { view in try view.head() }))
         }
     }
 
@@ -147,10 +147,10 @@ struct PusherPoolTests {
                 try h.notify([note(1)])
                 if ok {
                     await h.pool.waitUntilIdle()
-                    #expect(try h.state(id)?.cursor == (try h.store.head()), "\(mode)")
+                    #expect(try h.state(id)?.cursor == (try h.store.read { view in try view.head() }), "\(mode)")
                 } else {
                     #expect(try await eventually { try h.state(id)?.failingSince != nil }, "\(mode)")
-                    #expect(try h.state(id)?.cursor ?? 0 < (try h.store.head()), "\(mode)")
+                    #expect(try h.state(id)?.cursor ?? 0 < (try h.store.read { view in try view.head() }), "\(mode)")
                 }
             }
         }
@@ -165,8 +165,8 @@ struct PusherPoolTests {
             let id = try h.addPusher()
             try await h.gateway.setMode("status", status: 500)
             try h.notify([note(1), note(2)])
-            #expect(try await eventually { try h.state(id)?.cursor == (try h.store.head()) })
-            let dead = try h.store.deadLetters(key: Keys.pusher(id))
+            #expect(try await eventually { try h.state(id)?.cursor == (try h.store.read { view in try view.head() }) })
+            let dead = try h.store.read { view in try view.deadLetters(key: Keys.pusher(id)) }
             #expect(dead.count >= 1)
             #expect(dead.allSatisfy { $0.reason == .giveUp })
         }
@@ -178,11 +178,11 @@ struct PusherPoolTests {
         c.maxAgeMS = 60_000
         try await withHarness(config: c) { h in
             let id = try h.addPusher()
-            try h.notify([note(1, receivedTS: Clock.nowMS() - 120_000), note(2)])
+            try h.notify([note(1, receivedTS: SystemClock.nowMS() - 120_000), note(2)])
             let bodies = try await h.gateway.waitForBodies(1)
             #expect(bodies.map { $0.body["notification"]?["event_id"] } == [.string("$e2")])
             await h.pool.waitUntilIdle()
-            let dead = try h.store.deadLetters(key: Keys.pusher(id))
+            let dead = try h.store.read { view in try view.deadLetters(key: Keys.pusher(id)) }
             #expect(dead.count == 1 && dead[0].reason == .maxAge)
         }
     }
@@ -194,12 +194,12 @@ struct PusherPoolTests {
             try await h.gateway.setMode("ok", reject: ["someone-else"])
             try h.notify([note(1)])
             await h.pool.waitUntilIdle()
-            #expect(try h.store.pusherState(id) != nil)
+            #expect(try h.store.read { view in try view.pusherState(id) } != nil)
             #expect(h.logs.lines.contains { $0.level == .warning && $0.message.contains("not this pusher's") })
             try await h.gateway.setMode("ok", reject: ["pk1"])
             try h.notify([note(2)])
             await h.pool.waitUntilIdle()
-            #expect(try h.store.pusherState(id) == nil)
+            #expect(try h.store.read { view in try view.pusherState(id) } == nil)
         }
     }
 
@@ -212,7 +212,7 @@ struct PusherPoolTests {
             _ = try await h.gateway.waitForBodies(1)
             try h.store.append([.pusherRemoved(id)])
             await h.pool.waitUntilIdle()
-            #expect(try h.store.pusherState(id) == nil)
+            #expect(try h.store.read { view in try view.pusherState(id) } == nil)
             #expect(!h.logs.lines.contains { $0.level == .error })
             #expect(try await h.gateway.bodies().count < 3)
         }
@@ -231,7 +231,7 @@ struct PusherPoolTests {
             #expect(bodies.count == 100)
             #expect(bodies.first?.body["notification"]?["event_id"] == .string("$e151"))
             #expect(bodies.last?.body["notification"]?["event_id"] == .string("$e250"))
-            #expect(try h.state(id)?.cursor == (try h.store.head(user: "@alice:example.org")))
+            #expect(try h.state(id)?.cursor == (try h.store.read { view in try view.head(user: "@alice:example.org") }))
         }
     }
 
@@ -242,7 +242,7 @@ struct PusherPoolTests {
             try await h.gateway.setMode("ok", delayMS: 200)
             try h.notify((1...5).map { note($0) })
             _ = try await h.gateway.waitForBodies(1)
-            var config = try #require(try h.store.pusherState(id)?.config)
+            var config = try #require(try h.store.read { view in try view.pusherState(id) }?.config)
             config.enabled = false
             let r = try h.store.append([.pusherSet(config)])
             h.pool.onPushersChanged(r.pusherChanges)
@@ -263,7 +263,7 @@ struct PusherPoolTests {
             await h.pool.waitUntilIdle()
             let s = try #require(try h.state(id))
             #expect(s.failingSince == nil && s.nextAttempt == nil)
-            #expect(s.cursor < (try h.store.head()))
+            #expect(s.cursor < (try h.store.read { view in try view.head() }))
             #expect(h.processes.snapshot()["httppush.process"]?.startCount ?? 0 == 0)
         }
     }
@@ -297,7 +297,7 @@ struct PusherPoolTests {
         try await withHarness(config: c) { h in
             let users = (0..<12).map { "@user\($0):example.org" }
             for (i, user) in users.enumerated() { try h.addPusher(user: user, pushkey: "pk\(i)") }
-            var notes: [PushlogCore.Notification] = []
+            var notes: [PushNotification] = []
             for k in 0..<6 {
                 for (i, user) in users.enumerated() { notes.append(note(k * 100 + i, user: user)) }
             }
@@ -331,7 +331,7 @@ struct PusherPoolTests {
             _ = try await h.gateway.waitForBodies(1)
             // While the first push waits for its answer, room A is read: one room unread.
             try h.receipt(Receipt(userID: "@alice:example.org", roomID: "!a:example.org", eventID: "$e3", streamOrdering: 3,
-                                  receiptType: .read, threadID: nil, ts: Clock.nowMS()))
+                                  receiptType: .read, threadID: nil, ts: SystemClock.nowMS()))
             _ = try await h.gateway.waitForBodies(4)  // $e1 to $e4: each push carries the badge, no badge-only push between
             // And a new notification in room C: two rooms again.
             try h.notify([note(7, room: "!c:example.org", so: 7)])

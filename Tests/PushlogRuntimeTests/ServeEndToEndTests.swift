@@ -68,7 +68,7 @@ struct ServeEndToEndTests {
         try await gateway.setMode("ok", delayMS: 5)
         let users = (0..<50).map { "@user\($0):example.org" }
         var server = try ServeProcess(dataDir: dir)
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         func call(_ method: String, _ path: String, _ body: JSON) async throws -> HTTPResponse {
             try await client.send(method: method, url: "http://127.0.0.1:\(server.port)\(path)", body: body.serialized(),

@@ -16,7 +16,7 @@ struct ServeTokenFileTests {
         let server = try ServeProcess(dataDir: root.appendingPathComponent("data").path,
                                       environment: ["PUSHLOG_API_TOKEN_FILE": tokenFile.path])
         defer { server.stop(SIGKILL) }
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
         func status(_ token: String?) async throws -> Int {
             let headers = token.map { ["Authorization": "Bearer \($0)"] } ?? [:]

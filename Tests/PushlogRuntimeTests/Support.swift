@@ -25,7 +25,7 @@ final class Harness: @unchecked Sendable {
     let dir: String
     var store: Store
     let gateway: TestGateway
-    let http: HTTPClient
+    let http: CurlClient
     let logs = LogCapture()
     var processes: BackgroundProcesses
     var pool: PusherPool
@@ -35,7 +35,7 @@ final class Harness: @unchecked Sendable {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("pushlog-rt-\(UUID().uuidString)").path
         store = try Store(dataDir: dir, options: storeOptions)
         // As serve does: as many connections to a host as may be in flight to it.
-        http = try HTTPClient(maxConnectionsPerHost: config.maxInFlightPerHost, connectionCacheSize: config.maxInFlightPerHost)
+        http = try CurlClient(maxConnectionsPerHost: config.maxInFlightPerHost, connectionCacheSize: config.maxInFlightPerHost)
         gateway = try TestGateway()
         self.config = config
         processes = BackgroundProcesses(logger: logs.logger)
@@ -78,7 +78,7 @@ final class Harness: @unchecked Sendable {
 
     /// Appends notifications and pokes the pool, as the API will.
     @discardableResult
-    func notify(_ notes: [PushlogCore.Notification]) throws -> AppendResult {
+    func notify(_ notes: [PushNotification]) throws -> AppendResult {
         let r = try store.append(notes.map(LogEntry.notification))
         pool.onNewNotifications(users: r.notifiedUsers)
         return r
@@ -91,15 +91,15 @@ final class Harness: @unchecked Sendable {
         return result
     }
 
-    func state(_ id: PusherID) throws -> ConsumerState? { try store.pusherState(id)?.state }
+    func state(_ id: PusherID) throws -> ConsumerState? { try store.read { view in try view.pusherState(id) }?.state }
 }
 
 func note(_ i: Int, user: String = "@alice:example.org", room: String = "!r:example.org", so: Int64? = nil,
-          actions: [JSON] = [.string("notify")], type: String = "m.room.message", receivedTS: Int64 = Clock.nowMS(),
-          context: [String: JSON]? = nil, stateKey: String? = nil, content: [String: JSON]? = nil) -> PushlogCore.Notification {
+          actions: [JSON] = [.string("notify")], type: String = "m.room.message", receivedTS: Int64 = SystemClock.nowMS(),
+          context: [String: JSON]? = nil, stateKey: String? = nil, content: [String: JSON]? = nil) -> PushNotification {
     var event: [String: JSON] = ["type": .string(type), "sender": .string("@bob:example.org"),
                                  "content": .object(content ?? ["msgtype": .string("m.text"), "body": .string("message \(i)")])]
     if let stateKey { event["state_key"] = .string(stateKey) }
-    return PushlogCore.Notification(userID: user, roomID: room, eventID: "$e\(i)", streamOrdering: so ?? Int64(1000 + i),
+    return PushNotification(userID: user, roomID: room, eventID: "$e\(i)", streamOrdering: so ?? Int64(1000 + i),
                                     actions: actions, receivedTS: receivedTS, event: event, context: context)
 }

@@ -31,7 +31,7 @@ final class TestGateway: @unchecked Sendable {
         close(child.stdout)
     }
 
-    private let client = try! HTTPClient()
+    private let client = try! CurlClient()
 
     private func request(_ method: String, _ path: String, body: String? = nil) async throws -> [UInt8] {
         let r = try await client.send(method: method, url: "http://127.0.0.1:\(port)\(path)",

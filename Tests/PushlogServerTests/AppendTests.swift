@@ -13,7 +13,7 @@ struct AppendTests {
             let reply = try await client.send(.post, "/v1/notifications", Body.notifications([Body.notification(so: 1), Body.notification(so: 2)]))
             #expect(reply.status == .ok)
             #expect(reply.json == .object(["first_pos": .int(1), "last_pos": .int(2)]))
-            #expect(try store.head() == 2)
+            #expect(try store.read { view in try view.head() } == 2)
             let entries = try store.allEntries()
             #expect(entries.map(\.pos) == [1, 2])
             guard case .notification(let n) = entries[1].entry else { Issue.record("not a notification"); return }
@@ -48,7 +48,7 @@ struct AppendTests {
             #expect(reply.status == .badRequest)
             #expect(reply.errcode == "M_INVALID_PARAM")
             #expect(reply.error == "notifications[2].stream_ordering: must not be negative")
-            #expect(try store.head() == 0)
+            #expect(try store.read { view in try view.head() } == 0)
             #expect(try store.allEntries().isEmpty)
         }
     }
@@ -67,7 +67,7 @@ struct AppendTests {
             let notArray = try await client.send(.post, "/v1/receipts", #"{"receipts": {}}"#)
             #expect(notArray.errcode == "M_BAD_JSON")
             #expect(notArray.error.hasPrefix("receipts: "))
-            #expect(try store.head() == 0)
+            #expect(try store.read { view in try view.head() } == 0)
         }
     }
 
@@ -96,7 +96,7 @@ struct AppendTests {
             #expect(reply.errcode == "M_INVALID_PARAM")
             let receipts = try await client.send(.post, "/v1/receipts", #"{"receipts": []}"#)
             #expect(receipts.errcode == "M_INVALID_PARAM")
-            #expect(try store.head() == 0)
+            #expect(try store.read { view in try view.head() } == 0)
         }
     }
 
@@ -120,7 +120,7 @@ struct AppendTests {
             let reply = try await client.send(.post, "/v1/notifications", big)
             #expect(reply.status == .contentTooLarge)
             #expect(reply.errcode == "M_TOO_LARGE")
-            #expect(try store.head() == 0)
+            #expect(try store.read { view in try view.head() } == 0)
             let small = try await client.send(.post, "/v1/notifications", Body.notifications([Body.notification(so: 1)]))
             #expect(small.status == .ok)
         }

@@ -54,7 +54,7 @@ struct OpenAPIDocumentTests {
         defer { serve.stop(SIGTERM) }
         // serve made the unsubscribe key at start: sign the example's link with it as a mail would.
         let signer = try UnsubscribeSigner.load(dataDir: dir)
-        let client = try HTTPClient()
+        let client = try CurlClient()
         defer { client.shutdown() }
 
         for id in Self.order {

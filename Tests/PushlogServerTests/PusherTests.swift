@@ -19,7 +19,7 @@ struct PusherTests {
             #expect(p["cursor"] == .int(3))
             #expect(p["pending"] == .int(0))
             #expect(p["failing_since"] == .null)
-            let state = try #require(try store.pusherState(alicePhone))
+            let state = try #require(try store.read { view in try view.pusherState(alicePhone) })
             #expect(state.config.kind == .http)
             #expect(state.state.cursor == 3)
             guard case .pusherSet(let c) = try store.allEntries().last?.entry else { Issue.record("no pusher_set"); return }
@@ -34,12 +34,12 @@ struct PusherTests {
             let reply = try await client.send(.put, "/v1/pushers", Body.pusher(kind: "null"))
             #expect(reply.status == .ok)
             #expect(reply.json == .object(["pusher": .null]))
-            #expect(try store.pusherState(alicePhone) == nil)
-            #expect(try store.head() == 2)
+            #expect(try store.read { view in try view.pusherState(alicePhone) } == nil)
+            #expect(try store.read { view in try view.head() } == 2)
             // Removing one that is not there changes nothing.
             let again = try await client.send(.put, "/v1/pushers", Body.pusher(kind: "null"))
             #expect(again.json == .object(["pusher": .null]))
-            #expect(try store.head() == 2)
+            #expect(try store.read { view in try view.head() } == 2)
         }
     }
 
@@ -59,7 +59,7 @@ struct PusherTests {
             let noKind = try await client.send(.put, "/v1/pushers", #"{"user_id": "@a:b", "app_id": "x", "pushkey": "k"}"#)
             #expect(noKind.errcode == "M_MISSING_PARAM")
             #expect(noKind.error == "kind: is required")
-            #expect(try store.head() == 0)
+            #expect(try store.read { view in try view.head() } == 0)
         }
     }
 
@@ -130,7 +130,7 @@ struct PusherTests {
             let reply = try await client.send(.delete, uri)
             #expect(reply.status == .ok)
             #expect(reply.json == .object([:]))
-            #expect(try store.pusherState(alicePhone) == nil)
+            #expect(try store.read { view in try view.pusherState(alicePhone) } == nil)
             guard case .pusherRemoved(let id) = try store.allEntries().last?.entry else { Issue.record("no pusher_removed"); return }
             #expect(id == alicePhone)
             let again = try await client.send(.delete, uri)

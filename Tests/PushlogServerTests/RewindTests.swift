@@ -25,13 +25,13 @@ struct RewindTests {
             let reply = try await client.send(.post, "/v1/pushers/rewind", #"{"to_pos": 5, "user_id": "@alice:example.org"}"#)
             #expect(reply.status == .ok)
             #expect(reply.json == .object(["rewound": .int(1)]))
-            #expect(try store.pusherState(alicePhone)?.state.cursor == 4)
-            #expect(try store.pusherState(alicePhone)?.pending == 2)
-            #expect(try store.pusherState(bobPhone)?.state.cursor == 8)
+            #expect(try store.read { view in try view.pusherState(alicePhone) }?.state.cursor == 4)
+            #expect(try store.read { view in try view.pusherState(alicePhone) }?.pending == 2)
+            #expect(try store.read { view in try view.pusherState(bobPhone) }?.state.cursor == 8)
             let forward = try await client.send(.post, "/v1/pushers/rewind", #"{"to_pos": 7}"#)
             #expect(forward.json == .object(["rewound": .int(1)]))
-            #expect(try store.pusherState(alicePhone)?.state.cursor == 4)
-            #expect(try store.pusherState(bobPhone)?.state.cursor == 6)
+            #expect(try store.read { view in try view.pusherState(alicePhone) }?.state.cursor == 4)
+            #expect(try store.read { view in try view.pusherState(bobPhone) }?.state.cursor == 6)
         }
     }
 
@@ -43,8 +43,8 @@ struct RewindTests {
             #expect(future.json == .object(["rewound": .int(0)]))
             let all = try await client.send(.post, "/v1/pushers/rewind", #"{"since_ts": 0, "pushkey": "key2"}"#)
             #expect(all.json == .object(["rewound": .int(1)]))
-            #expect(try store.pusherState(bobPhone)?.state.cursor == 0)
-            #expect(try store.pusherState(alicePhone)?.state.cursor == 8)
+            #expect(try store.read { view in try view.pusherState(bobPhone) }?.state.cursor == 0)
+            #expect(try store.read { view in try view.pusherState(alicePhone) }?.state.cursor == 8)
         }
     }
 

@@ -65,7 +65,7 @@ enum Body {
 extension Store {
     func allEntries() throws -> [LoggedEntry] {
         var out: [LoggedEntry] = []
-        try forEachEntry { out.append($0); return true }
+        try read { view in try view.forEachEntry { out.append($0); return true } }
         return out
     }
 

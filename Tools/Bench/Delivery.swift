@@ -60,7 +60,7 @@ func deliverChild(_ dir: String, concurrency: Int) async {
     let cpu0 = cpuSeconds()
     let lazyMS = Int(ProcessInfo.processInfo.environment["BENCH_LAZY_MS"] ?? "10")!
     let store = try! Store(dataDir: dir, options: StoreOptions(durability: .nometasync, lazyCommitDelay: .milliseconds(lazyMS)))
-    let http = try! HTTPClient(maxConnectionsPerHost: 16)
+    let http = try! CurlClient(maxConnectionsPerHost: 16)
     let processes = BackgroundProcesses(logger: quietLogger())
     var config = PushConfig()
     config.addressPolicy.allowed = benchGatewayAllowed
@@ -152,12 +152,12 @@ func benchBootDeliver() {
 func rewindAll(_ dir: String) {
     let store = try! Store(dataDir: dir)
     var users: [String] = []
-    try! store.forEachPusherState { s in
+    try! store.read { view in try view.forEachPusherState { s in
         if s.head > 0 { users.append(s.config.id.userID) }
         return true
-    }
+    } }
     for u in users {
-        let head = try! store.head(user: u)
+        let head = try! store.read { view in try view.head(user: u) }
         try! store.rewind(toPos: head, filter: .init(userID: u))
     }
     store.close()
@@ -170,7 +170,7 @@ func benchLatency() async {
     let dir = fresh("latency")
     populateDelivery(dir, pushers: pushers, perPusher: 0)
     let store = try! Store(dataDir: dir, options: StoreOptions(durability: .nometasync))
-    let http = try! HTTPClient()
+    let http = try! CurlClient()
     let processes = BackgroundProcesses(logger: quietLogger())
     var config = PushConfig()
     config.addressPolicy.allowed = benchGatewayAllowed
@@ -215,7 +215,7 @@ func benchIngest() async {
     let token = stringOption("token", "")
     let runs = max(1, Int(stringOption("runs", "1")) ?? 1)
     let port = 18_795
-    let http = try! HTTPClient()
+    let http = try! CurlClient()
     func line(_ i: Int) -> JSON {
         let n = sampleNotification(i, users: 10_000)
         return .object(["user_id": .string(n.userID), "room_id": .string(n.roomID), "event_id": .string(n.eventID),
@@ -322,7 +322,7 @@ func benchServeBoot() async {
     let pushlog = stringOption("pushlog", here.deletingLastPathComponent().appendingPathComponent(".build/release/pushlog").path)
     let sizes = args.contains("--quick") ? [100_000] : [100_000, 1_000_000]
     let port = 18_796
-    let http = try! HTTPClient()
+    let http = try! CurlClient()
     var rows: [[String]] = []
     for size in sizes {
         let dir = fresh("serveboot-\(size)")
@@ -371,7 +371,7 @@ func benchBatchClient() {
     let n = option("n", 100_000)
     let inFlight = option("in-flight", 16)
     let body = Array((try? Data(contentsOf: URL(fileURLWithPath: scratch + "/body.json"))) ?? Data(repeating: 0x20, count: 574))
-    let http = try! HTTPClient(maxConnectionsPerHost: 16)
+    let http = try! CurlClient(maxConnectionsPerHost: 16)
     final class State: @unchecked Sendable {
         var started = 0, completed = 0, failed = 0
         let done = DispatchSemaphore(value: 0)

@@ -1,7 +1,7 @@
 // Email figures: users with notifications due, mailed by the pusher pool (each digest rendered
 // with the built-in templates and sent by the Mailer over libcurl SMTP) to a local SMTP sink,
 // beside the SMTP transport alone: the same number of already-rendered mails of the same size sent
-// straight through HTTPClient.sendMail, as many at a time, in the same run.
+// straight through CurlClient.sendMail, as many at a time, in the same run.
 // The sink: `Tools/smtp-sink.sh start` (Postfix's smtp-sink on 127.0.0.1:2525).
 import Curl
 import Foundation
@@ -24,11 +24,11 @@ func populateEmail(_ dir: String, users: Int, per: Int) {
     }
     try! store.append(batch)
     batch.removeAll()
-    let received = Clock.nowMS() - 3_600_000
+    let received = SystemClock.nowMS() - 3_600_000
     for k in 0..<per {
         for i in 0..<users {
             let room = k % 2 == 0 ? "!lunch:example.org" : "!work:example.org"
-            batch.append(.notification(PushlogCore.Notification(
+            batch.append(.notification(PushNotification(
                 userID: emailUser(i), roomID: room, eventID: "$m\(i)-\(k)", streamOrdering: Int64(1 + k * users + i),
                 receivedTS: received + Int64(k),
                 event: ["type": .string("m.room.message"), "sender": .string("@bob:example.org"),
@@ -58,20 +58,16 @@ func benchEmail() async {
         let dir = fresh("email")
         populateEmail(dir, users: users, per: per)
         let sent = Count()
-        let http = try! HTTPClient()
+        let http = try! CurlClient()
         let store = try! Store(dataDir: dir, options: StoreOptions(durability: .nometasync))
         var email = EmailConfig()
         email.smtpURL = smtpSinkURL
         email.delayBeforeMailMS = 0
-        let base = try! EmailDelivery.smtp(config: email, client: http,
-                                           templates: try! EmailTemplates.load(directory: nil, logger: quietLogger()),
-                                           signer: try! UnsubscribeSigner.load(dataDir: dir),
-                                           publicBaseURL: { "http://127.0.0.1:8690/" })
-        let counted = EmailDelivery(config: email, signer: base.signer, publicBaseURL: base.publicBaseURL, compose: base.compose,
-                                    send: { to, mail, link in
-                                        try await base.send(to, mail, link)
-                                        sent.add(mail.text.utf8.count + mail.html.utf8.count)
-                                    })
+        var counted = try! EmailDelivery.smtp(config: email, client: http,
+                                              templates: try! EmailTemplates.load(directory: nil, logger: quietLogger()),
+                                              signer: try! UnsubscribeSigner.load(dataDir: dir),
+                                              publicBaseURL: { "http://127.0.0.1:8690/" })
+        counted.willSend = { _, mail in sent.add(mail.text.utf8.count + mail.html.utf8.count) }
         var push = PushConfig()
         push.startupConcurrency = concurrency
         let pool = PusherPool(store: store, http: http, processes: BackgroundProcesses(logger: quietLogger()), config: push,
@@ -112,12 +108,12 @@ func benchEmail() async {
         // Rendering alone.
         let renderer = DigestRenderer(templates: try! EmailTemplates.load(directory: nil, logger: quietLogger()))
         let store2 = try! Store(dataDir: dir, options: StoreOptions(durability: .nometasync))
-        let notes = Array(try! store2.notifications(at: (1...UInt64(per)).map { UInt64(users) + 1 + ($0 - 1) * UInt64(users) }).values)
+        let notes = Array(try! store2.read { view in try view.notifications(at: (1...UInt64(per)).map { UInt64(users) + 1 + ($0 - 1) * UInt64(users) }) }.values)
         store2.close()
         let t2 = now()
         for _ in 0..<users {
             _ = renderer.render(Digest(userID: emailUser(0), appName: "Matrix", publicBaseURL: "http://127.0.0.1:8690/",
-                                       unsubscribeLink: "http://127.0.0.1:8690/v1/unsubscribe?x=1", now: Clock.nowMS(),
+                                       unsubscribeLink: "http://127.0.0.1:8690/v1/unsubscribe?x=1", now: SystemClock.nowMS(),
                                        reason: Digest.Reason(roomID: "!lunch:example.org", receivedAt: 0, delayBeforeMail: 600_000),
                                        notifications: notes))
         }

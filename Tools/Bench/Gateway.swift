@@ -71,7 +71,7 @@ func benchFanout() async {
     let sizes = stringOption("members", "1000,10000").split(separator: ",").compactMap { Int($0) }
     let binaries = gatewayBinaries()
     let gateway = try! await DelayGateway.start(delay: .fixed(ms: option("delay-ms", 100)), keepBodies: false)
-    let http = try! HTTPClient(maxConnectionsPerHost: 64, connectionCacheSize: 64)
+    let http = try! CurlClient(maxConnectionsPerHost: 64, connectionCacheSize: 64)
     let json = ["Content-Type": "application/json"]
     var rows: [(String, [Double])] = []
     for n in sizes {

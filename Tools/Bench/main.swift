@@ -73,8 +73,8 @@ func fmt(_ v: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)
 
 func userID(_ i: Int) -> String { String(format: "@u%07d:example.org", i) }
 
-func sampleNotification(_ i: Int, users: Int) -> PushlogCore.Notification {
-    PushlogCore.Notification(userID: userID(i % users), roomID: "!room\(i % 997):example.org", eventID: "$event\(i)",
+func sampleNotification(_ i: Int, users: Int) -> PushNotification {
+    PushNotification(userID: userID(i % users), roomID: "!room\(i % 997):example.org", eventID: "$event\(i)",
                  streamOrdering: Int64(1000 + i),
                  actions: [.string("notify"), .object(["set_tweak": .string("sound"), "value": .string("default")])],
                  receivedTS: 1_732_900_000_000 + Int64(i),
