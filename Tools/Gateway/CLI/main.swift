@@ -14,16 +14,17 @@ if args.contains("--help") || args.contains("-h") {
     print("usage: pushlog-gateway [--host 127.0.0.1] [--port 0] [--delay-ms 100] [--jitter-ms 0]")
     exit(0)
 }
+/// One line to stdout at once (print's buffer would hold it when stdout is a file).
+func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 let delay = Int(option("delay-ms") ?? "100") ?? 100
 let jitter = Int(option("jitter-ms") ?? "0") ?? 0
 let latency: DelayGateway.Latency = jitter > 0 ? .uniform(minMS: max(0, delay - jitter), maxMS: delay + jitter) : .fixed(ms: delay)
 let gateway = try await DelayGateway.start(host: option("host") ?? "127.0.0.1", port: Int(option("port") ?? "0") ?? 0,
                                            delay: latency, keepBodies: false)
-print("pushlog-gateway: listening, notify URL \(gateway.url), latency \(latency), open file limit \(DelayGateway.raiseOpenFileLimit())")
-fflush(stdout)
+say("pushlog-gateway: listening, notify URL \(gateway.url), latency \(latency), open file limit \(DelayGateway.raiseOpenFileLimit())")
 var last = ""
 while true {
     try await Task.sleep(for: .seconds(1))
     let line = gateway.stats().description
-    if line != last { print(line); fflush(stdout); last = line }
+    if line != last { say(line); last = line }
 }
