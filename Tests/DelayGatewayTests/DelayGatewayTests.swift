@@ -52,6 +52,7 @@ struct DelayGatewayTests {
         }
         let stats = gateway.stats()
         #expect(stats.peakInFlight == 200)
+        #expect(stats.peakInFlightPerPushkey == 1, "every request had its own pushkey")
         #expect(stats.inFlight == 0 && stats.answered == 200)
         #expect(Set(gateway.pushkeys()) == Set((0..<200).map { "k\($0)" }))
         gateway.reset()
@@ -100,13 +101,16 @@ struct DelayGatewayTests {
         defer { client.shutdown() }
         try await withThrowingTaskGroup(of: Int.self) { group in
             for i in 0..<20 { group.addTask { try await Self.post(client, gateway, "k\(i)").status } }
-            try await gateway.waitUntil(received: 20)
-            #expect(gateway.stats().answered == 0 && gateway.stats().inFlight == 20)
+            for _ in 0..<3 { group.addTask { try await Self.post(client, gateway, "same").status } }
+            try await gateway.waitUntil(received: 23)
+            #expect(gateway.stats().answered == 0 && gateway.stats().inFlight == 23)
+            #expect(gateway.inFlight(for: "same") == 3 && gateway.stats().peakInFlightPerPushkey == 3)
             gateway.setLatency(.fixed(ms: 10))
-            try await gateway.waitUntil(answered: 20)
+            try await gateway.waitUntil(answered: 23)
             for try await status in group { #expect(status == 200) }
         }
-        #expect(gateway.stats().inFlight == 0)
+        #expect(gateway.stats().inFlight == 0 && gateway.inFlight(for: "same") == 0)
+        #expect(gateway.peakInFlight(for: "same") == 3 && gateway.peakInFlight(for: "k0") == 1)
         await gateway.stop()
     }
 

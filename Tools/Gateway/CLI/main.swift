@@ -14,9 +14,8 @@ if args.contains("--help") || args.contains("-h") {
     print("usage: pushlog-gateway [--host 127.0.0.1] [--port 0] [--delay-ms 100] [--jitter-ms 0]")
     exit(0)
 }
-/// One line on stdout, at once (stdout may be a pipe).
-func say(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
-
+/// One line to stdout at once (print's buffer would hold it when stdout is a file).
+func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 let delay = Int(option("delay-ms") ?? "100") ?? 100
 let jitter = Int(option("jitter-ms") ?? "0") ?? 0
 let latency: DelayGateway.Latency = jitter > 0 ? .uniform(minMS: max(0, delay - jitter), maxMS: delay + jitter) : .fixed(ms: delay)

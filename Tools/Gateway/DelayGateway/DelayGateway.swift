@@ -111,6 +111,13 @@ public final class DelayGateway: Sendable {
     /// How many notify requests arrived for `pushkey` (as `devices[0]`).
     public func count(for pushkey: String) -> Int { recorder.countsByPushkey[pushkey] ?? 0 }
 
+    /// Notify requests for `pushkey` (as `devices[0]`) in flight now.
+    public func inFlight(for pushkey: String) -> Int { recorder.inFlight(for: pushkey) }
+
+    /// The most notify requests for `pushkey` (as `devices[0]`) in flight at once since the
+    /// start or the last ``reset()``.
+    public func peakInFlight(for pushkey: String) -> Int { recorder.peakInFlight(for: pushkey) }
+
     /// Notify requests per pushkey (as `devices[0]`).
     public func counts() -> [String: Int] { recorder.countsByPushkey }
 
@@ -121,6 +128,8 @@ public final class DelayGateway: Sendable {
     // MARK: waiting
 
     /// Returns as soon as `condition` holds for the counters (checked now and on every change).
+    ///
+    /// Trap: `condition` runs under the gateway's lock; it must not call the gateway.
     ///
     /// - Throws: ``TimedOut`` with the last counters if it does not hold within `timeout`;
     ///   `CancellationError` if the calling task is cancelled.

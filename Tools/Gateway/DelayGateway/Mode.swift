@@ -63,6 +63,9 @@ extension DelayGateway {
         public var inFlight = 0
         /// The most requests in flight at once since the start or the last ``DelayGateway/reset()``.
         public var peakInFlight = 0
+        /// The most requests in flight at once for any one pushkey (`devices[0]`), e.g. to check
+        /// that a pusher never has two pushes outstanding.
+        public var peakInFlightPerPushkey = 0
         public var received = 0
         public var answered = 0
         /// Requests whose connection closed before their answer was written.
@@ -75,7 +78,7 @@ extension DelayGateway {
 
         public var description: String {
             let byStatus = statuses.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
-            return "received \(received), answered \(answered), in flight \(inFlight) (peak \(peakInFlight)), abandoned \(abandoned), statuses [\(byStatus)]"
+            return "received \(received), answered \(answered), in flight \(inFlight) (peak \(peakInFlight), per pushkey \(peakInFlightPerPushkey)), abandoned \(abandoned), statuses [\(byStatus)]"
         }
     }
 

@@ -61,9 +61,9 @@ final class NotifyHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if pending != nil {
+        if let (answer, _, _) = pending {
             pending = nil
-            recorder.abandoned()
+            recorder.abandoned(pushkey: answer.pushkey)
         }
         context.fireChannelInactive()
     }
@@ -76,7 +76,7 @@ final class NotifyHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func write(counted: Bool) {
         guard let context, let (answer, keepAlive, version) = pending else { return }
         pending = nil
-        if counted { recorder.answered(status: answer.status) }
+        if counted { recorder.answered(status: answer.status, pushkey: answer.pushkey) }
         var headers = HTTPHeaders(answer.headers)
         let bytes = context.channel.allocator.buffer(string: answer.body)
         headers.add(name: "Content-Length", value: String(bytes.readableBytes))

@@ -11,6 +11,8 @@ final class Recorder: Sendable {
         var headers: [(String, String)]
         var body: String
         var delayMS: Int?
+        /// `devices[0].pushkey`, counted in flight per pushkey until answered.
+        var pushkey: String?
     }
 
     /// Schedules a held request's answer after the given delay in milliseconds.
@@ -28,6 +30,8 @@ final class Recorder: Sendable {
         var bodies: [Data] = []
         var pushkeys: [String] = []
         var countsByPushkey: [String: Int] = [:]
+        var inFlightByPushkey: [String: Int] = [:]
+        var peakInFlightByPushkey: [String: Int] = [:]
         var held: [Release] = []
         var waiters: [UInt64: Waiter] = [:]
         var nextWaiterID: UInt64 = 0
@@ -58,9 +62,13 @@ final class Recorder: Sendable {
             if let first = devices?.first {
                 s.pushkeys.append(first)
                 s.countsByPushkey[first, default: 0] += 1
+                let now = s.inFlightByPushkey[first, default: 0] + 1
+                s.inFlightByPushkey[first] = now
+                s.peakInFlightByPushkey[first] = max(s.peakInFlightByPushkey[first] ?? 0, now)
+                s.stats.peakInFlightPerPushkey = max(s.stats.peakInFlightPerPushkey, now)
             }
             var answer = Answer(status: 200, headers: [("Content-Type", "application/json")], body: "{\"rejected\":[]}",
-                                delayMS: s.mode.latency.delayMS(inFlight: s.stats.inFlight))
+                                delayMS: s.mode.latency.delayMS(inFlight: s.stats.inFlight), pushkey: devices?.first)
             if let failure = s.mode.failure, s.failuresLeft > 0 {
                 s.failuresLeft -= 1
                 if s.failuresLeft == 0 { s.mode.failure = nil }
@@ -88,20 +96,27 @@ final class Recorder: Sendable {
     }
 
     /// An answer was written.
-    func answered(status: Int) {
+    func answered(status: Int, pushkey: String?) {
         update { s in
             s.stats.inFlight -= 1
+            Self.leave(pushkey, &s)
             s.stats.answered += 1
             s.stats.statuses[status, default: 0] += 1
         }
     }
 
     /// A connection closed with its request unanswered.
-    func abandoned() {
+    func abandoned(pushkey: String?) {
         update { s in
             s.stats.inFlight -= 1
+            Self.leave(pushkey, &s)
             s.stats.abandoned += 1
         }
+    }
+
+    private static func leave(_ pushkey: String?, _ s: inout State) {
+        guard let pushkey, let n = s.inFlightByPushkey[pushkey] else { return }
+        s.inFlightByPushkey[pushkey] = n > 1 ? n - 1 : nil
     }
 
     // MARK: control
@@ -123,6 +138,8 @@ final class Recorder: Sendable {
     var bodies: [Data] { state.withLock { $0.bodies } }
     var pushkeys: [String] { state.withLock { $0.pushkeys } }
     var countsByPushkey: [String: Int] { state.withLock { $0.countsByPushkey } }
+    func inFlight(for pushkey: String) -> Int { state.withLock { $0.inFlightByPushkey[pushkey] ?? 0 } }
+    func peakInFlight(for pushkey: String) -> Int { state.withLock { $0.peakInFlightByPushkey[pushkey] ?? 0 } }
 
     /// Zeroes the counters (requests in flight stay counted in `inFlight`) and forgets bodies.
     func reset() {
@@ -131,6 +148,8 @@ final class Recorder: Sendable {
             s.stats = DelayGateway.Stats()
             s.stats.inFlight = inFlight
             s.stats.peakInFlight = inFlight
+            s.peakInFlightByPushkey = s.inFlightByPushkey
+            s.stats.peakInFlightPerPushkey = s.inFlightByPushkey.values.max() ?? 0
             s.bodies.removeAll()
             s.pushkeys.removeAll()
             s.countsByPushkey.removeAll()
