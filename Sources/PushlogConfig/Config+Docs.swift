@@ -31,7 +31,6 @@ extension Config {
 
     /// The `PUSHLOG_…` variables that are no configuration key, and what reads them.
     static let otherEnvironmentDocs: [String: String] = [
-        "PUSHLOG_TASK_DELIVERY": "`1`: `serve` runs the earlier one-task-per-pusher HTTP delivery instead of the delivery engines (for comparison in benchmarks).",
         "PUSHLOG_BIN": "the tests and `Tools/fuzz-api.sh`: the `pushlog` binary to run.",
         "PUSHLOG_WRITE_DOCS": "`1`: `swift test --filter ConfigDocs` rewrites `docs/configuration.md` from `Config+Docs.swift` instead of comparing.",
     ]

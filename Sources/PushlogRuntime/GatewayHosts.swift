@@ -7,23 +7,23 @@ import Synchronization
 /// A gateway 100 ms away needs about (pushes per second × 0.1) requests in flight; a gateway that
 /// slows down as it is loaded needs fewer. The limit is a delay-based one, in the manner of TCP
 /// Vegas and Netflix's gradient limiter:
-/// - It starts modest (``initial``) and holds that for the first ``warmUp`` answers, whose mean
-///   is the first baseline. Then, while the host's smoothed latency stays within
-///   ``tolerance`` × its baseline, grows fast (slow start: by an eighth per answer, so a burst
-///   reaches the ceiling within one round trip's answers), then, after the first sign of
+/// - The baseline is the fastest single answer of the last 10–20 s (the host unloaded), so a
+///   host that is steadily slower (not loaded: farther) does not keep the limit down for long.
+/// - It starts modest (``initial``) and holds that for the first ``warmUp`` answers. Then,
+///   while the host's smoothed latency stays within ``tolerance`` × its baseline (2.5: jitter
+///   such as 100–300 ms is not congestion), it grows fast (slow start: by one per answer, so it doubles per round trip
+///   and overshoots a host's knee by at most about twice before the latency says so), then, after the first sign of
 ///   congestion, by 1/√limit per answer (√limit per round trip).
 /// - When the smoothed latency climbs above ``tolerance`` × the baseline, the limit shrinks in
 ///   proportion (at most halved, at most once per round trip); on a timeout, a 429 or a 503 it
 ///   is halved.
-/// - The baseline is the lowest smoothed latency of the last 10–20 s, so a host that is
-///   steadily slower (not loaded: farther) does not keep the limit down.
 /// - It never grows while the host is not using it (fewer than half the slots in flight).
 ///
 /// `push.max_in_flight_per_host` is the ceiling.
 struct AdaptiveLimit: Sendable {
     static let initial = 32.0
     static let minimum = 2.0
-    static let tolerance = 2.0
+    static let tolerance = 2.5
     static let baselineWindowMS: Int64 = 10_000
 
     let ceiling: Double
@@ -35,9 +35,8 @@ struct AdaptiveLimit: Sendable {
     private var previousWindowMin = Double.infinity
     private var windowStart: Int64 = 0
     private var lastDecrease: Int64 = .min
-    /// Answers so far: the baseline is taken once the average of the first ``warmUp`` answers,
-    /// at the initial limit, has settled (the first few say more about which requests came back
-    /// first than about the host); the limit holds until then.
+    /// Answers so far: the limit holds at ``initial`` for the first ``warmUp`` answers, while
+    /// the smoothed latency (their mean) and the baseline settle.
     private var samples = 0
     static let warmUp = 20
 
@@ -64,12 +63,15 @@ struct AdaptiveLimit: Sendable {
             windowStart = now
         }
         // The baseline is measured at the initial limit: during the warm-up the limit holds.
+        // The baseline is the fastest single answer of the last 10–20 s: noise and load only
+        // ever slow answers down, so the fastest is the host's unloaded latency (an average
+        // would take a burst of slow first answers for the host's normal).
+        windowMin = min(windowMin, latency)
         guard samples >= Self.warmUp else { return }
-        windowMin = min(windowMin, s)
         let ratio = s / baseline
         if ratio <= Self.tolerance {
             guard Double(inFlight) >= limit / 2 else { return }  // not using what it has
-            limit = min(ceiling, slowStart ? limit + max(1, limit / 8) : limit + 1 / limit.squareRoot())
+            limit = min(ceiling, slowStart ? limit + 1 : limit + 1 / limit.squareRoot())
         } else {
             slowStart = false
             decrease(by: max(0.5, Self.tolerance / ratio), now: now)
