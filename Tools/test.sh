@@ -7,6 +7,8 @@ Tools/system-libraries.sh
 # saying so, without it. Debian's own python refuses a plain pip install: fall back.
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd \
     || python3 -m pip install --quiet --break-system-packages aiosmtpd
+# The Synapse follower's tests: PostgreSQL and matrix-synapse (in .build/venv).
+Tools/follower-test-deps.sh
 swift build --build-tests
 # One test at a time: several suites start real processes and servers, and on two cores
 # parallel runs starve each other into timeouts.
