@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -10,7 +11,7 @@ public final class PostgresSynapseSource: SynapseSource, @unchecked Sendable {
     let url: SynapseDatabaseURL.Postgres
     let timeout: Double
     let logger = Logger(label: "pushlog.synapse.postgres")
-    private let lock = NIOLock()
+    private let lock = NSLock()
     private var connection: PostgresConnection?
     private var nextID = 0
     public let description: String
@@ -22,7 +23,7 @@ public final class PostgresSynapseSource: SynapseSource, @unchecked Sendable {
     }
 
     func connected() async throws -> PostgresConnection {
-        if let c = lock.withLock({ connection }), !c.isClosed { return c }
+        if let c = locked({ connection }), !c.isClosed { return c }
         var config: PostgresConnection.Configuration
         if let dir = url.socketDirectory {
             config = .init(unixSocketPath: "\(dir)/.s.PGSQL.\(url.port)", username: url.user, password: url.password,
@@ -32,12 +33,12 @@ public final class PostgresSynapseSource: SynapseSource, @unchecked Sendable {
                            database: url.database, tls: .disable)
         }
         config.options.connectTimeout = .milliseconds(Int64(timeout * 1000))
-        let id = lock.withLock { nextID += 1; return nextID }
+        let id = locked { nextID += 1; return nextID }
         let logger = self.logger
         let c = try await withTimeout(timeout, "\(description): connect") { [config] in
             try await PostgresConnection.connect(configuration: config, id: id, logger: logger)
         }
-        lock.withLock { connection = c }
+        locked { connection = c }
         return c
     }
 
@@ -66,7 +67,7 @@ public final class PostgresSynapseSource: SynapseSource, @unchecked Sendable {
             }
         } catch {
             // The next call starts from a new connection.
-            lock.withLock { connection = nil }
+            locked { connection = nil }
             try? await c.close()
             throw error
         }
@@ -84,8 +85,14 @@ public final class PostgresSynapseSource: SynapseSource, @unchecked Sendable {
         }
     }
 
+    private func locked<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
     public func close() async {
-        let c = lock.withLock { () -> PostgresConnection? in
+        let c = locked { () -> PostgresConnection? in
             defer { connection = nil }
             return connection
         }

@@ -89,7 +89,10 @@ public actor SynapseFollower {
             // streams wait: a notification must not reach the log before its user's pusher.
             if stream.name == SynapseStream.pushers.name && full { break }
         }
-        progress.appended = try await write(batches)
+        // Nothing new and no position moved: no write transaction at all.
+        if batches.contains(where: { !$0.rows.isEmpty || stored[Self.key($0.stream)] != $0.next }) {
+            progress.appended = try await write(batches)
+        }
         for b in batches {
             progress.positions[b.stream.name] = b.next.position
             Gauge(label: "pushlog_source_position", dimensions: [("stream", b.stream.name)]).record(b.next.position)
@@ -240,9 +243,8 @@ public actor SynapseFollower {
                     backoff = 0.5
                 }
                 if p.caughtUp { try await Task.sleep(for: options.pollInterval) }
-            } catch is CancellationError {
-                return
             } catch {
+                if Task.isCancelled || error is CancellationError { return }
                 errors.increment()
                 if failingSince == nil {
                     failingSince = Clock.monotonicSeconds()

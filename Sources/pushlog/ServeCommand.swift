@@ -153,6 +153,7 @@ extension Serve {
         options.pollInterval = .milliseconds(config.synapse.pollIntervalMS)
         options.lateness = .milliseconds(config.synapse.latenessMS)
         options.backfill = .milliseconds(config.synapse.backfillMS)
+        let followerOptions = options
         logger.info("pushlog serve: following Synapse at \(url), shard \(options.shard)")
         return processes.run("synapse_follower") { ctx in
             var backoff = 0.5
@@ -168,7 +169,7 @@ extension Serve {
                     backoff = min(backoff * 2, 30)
                     continue
                 }
-                let follower = SynapseFollower(store: store, source: source, options: options, logger: ctx.logger) { result in
+                let follower = SynapseFollower(store: store, source: source, options: followerOptions, logger: ctx.logger) { result in
                     if !result.pusherChanges.isEmpty { pool.onPushersChanged(result.pusherChanges) }
                     if !result.notifiedUsers.isEmpty { pool.onNewNotifications(users: result.notifiedUsers) }
                     if !result.receiptUsers.isEmpty { pool.onNewReceipts(users: result.receiptUsers) }
