@@ -23,6 +23,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
         .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
         .package(url: "https://github.com/apple/swift-collections", exact: "1.6.0"),
+        // The Synapse follower: Synapse's database, PostgreSQL or SQLite; sha256 for its shard hash.
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
+        .package(url: "https://github.com/vapor/sqlite-nio", exact: "1.13.2"),
     ],
     targets: [
         .systemLibrary(
@@ -59,6 +62,18 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        // Follows a Synapse database (pushers, push actions, receipts) into the log.
+        .target(
+            name: "PushlogSynapse",
+            dependencies: [
+                "PushlogCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
         .target(
             name: "PushlogConfig",
             dependencies: ["PushlogCore", "PushlogRuntime", "Curl", .product(name: "Yams", package: "Yams")]
@@ -74,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "pushlog",
             dependencies: [
-                "PushlogCore", "PushlogRuntime", "PushlogConfig", "PushlogServer", "PushlogMail", "Curl",
+                "PushlogCore", "PushlogRuntime", "PushlogConfig", "PushlogServer", "PushlogMail", "Curl", "PushlogSynapse",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -133,6 +148,11 @@ let package = Package(
         ),
         .testTarget(name: "PushlogFuzzingTests", dependencies: ["PushlogFuzzing", "pushlog-fuzz", "TestSupport"]),
         .testTarget(name: "DelayGatewayTests", dependencies: ["DelayGateway", "Curl"]),
+        .testTarget(name: "PushlogSynapseTests", dependencies: [
+            "PushlogSynapse", "PushlogCore", "TestSupport", "pushlog",
+            .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "SQLiteNIO", package: "sqlite-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "PushlogConfigTests", dependencies: ["PushlogConfig", "PushlogRuntime", "Curl"]),
         // The documentation's own checks: links resolve, docs/api.md matches docs/openapi.yaml, the
         // Grafana dashboard loads and names real metrics. Reads files only: no dependencies.

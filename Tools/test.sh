@@ -7,6 +7,8 @@ Tools/system-libraries.sh
 # The mail tests run a real SMTP server written with Python's aiosmtpd (from PyPI); they fail,
 # saying so, without it. The tests take .build/venv's python3 when it is there.
 Tools/python-venv.sh >/dev/null
+# The Synapse follower's tests: PostgreSQL and matrix-synapse (in .build/venv).
+Tools/follower-test-deps.sh
 swift build --build-tests
 # One test at a time: several suites start real processes and servers, and on two cores
 # parallel runs starve each other into timeouts.
