@@ -111,6 +111,9 @@ let package = Package(
         ),
         .testTarget(name: "PushlogFuzzingTests", dependencies: ["PushlogFuzzing", "pushlog-fuzz", "TestSupport"]),
         .testTarget(name: "PushlogConfigTests", dependencies: ["PushlogConfig", "PushlogRuntime", "Curl"]),
+        // Real Synapse 1.163 (Tests/Support/synapse/synapse_harness.py) pushing by itself, then
+        // followed by a real `pushlog serve`: gateway bodies compared. Needs Tools/synapse-env.sh.
+        .testTarget(name: "SynapseTests", dependencies: ["pushlog", "TestSupport"]),
         .testTarget(
             name: "PushlogRuntimeTests",
             dependencies: ["PushlogRuntime", "PushlogCore", "PushlogMail", "Curl", "pushlog", "TestSupport", .product(name: "Logging", package: "swift-log")]

@@ -7,6 +7,10 @@ Tools/system-libraries.sh
 # saying so, without it. Debian's own python refuses a plain pip install: fall back.
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd \
     || python3 -m pip install --quiet --break-system-packages aiosmtpd
+
+# The real-Synapse tests (Tests/SynapseTests): PostgreSQL from Debian, Synapse 1.163 in .build/venv.
+Tools/synapse-env.sh
+
 swift build --build-tests
 # One test at a time: several suites start real processes and servers, and on two cores
 # parallel runs starve each other into timeouts.

@@ -127,6 +127,25 @@ class Gateway:
             return self.bodies[since:]
 
 
+def flatten(value, path="", out=None):
+    """{path: JSON text of the leaf}, for field-by-field comparison (JSON's own types kept:
+    Swift's JSONSerialization cannot tell true from 1)."""
+    out = {} if out is None else out
+    if isinstance(value, dict):
+        if not value:
+            out[path] = "{}"
+        for k, v in value.items():
+            flatten(v, k if not path else path + "." + k, out)
+    elif isinstance(value, list):
+        if not value:
+            out[path] = "[]"
+        for i, v in enumerate(value):
+            flatten(v, "%s[%d]" % (path, i), out)
+    else:
+        out[path] = json.dumps(value)
+    return out
+
+
 # ---------------------------------------------------------------- PostgreSQL
 
 class Postgres:
@@ -378,7 +397,8 @@ class Harness:
         return {}
 
     def do_gateway_bodies(self, c):
-        return {"bodies": self.gateway.wait(int(c.get("count", 0)), float(c.get("timeout", 10)), int(c.get("since", 0)))}
+        bodies = self.gateway.wait(int(c.get("count", 0)), float(c.get("timeout", 10)), int(c.get("since", 0)))
+        return {"bodies": [dict(b, flat=flatten(b["body"])) for b in bodies]}
 
     def do_start_synapse(self, c):
         if self.synapse is not None:
@@ -509,6 +529,11 @@ def cleanup():
 
 
 def main():
+    # A process group of our own, holding everything we start: the test kills it whole.
+    try:
+        os.setsid()
+    except OSError:
+        pass    # already a group leader: the group is ours
     harness = Harness()
     out = sys.stdout
     sys.stdout = sys.stderr     # nothing else may write to the protocol stream
