@@ -231,6 +231,7 @@ def homeserver_yaml(d, port, database, pushers):
         "log_config": os.path.join(d, "log.yaml"),
         "media_store_path": os.path.join(d, "media"),
         "registration_shared_secret": SHARED_SECRET,
+        "bcrypt_rounds": 4,     # registering 100 users must not take minutes
         "report_stats": False,
         "macaroon_secret_key": "pushlog-test-macaroon",
         "form_secret": "pushlog-test-form",
