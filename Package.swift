@@ -19,6 +19,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", exact: "2.1.1"),
+        // The Synapse follower: Synapse's database, PostgreSQL or SQLite; sha256 for its shard hash.
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
+        .package(url: "https://github.com/vapor/sqlite-nio", exact: "1.13.2"),
+        .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
     ],
     targets: [
         .systemLibrary(
@@ -54,6 +58,18 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
+        // Follows a Synapse database (pushers, push actions, receipts) into the log.
+        .target(
+            name: "PushlogSynapse",
+            dependencies: [
+                "PushlogCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
         .target(
             name: "PushlogConfig",
             dependencies: ["PushlogCore", "PushlogRuntime", "Curl", .product(name: "Yams", package: "Yams")]
@@ -69,7 +85,7 @@ let package = Package(
         .executableTarget(
             name: "pushlog",
             dependencies: [
-                "PushlogCore", "PushlogRuntime", "PushlogConfig", "PushlogServer", "PushlogMail", "Curl",
+                "PushlogCore", "PushlogRuntime", "PushlogConfig", "PushlogServer", "PushlogMail", "Curl", "PushlogSynapse",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -110,6 +126,11 @@ let package = Package(
             ]
         ),
         .testTarget(name: "PushlogFuzzingTests", dependencies: ["PushlogFuzzing", "pushlog-fuzz", "TestSupport"]),
+        .testTarget(name: "PushlogSynapseTests", dependencies: [
+            "PushlogSynapse", "PushlogCore", "TestSupport",
+            .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "SQLiteNIO", package: "sqlite-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "PushlogConfigTests", dependencies: ["PushlogConfig", "PushlogRuntime", "Curl"]),
         // Real Synapse 1.163 (Tests/Support/synapse/synapse_harness.py) pushing by itself, then
         // followed by a real `pushlog serve`: gateway bodies compared. Needs Tools/synapse-env.sh.

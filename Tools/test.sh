@@ -8,7 +8,8 @@ Tools/system-libraries.sh
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd \
     || python3 -m pip install --quiet --break-system-packages aiosmtpd
 
-# The real-Synapse tests (Tests/SynapseTests): PostgreSQL from Debian, Synapse 1.163 in .build/venv.
+# The real-Synapse tests (Tests/SynapseTests) and the follower's (Tests/PushlogSynapseTests):
+# PostgreSQL from Debian, matrix-synapse 1.163.2 and psycopg2 in .build/venv.
 Tools/synapse-env.sh
 
 swift build --build-tests

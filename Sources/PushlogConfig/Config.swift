@@ -22,6 +22,7 @@ public struct Config: Sendable, Equatable {
     public var email = Email()
     public var logLevel = "info"
     public var logFormat = "text"
+    public var synapse = SynapseSourceConfig()
 
     /// The `email.*` settings.
     public typealias Email = EmailConfig
@@ -223,9 +224,37 @@ public struct Config: Sendable, Equatable {
             guard let n = Int($1), n > 0 else { throw Reason(text: "must be a positive integer, not '\($1)'") }
             $0.email.maxNotificationsPerRoom = n
         },
+        Setter(key: "source.synapse.database") { $0.synapse.database = try synapseDatabase($1) },
+        Setter(key: "source.synapse.password_file") { $0.synapse.passwordFile = try path($1) },
+        Setter(key: "source.synapse.shard") {
+            let parts = $1.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 2, let k = Int(parts[0]), let n = Int(parts[1]), n >= 1, n <= 1 << 20, (0..<n).contains(k) else {
+                throw Reason(text: "must be k/N with 0 <= k < N, such as 0/1 or 2/3, not '\($1)'")
+            }
+            $0.synapse.shardIndex = k
+            $0.synapse.shardCount = n
+        },
+        Setter(key: "source.synapse.poll_interval") { $0.synapse.pollIntervalMS = try duration($1) },
+        Setter(key: "source.synapse.lateness") { $0.synapse.latenessMS = try duration($1, allowZero: true) },
+        Setter(key: "source.synapse.backfill") { $0.synapse.backfillMS = try duration($1, allowZero: true) },
         Setter(key: "log.level") { $0.logLevel = try oneOf($1, ["trace", "debug", "info", "notice", "warning", "error", "critical"]) },
         Setter(key: "log.format") { $0.logFormat = try oneOf($1, ["text", "json"]) },
     ]
+
+    /// `postgresql://user@host:port/db` (or `postgres://`) or `sqlite:///absolute/path`.
+    static func synapseDatabase(_ v: String) throws -> String {
+        if v.hasPrefix("sqlite://") {
+            guard v.dropFirst("sqlite://".count).hasPrefix("/"), v.count > "sqlite:///".count else {
+                throw Reason(text: "must be sqlite:///absolute/path/homeserver.db, not '\(v)'")
+            }
+            return v
+        }
+        guard let c = URLComponents(string: v), ["postgresql", "postgres"].contains(c.scheme?.lowercased() ?? ""),
+              !(c.user ?? "").isEmpty, c.path.count > 1, !(c.host ?? "").isEmpty || c.queryItems?.contains(where: { $0.name == "host" }) == true else {
+            throw Reason(text: "must be postgresql://user@host:port/database or sqlite:///path/homeserver.db, not '\(v)'")
+        }
+        return v
+    }
 
     /// The host part of `listen` (brackets of an IPv6 literal removed).
     public var listenHost: String {
@@ -251,5 +280,27 @@ public struct Config: Sendable, Equatable {
         throw Problem(key: "email.smtp_user",
                       message: "is set with email.smtp_url \(url) and no email.require_tls: SMTP AUTH would go in clear; set email.require_tls: true, use smtps://, or set email.allow_plaintext_auth: true",
                       source: "config")
+    }
+}
+
+/// `source.synapse.*`: the Synapse follower, on when `database` is set.
+public struct SynapseSourceConfig: Sendable, Equatable {
+    public var database: String?
+    public var passwordFile: String?
+    public var shardIndex = 0
+    public var shardCount = 1
+    public var pollIntervalMS: Int64 = 50
+    public var latenessMS: Int64 = 10_000
+    public var backfillMS: Int64 = 7 * 86_400_000
+    public init() {}
+
+    /// The database password: `password_file`'s first line, trimmed (nil when not set).
+    public func password() throws -> String? {
+        guard let passwordFile else { return nil }
+        guard let data = FileManager.default.contents(atPath: passwordFile) else {
+            throw Config.Problem(key: "source.synapse.password_file", message: "cannot be read", source: passwordFile)
+        }
+        let text = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+        return text.trimmingCharacters(in: .whitespaces)
     }
 }

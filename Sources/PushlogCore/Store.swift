@@ -39,6 +39,10 @@ public final class Store: Sendable {
     /// `user` → the pos of the user's head when `compact` dropped that notification: heads
     /// survive compaction, and a rebuild starts each user's head from here.
     let compactedHeads: Database
+    /// Followed sources: each stream's position (`SourceState.swift`), and what was taken from
+    /// its trailing window, so a late row is appended once.
+    let sourceState: Database
+    let sourceSeen: Database
     let writer: StoreWriter
     /// Change counters of the `unread` projection, for badge caches.
     public let unreadGenerations: UnreadGenerations
@@ -68,6 +72,8 @@ public final class Store: Sendable {
         deadLetters = try env.database("dead_letters")
         checkpoint = try env.database("checkpoint")
         compactedHeads = try env.database("compacted_heads")
+        sourceState = try env.database("source_state")
+        sourceSeen = try env.database("source_seen")
         let generations = UnreadGenerations()
         unreadGenerations = generations
         writer = StoreWriter(env: env, lazyDelay: options.lazyCommitDelay, own: ownAppends,

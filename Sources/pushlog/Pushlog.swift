@@ -10,7 +10,7 @@ struct Pushlog: AsyncParsableCommand {
         abstract: "Push notifications for Matrix homeservers, from an LMDB log.",
         version: pushlogVersion,
         subcommands: [Serve.self, Append.self, Pushers.self, Cursors.self, Replay.self, Recover.self,
-                      Compact.self, Stats.self]
+                      Compact.self, Stats.self, Follow.self]
     )
 }
 

@@ -9,6 +9,7 @@ import PushlogRuntime
 import Metrics
 import Prometheus
 import PushlogServer
+import PushlogSynapse
 import ServiceLifecycle
 
 /// The daemon: it reads the configuration, holds the data directory, serves the HTTP API, runs
@@ -86,6 +87,7 @@ struct Serve: AsyncParsableCommand {
         // Signals are handled before anything says it is running.
         let stop = stopSignals()
         let follower = try LogFollower.start(store: store, pool: pool, processes: processes)
+        let synapse = try startSynapseFollower(config, store: store, pool: pool, processes: processes, logger: logger)
         let pusherMetrics = PusherMetrics(store: store)
         let (listening, running) = AsyncStream<Int?>.makeStream()
         let app = makeApplication(
@@ -126,6 +128,8 @@ struct Serve: AsyncParsableCommand {
         await stopped.value
         follower.cancel()
         await follower.value
+        synapse?.cancel()
+        await synapse?.value
         http.shutdown()
         store.close()
         logger.info("pushlog serve: stopped")
@@ -133,6 +137,49 @@ struct Serve: AsyncParsableCommand {
 }
 
 extension Serve {
+    /// With `source.synapse.database` set: the Synapse follower, a background process named
+    /// `synapse_follower`. It pokes the pool with what it appends, as the HTTP API does. A
+    /// database that is down at start or later is retried with backoff; delivery goes on.
+    func startSynapseFollower(_ config: Config, store: Store, pool: PusherPool, processes: BackgroundProcesses,
+                              logger: Logger) throws -> Task<Void, Never>? {
+        guard let database = config.synapse.database else { return nil }
+        let url: SynapseDatabaseURL
+        do { url = try SynapseDatabaseURL(parsing: database) } catch {
+            throw Config.Problem(key: "source.synapse.database", message: "\(error)", source: "config")
+        }
+        let password = try config.synapse.password()
+        var options = SynapseFollowerOptions()
+        options.shard = Shard(index: config.synapse.shardIndex, count: config.synapse.shardCount)
+        options.pollInterval = .milliseconds(config.synapse.pollIntervalMS)
+        options.lateness = .milliseconds(config.synapse.latenessMS)
+        options.backfill = .milliseconds(config.synapse.backfillMS)
+        let followerOptions = options
+        logger.info("pushlog serve: following Synapse at \(url), shard \(options.shard)")
+        return processes.run("synapse_follower") { ctx in
+            var backoff = 0.5
+            var said = false
+            while !Task.isCancelled {
+                let source: any SynapseSource
+                do {
+                    source = try await SynapseSources.open(url, password: password)
+                } catch {
+                    if !said { ctx.logger.error("Synapse follower: cannot open \(url) (\(error)); retrying with backoff") }
+                    said = true
+                    try? await Task.sleep(for: .milliseconds(Int(backoff * 1000)))
+                    backoff = min(backoff * 2, 30)
+                    continue
+                }
+                let follower = SynapseFollower(store: store, source: source, options: followerOptions, logger: ctx.logger) { result in
+                    if !result.pusherChanges.isEmpty { pool.onPushersChanged(result.pusherChanges) }
+                    if !result.notifiedUsers.isEmpty { pool.onNewNotifications(users: result.notifiedUsers) }
+                    if !result.receiptUsers.isEmpty { pool.onNewReceipts(users: result.receiptUsers) }
+                }
+                await follower.run()
+                await source.close()
+            }
+        }
+    }
+
     /// Email over SMTP when `email.smtp_url` is set (the templates loaded and the mailer's
     /// settings checked now, so a bad one stops start-up naming its key); nil with one warning
     /// when it is not.

@@ -1,0 +1,258 @@
+import Logging
+import Metrics
+import PushlogCore
+
+public struct SynapseFollowerOptions: Sendable {
+    public var shard = Shard.all
+    public var pollInterval: Duration = .milliseconds(50)
+    /// How long a row may stay invisible behind a higher one (`source.synapse.lateness`).
+    public var lateness: Duration = .seconds(10)
+    /// How much history the first start imports (`source.synapse.backfill`).
+    public var backfill: Duration = .seconds(7 * 86_400)
+    /// Rows read per stream per poll.
+    public var batchSize = 5_000
+    public init() {}
+}
+
+/// Follows a Synapse database into the log: pushers (and their deletions), push actions and
+/// read receipts, each by its own stream id.
+///
+/// Each poll appends what it read and stores every stream's position in one write transaction,
+/// so a restart resumes exactly there. Stream ids are handed out before their transactions
+/// commit, so each poll also re-checks a trailing window (`lateness` worth of positions) and
+/// appends a row that showed up late, once: what was taken is remembered in `source_seen`.
+public actor SynapseFollower {
+    let store: Store
+    let source: any SynapseSource
+    let options: SynapseFollowerOptions
+    let logger: Logger
+    let onAppended: @Sendable (AppendResult) -> Void
+    /// When each position was first reached, per stream: the window starts at the newest one
+    /// reached at least `lateness` ago.
+    private var history: [String: [(at: Double, position: Int64)]] = [:]
+    private var started = false
+    private let lagGauge = Gauge(label: "pushlog_source_lag_seconds")
+    private let errors = Counter(label: "pushlog_source_errors_total")
+
+    /// The streams in the order a poll appends them: a pusher before the notifications that
+    /// follow its creation, receipts after the notifications they cover.
+    static let streams: [SynapseStream] = [.pushers, .deletedPushers, .pushActions, .receipts]
+
+    public init(store: Store, source: any SynapseSource, options: SynapseFollowerOptions = SynapseFollowerOptions(),
+                logger: Logger = Logger(label: "pushlog.synapse"),
+                onAppended: @escaping @Sendable (AppendResult) -> Void = { _ in }) {
+        self.store = store
+        self.source = source
+        self.options = options
+        self.logger = logger
+        self.onAppended = onAppended
+    }
+
+    static func key(_ stream: SynapseStream) -> String { "synapse.\(stream.name)" }
+
+    // MARK: one poll
+
+    public struct Progress: Sendable {
+        /// Rows appended to the log by this call.
+        public var appended = 0
+        /// Nothing left to read below the source's heads.
+        public var caughtUp = true
+        public var positions: [String: Int64] = [:]
+    }
+
+    /// The first start's import when no position is stored yet, then one poll of every stream.
+    public func poll() async throws -> Progress {
+        if !started {
+            try await firstStart()
+            started = true
+        }
+        var progress = Progress()
+        let stored = try store.sourcePositions()
+        var batches: [(stream: SynapseStream, rows: [StreamRow], next: SourcePosition)] = []
+        let now = Clock.nowMS()
+        let mono = Clock.monotonicSeconds()
+        for stream in Self.streams {
+            let key = Self.key(stream)
+            let at = stored[key] ?? SourcePosition(position: 0, windowStart: 0)
+            let (rows, newPosition, full) = try await readNew(stream, above: at.position, upTo: .max, now: now)
+            var all = rows
+            if at.windowStart < at.position {
+                all += try await lateRows(stream, key: key, above: at.windowStart, atMost: at.position, now: now)
+            }
+            if full { progress.caughtUp = false }
+            let window = advanceWindow(key, stored: at.windowStart, position: newPosition, mono: mono)
+            batches.append((stream, all, SourcePosition(position: newPosition, windowStart: window)))
+            if stream.name == SynapseStream.pushActions.name {
+                lagGauge.record(full ? max(0, Double(now - (rows.last?.receivedTS ?? now)) / 1000) : 0)
+            }
+            // While pushers are still being imported (more than a batch of them), the other
+            // streams wait: a notification must not reach the log before its user's pusher.
+            if stream.name == SynapseStream.pushers.name && full { break }
+        }
+        // Nothing new and no position moved: no write transaction at all.
+        if batches.contains(where: { !$0.rows.isEmpty || stored[Self.key($0.stream)] != $0.next }) {
+            progress.appended = try await write(batches)
+        }
+        for b in batches {
+            progress.positions[b.stream.name] = b.next.position
+            Gauge(label: "pushlog_source_position", dimensions: [("stream", b.stream.name)]).record(b.next.position)
+        }
+        return progress
+    }
+
+    /// Reads rows above `above`; returns them, the position reached and whether the batch was
+    /// full (more to read). A full batch may end in the middle of the rows of one position
+    /// (one event notifies many users): that position is read again next time.
+    func readNew(_ stream: SynapseStream, above: Int64, upTo: Int64, now: Int64) async throws
+        -> (rows: [StreamRow], position: Int64, full: Bool)
+    {
+        let limit = options.batchSize
+        let raw = try await source.query(stream.select, [.int(above), .int(upTo), .int(Int64(limit))])
+        var rows = raw.compactMap { stream.map($0, now) }
+        guard raw.count >= limit, let last = rows.last else {
+            return (rows, max(above, rows.last?.position ?? above), false)
+        }
+        if rows.first!.position == last.position {
+            // One position holds more rows than a batch: take all of them at once.
+            let all = try await source.query(stream.select, [.int(last.position - 1), .int(last.position), .int(Int64(Int32.max))])
+            rows += all.compactMap { stream.map($0, now) }
+            return (rows, last.position, true)
+        }
+        return (rows, last.position - 1, true)
+    }
+
+    /// Rows in the trailing window that may have committed late: counted on both sides first,
+    /// read in full only when the counts differ.
+    func lateRows(_ stream: SynapseStream, key: String, above: Int64, atMost: Int64, now: Int64) async throws -> [StreamRow] {
+        let counted = try await source.query(stream.count, [.int(above), .int(atMost)]).first?.first?.int ?? 0
+        let seen = try store.sourceSeenCount(key, above: above, atMost: atMost)
+        guard counted != seen else { return [] }
+        return try await source.query(stream.select, [.int(above), .int(atMost), .int(Int64(Int32.max))])
+            .compactMap { stream.map($0, now) }
+    }
+
+    func advanceWindow(_ key: String, stored: Int64, position: Int64, mono: Double) -> Int64 {
+        var h = history[key] ?? []
+        if h.last?.position != position { h.append((mono, position)) }
+        let lateness = Double(options.lateness.components.seconds) + Double(options.lateness.components.attoseconds) / 1e18
+        var window = stored
+        while let first = h.first, first.at <= mono - lateness {
+            window = max(window, first.position)
+            h.removeFirst()
+        }
+        history[key] = h
+        return min(window, position)
+    }
+
+    /// Appends the rows not taken before (of this shard's users) and stores the positions, in
+    /// one write transaction.
+    func write(_ batches: [(stream: SynapseStream, rows: [StreamRow], next: SourcePosition)]) async throws -> Int {
+        let shard = options.shard
+        let now = Clock.nowMS()
+        let result: AppendResult? = try await store.writeAsync { ctx in
+            var entries: [LogEntry] = []
+            for b in batches {
+                let key = Self.key(b.stream)
+                for row in b.rows {
+                    if try ctx.sourceSeen(key, row.position, row.identity) { continue }
+                    try ctx.markSourceSeen(key, row.position, row.identity)
+                    if let entry = row.entry, shard.owns(row.userID) { entries.append(entry) }
+                }
+                let before = try ctx.sourcePosition(key)
+                if before != b.next {
+                    try ctx.setSourcePosition(key, b.next)
+                    if b.next.windowStart > (before?.windowStart ?? 0) {
+                        try ctx.pruneSourceSeen(key, below: b.next.windowStart + 1)
+                    }
+                }
+            }
+            return entries.isEmpty ? nil : try ctx.append(entries, now: now)
+        }
+        guard let result else { return 0 }
+        onAppended(result)
+        return Int(result.lastPos - result.firstPos + 1)
+    }
+
+    // MARK: first start
+
+    /// With no position stored: import the last `backfill` of push actions and the current
+    /// receipts, so badges match Synapse's from the first push; then the pushers, after them, so
+    /// their cursors start at the head and no history is pushed. Deletions start at the head.
+    /// Interrupted, it resumes where it stopped (each batch stores its position).
+    func firstStart() async throws {
+        let stored = try store.sourcePositions()
+        guard stored[Self.key(.pushers)] == nil else { return }
+        let now = Clock.nowMS()
+        let backfillMS = options.backfill.components.seconds * 1000
+        for stream in [SynapseStream.pushActions, .receipts] {
+            let key = Self.key(stream)
+            let head = try await source.query(stream.head, []).first?.first?.int ?? 0
+            var position: Int64
+            if let p = stored[key] {
+                position = p.position
+            } else if stream.name == SynapseStream.pushActions.name {
+                let since = now - backfillMS
+                let first = try await source.query(
+                    "SELECT MIN(stream_ordering) FROM events WHERE origin_server_ts >= $1", [.int(since)]).first?.first?.int
+                position = min(head, (first ?? head + 1) - 1)
+            } else {
+                position = 0
+            }
+            var total = 0
+            while true {
+                let (rows, reached, full) = try await readNew(stream, above: position, upTo: head, now: now)
+                let next = SourcePosition(position: full ? reached : head, windowStart: full ? reached : head)
+                total += try await write([(stream, rows, next)])
+                position = next.position
+                if !full { break }
+            }
+            logger.info("Synapse follower: imported \(total) \(stream.name) up to \(head)")
+        }
+        let deleted = Self.key(.deletedPushers)
+        if stored[deleted] == nil {
+            let head = try await source.query(SynapseStream.deletedPushers.head, []).first?.first?.int ?? 0
+            _ = try await write([(.deletedPushers, [], SourcePosition(position: head, windowStart: head))])
+        }
+    }
+
+    // MARK: running
+
+    /// Polls until nothing is left to read; returns the rows appended.
+    public func catchUp(progress: (@Sendable (Progress) -> Void)? = nil) async throws -> Int {
+        var total = 0
+        while true {
+            let p = try await poll()
+            total += p.appended
+            progress?(p)
+            if p.caughtUp { return total }
+        }
+    }
+
+    /// Follows until the task is cancelled. A failing database is retried with backoff (0.5 s
+    /// doubling to 30 s), said once at error level and once more when it is back; what is
+    /// already in the log is delivered meanwhile.
+    public func run() async {
+        var failingSince: Double?
+        var backoff = 0.5
+        while !Task.isCancelled {
+            do {
+                let p = try await poll()
+                if failingSince != nil {
+                    logger.info("Synapse follower: \(source.description) is back; following again")
+                    failingSince = nil
+                    backoff = 0.5
+                }
+                if p.caughtUp { try await Task.sleep(for: options.pollInterval) }
+            } catch {
+                if Task.isCancelled || error is CancellationError { return }
+                errors.increment()
+                if failingSince == nil {
+                    failingSince = Clock.monotonicSeconds()
+                    logger.error("Synapse follower: \(source.description) failed (\(error)); retrying with backoff, delivery goes on")
+                }
+                try? await Task.sleep(for: .milliseconds(Int(backoff * 1000)))
+                backoff = min(backoff * 2, 30)
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+import PushlogCore
+
+/// One row read from a Synapse stream: its position, what tells it apart from other rows at
+/// that position, its user, and the log entry it becomes (nil: read, but nothing to append).
+struct StreamRow: Sendable {
+    var position: Int64
+    var identity: String
+    var userID: String
+    var entry: LogEntry?
+    /// When Synapse received the event (push actions only), for the lag gauge.
+    var receivedTS: Int64?
+}
+
+/// A followed table: how to read its rows above a position, count them in a window, and turn
+/// them into log entries exactly as the HTTP API would append them.
+struct SynapseStream: Sendable {
+    /// The name in `source_state` and in `pushlog_source_position{stream}`.
+    let name: String
+    /// `$1`: rows above this position; `$2`: at most this position; `$3`: how many.
+    let select: String
+    /// `$1` < position <= `$2`.
+    let count: String
+    let head: String
+    let map: @Sendable (SQLRow, Int64) -> StreamRow?
+
+    static let pushersOnly = "user_name IN (SELECT user_name FROM pushers)"
+
+    static let pushers = SynapseStream(
+        name: "pushers",
+        select: """
+            SELECT id, user_name, kind, app_id, pushkey, ts, lang, data, profile_tag, app_display_name,
+                   device_display_name, enabled
+            FROM pushers WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3
+            """,
+        count: "SELECT COUNT(*) FROM pushers WHERE id > $1 AND id <= $2",
+        head: "SELECT COALESCE(MAX(id), 0) FROM pushers",
+        map: { row, now in SynapseRows.pusher(row, now: now) })
+
+    static let deletedPushers = SynapseStream(
+        name: "deleted_pushers",
+        select: """
+            SELECT stream_id, user_id, app_id, pushkey FROM deleted_pushers
+            WHERE stream_id > $1 AND stream_id <= $2 ORDER BY stream_id LIMIT $3
+            """,
+        count: "SELECT COUNT(*) FROM deleted_pushers WHERE stream_id > $1 AND stream_id <= $2",
+        head: "SELECT COALESCE(MAX(stream_id), 0) FROM deleted_pushers",
+        map: { row, _ in SynapseRows.deletedPusher(row) })
+
+    /// Push actions that notify, of users with a pusher, with the event and the context of the
+    /// push: room name and canonical alias from `room_stats_state`, member count from
+    /// `room_stats_current`, the sender's display name from their current membership (current
+    /// state, not the state at the event: they differ only when a name changed since).
+    static let pushActions = SynapseStream(
+        name: "push_actions",
+        select: """
+            SELECT epa.stream_ordering, epa.user_id, epa.room_id, epa.event_id, epa.actions, epa.highlight,
+                   epa.thread_id, e.received_ts, ej.json, rss.name, rss.canonical_alias, rsc.joined_members,
+                   (SELECT rm.display_name FROM current_state_events cse
+                      JOIN room_memberships rm ON rm.event_id = cse.event_id
+                     WHERE cse.room_id = epa.room_id AND cse.type = 'm.room.member' AND cse.state_key = e.sender)
+            FROM event_push_actions epa
+            JOIN events e ON e.event_id = epa.event_id
+            JOIN event_json ej ON ej.event_id = epa.event_id
+            LEFT JOIN room_stats_state rss ON rss.room_id = epa.room_id
+            LEFT JOIN room_stats_current rsc ON rsc.room_id = epa.room_id
+            WHERE epa.stream_ordering > $1 AND epa.stream_ordering <= $2 AND epa.notif = 1
+              AND epa.user_id IN (SELECT user_name FROM pushers)
+            ORDER BY epa.stream_ordering, epa.user_id LIMIT $3
+            """,
+        count: """
+            SELECT COUNT(*) FROM event_push_actions
+            WHERE stream_ordering > $1 AND stream_ordering <= $2 AND notif = 1
+              AND user_id IN (SELECT user_name FROM pushers)
+            """,
+        head: "SELECT COALESCE(MAX(stream_ordering), 0) FROM event_push_actions",
+        map: { row, now in SynapseRows.pushAction(row, now: now) })
+
+    /// `m.read` and `m.read.private` of users with a pusher. Synapse keeps one row per (room,
+    /// type, user, thread) and gives it a new stream id on every change.
+    static let receipts = SynapseStream(
+        name: "receipts",
+        select: """
+            SELECT r.stream_id, r.user_id, r.room_id, r.event_id, r.receipt_type, r.thread_id, r.data,
+                   COALESCE(r.event_stream_ordering, e.stream_ordering)
+            FROM receipts_linearized r LEFT JOIN events e ON e.event_id = r.event_id
+            WHERE r.stream_id > $1 AND r.stream_id <= $2 AND r.receipt_type IN ('m.read', 'm.read.private')
+              AND r.user_id IN (SELECT user_name FROM pushers)
+            ORDER BY r.stream_id LIMIT $3
+            """,
+        count: """
+            SELECT COUNT(*) FROM receipts_linearized
+            WHERE stream_id > $1 AND stream_id <= $2 AND receipt_type IN ('m.read', 'm.read.private')
+              AND user_id IN (SELECT user_name FROM pushers)
+            """,
+        head: "SELECT COALESCE(MAX(stream_id), 0) FROM receipts_linearized",
+        map: { row, now in SynapseRows.receipt(row, now: now) })
+}
+
+/// Rows to log entries, through the same decoder as the HTTP API, so what the follower appends
+/// is what a POST of the same JSON would.
+enum SynapseRows {
+    static func pusher(_ r: SQLRow, now: Int64) -> StreamRow? {
+        guard r.count >= 12, let id = r[0].int, let user = r[1].text else { return nil }
+        var row = StreamRow(position: id, identity: "", userID: user, entry: nil)
+        guard let kind = r[2].text, kind == "http" || kind == "email" else { return row }
+        var data: JSON = .object([:])
+        if let text = r[7].text, let parsed = try? JSON.parse(text), parsed.objectValue != nil { data = parsed }
+        var o: [String: JSON] = [
+            "user_id": .string(user), "kind": .string(kind), "app_id": .string(r[3].text ?? ""),
+            "pushkey": .string(r[4].text ?? ""), "app_display_name": .string(r[9].text ?? ""),
+            "device_display_name": .string(r[10].text ?? ""), "lang": .string(r[6].text ?? "en"), "data": data,
+            // Synapse removes other users' pushers of the same key itself: those come as deletions.
+            "append": .bool(true),
+            "enabled": .bool(r[11].bool ?? true),
+        ]
+        if let tag = r[8].text, !tag.isEmpty { o["profile_tag"] = .string(tag) }
+        // Synapse's `ts` is the pusher's (re)registration time: `pushkey_ts` in the push.
+        row.entry = try? EntryDecoder.pusher(.object(o), now: r[5].int ?? now)
+        return row
+    }
+
+    static func deletedPusher(_ r: SQLRow) -> StreamRow? {
+        guard r.count >= 4, let id = r[0].int, let user = r[1].text, let app = r[2].text, let key = r[3].text else { return nil }
+        return StreamRow(position: id, identity: "", userID: user,
+                         entry: .pusherRemoved(PusherID(userID: user, appID: app, pushkey: key)))
+    }
+
+    /// Synapse stores its two most common action lists as an empty string
+    /// (`_serialize_action` / `_deserialize_action`).
+    static let defaultNotifyActions: [JSON] = [.string("notify"), .object(["set_tweak": .string("highlight"), "value": .bool(false)])]
+    static let defaultHighlightActions: [JSON] = [
+        .string("notify"), .object(["set_tweak": .string("sound"), "value": .string("default")]),
+        .object(["set_tweak": .string("highlight")]),
+    ]
+
+    static func pushAction(_ r: SQLRow, now: Int64) -> StreamRow? {
+        guard r.count >= 13, let so = r[0].int, let user = r[1].text, let room = r[2].text, let eventID = r[3].text else {
+            return nil
+        }
+        var row = StreamRow(position: so, identity: user, userID: user, entry: nil, receivedTS: r[7].int)
+        var actions: [JSON]
+        if let text = r[4].text, !text.isEmpty, case .array(let parsed)? = try? JSON.parse(text) {
+            actions = parsed
+        } else {
+            actions = (r[5].int ?? 0) != 0 ? defaultHighlightActions : defaultNotifyActions
+        }
+        guard let eventText = r[8].text, case .object(let full)? = try? JSON.parse(eventText) else { return row }
+        var event: [String: JSON] = [:]
+        for key in ["type", "sender", "content", "state_key", "origin_server_ts"] where full[key] != nil && full[key] != .null {
+            event[key] = full[key]
+        }
+        var context: [String: JSON] = [:]
+        if let name = r[9].text { context["room_name"] = .string(name) }
+        if let alias = r[10].text {
+            context["room_alias"] = .string(alias)
+            if context["room_name"] == nil { context["room_name"] = .string(alias) }
+        }
+        if let members = r[11].int { context["member_count"] = .int(members) }
+        if let display = r[12].text, !display.isEmpty { context["sender_display_name"] = .string(display) }
+        var o: [String: JSON] = [
+            "user_id": .string(user), "room_id": .string(room), "event_id": .string(eventID),
+            "stream_ordering": .int(so), "actions": .array(actions), "thread_id": .string(r[6].text ?? "main"),
+            "event": .object(event),
+        ]
+        if let ts = r[7].int { o["received_ts"] = .int(ts) }
+        if !context.isEmpty { o["context"] = .object(context) }
+        if let n = try? EntryDecoder.notification(.object(o), now: now) {
+            row.entry = .notification(n)
+        } else {
+            // Too large or odd for the API (a huge event, an over-long name): the push still goes
+            // out, without content and context, as an `event_id_only` push would.
+            event["content"] = nil
+            o["event"] = .object(event)
+            o["context"] = nil
+            if let n = try? EntryDecoder.notification(.object(o), now: now) { row.entry = .notification(n) }
+        }
+        return row
+    }
+
+    static func receipt(_ r: SQLRow, now: Int64) -> StreamRow? {
+        guard r.count >= 8, let id = r[0].int, let user = r[1].text else { return nil }
+        var row = StreamRow(position: id, identity: "", userID: user, entry: nil)
+        guard let room = r[2].text, let eventID = r[3].text, let type = r[4].text, let so = r[7].int else { return row }
+        var o: [String: JSON] = [
+            "user_id": .string(user), "room_id": .string(room), "event_id": .string(eventID),
+            "stream_ordering": .int(so), "receipt_type": .string(type),
+        ]
+        if let thread = r[5].text { o["thread_id"] = .string(thread) }
+        if let data = r[6].text, case .object(let d)? = try? JSON.parse(data), let ts = d["ts"]?.intValue { o["ts"] = .int(ts) }
+        if let receipt = try? EntryDecoder.receipt(.object(o), now: now) { row.entry = .receipt(receipt) }
+        return row
+    }
+}

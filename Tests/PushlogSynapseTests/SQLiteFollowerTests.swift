@@ -1,0 +1,45 @@
+import Foundation
+import PushlogCore
+@testable import PushlogSynapse
+import Testing
+
+/// Synapse on SQLite: its own schema (made by Synapse's code), in WAL mode, written by a
+/// read-write connection while the follower reads through its read-only one.
+struct SQLiteTestDatabase: SynapseTestDatabase {
+    let path: String
+
+    static func make() async throws -> SQLiteTestDatabase {
+        let path = tempDir("sqlite") + "/homeserver.db"
+        try await SQLiteTemplate.shared.copy(to: path)
+        return SQLiteTestDatabase(path: path)
+    }
+
+    func writer() async throws -> SynapseWriter { SynapseWriter(db: try await SQLiteSynapseSource.openWritable(path: path)) }
+    func source() async throws -> any SynapseSource { try await SQLiteSynapseSource.open(path: path) }
+}
+
+@Suite("Synapse follower on SQLite", .serialized)
+struct SQLiteFollowerTests {
+    @Test("pushers, push actions with their context, and receipts are followed")
+    func followed() async throws { try await FollowerScenarios.followed(try await SQLiteTestDatabase.make()) }
+
+    @Test("a lower stream ordering committed after a higher one was read is appended and delivered")
+    func lateCommit() async throws { try await FollowerScenarios.lateCommit(try await SQLiteTestDatabase.make()) }
+
+    @Test("a restart resumes without a gap and without appending twice")
+    func restart() async throws { try await FollowerScenarios.restart(try await SQLiteTestDatabase.make()) }
+
+    @Test("2 and 3 shards: every push lands in exactly one instance", arguments: [2, 3])
+    func shards(count: Int) async throws { try await FollowerScenarios.shards(try await SQLiteTestDatabase.make(), count: count) }
+
+    @Test("a deleted pusher is removed; a rejected one stays removed until Synapse gives it a new id")
+    func deleted() async throws { try await FollowerScenarios.deletedAndRejected(try await SQLiteTestDatabase.make()) }
+
+    @Test("the first start imports 7 days of push actions and the receipts, then the pushers at the head")
+    func firstStart() async throws { try await FollowerScenarios.firstStart(try await SQLiteTestDatabase.make()) }
+
+    @Test("a database that is not there is an error naming it, not a hang")
+    func missing() async throws {
+        await #expect(throws: SynapseSourceError.self) { try await SQLiteSynapseSource.open(path: "/nonexistent/homeserver.db") }
+    }
+}
