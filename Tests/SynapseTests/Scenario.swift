@@ -26,6 +26,8 @@ struct ScenarioRun {
     var missing: [String: Int] = [:]
     /// Steps where one pushkey got more than one body.
     var duplicates: [String] = []
+    /// The User-Agent headers the bodies came with (which process sent them).
+    var userAgents: Set<String> = []
 }
 
 /// Plays the scenario on `synapse` (just started, empty). `beforeRooms` runs once the users and
@@ -50,6 +52,7 @@ func playScenario(_ synapse: SynapseServer, stepTimeout: Double, beforeRooms: ()
         if bodies.count < expected { run.missing[name] = expected - bodies.count }
         var byPushkey: [String: [String: String]] = [:]
         for body in bodies {
+            run.userAgents.insert(body.userAgent)
             // An event first seen here (an invite's member event) is this step's event.
             if let id = body.eventID, labels[id] == nil { labels[id] = "$<\(name)>" }
             if byPushkey[body.pushkey] != nil { run.duplicates.append("\(name) \(body.pushkey)") }

@@ -79,6 +79,9 @@ struct SynapseReferenceTests {
 
         #expect(followed.missing.isEmpty, "Pushlog did not push: \(followed.missing)")
         #expect(followed.duplicates.isEmpty, "Pushlog pushed twice: \(followed.duplicates)")
+        // Each run's bodies came from the process meant to push: Synapse says so in User-Agent.
+        #expect(reference.userAgents.allSatisfy { $0.hasPrefix("Synapse/") }, "\(reference.userAgents)")
+        #expect(!followed.userAgents.contains { $0.hasPrefix("Synapse/") }, "\(followed.userAgents)")
         let found = differences(synapse: reference, pushlog: followed)
         for d in found where documentedDifferences[d.path] == nil {
             Issue.record("\(d.step) / \(d.pushkey) / \(d.path): \(d.text)")

@@ -36,6 +36,8 @@ public final class SynapseServer: @unchecked Sendable {
         /// The body as path → JSON text of each leaf (`notification.devices[0].tweaks.highlight`
         /// → `true`), made by the harness, where JSON's types are still known.
         public var flat: [String: String]
+        /// Who sent it: Synapse says `Synapse/1.163.2`; Pushlog's libcurl sends none.
+        public var userAgent: String
         public var notification: [String: Any] { json["notification"] as? [String: Any] ?? [:] }
         public var pushkey: String { ((notification["devices"] as? [[String: Any]])?.first?["pushkey"] as? String) ?? "" }
         public var eventID: String? { notification["event_id"] as? String }
@@ -250,7 +252,7 @@ public final class SynapseServer: @unchecked Sendable {
         let answer = try command("gateway_bodies", ["count": count, "since": since, "timeout": timeout])
         return (answer["bodies"] as? [[String: Any]] ?? []).map {
             Body(arrivalMS: ($0["t"] as? NSNumber)?.int64Value ?? 0, json: $0["body"] as? [String: Any] ?? [:],
-                 flat: $0["flat"] as? [String: String] ?? [:])
+                 flat: $0["flat"] as? [String: String] ?? [:], userAgent: $0["user_agent"] as? String ?? "")
         }
     }
 }

@@ -92,7 +92,8 @@ class Gateway:
                 if self.path != "/_matrix/push/v1/notify":
                     return self.reply(404, {"errcode": "M_UNRECOGNIZED"})
                 with gateway.lock:
-                    gateway.bodies.append({"t": int(time.time() * 1000), "body": json.loads(raw)})
+                    gateway.bodies.append({"t": int(time.time() * 1000), "body": json.loads(raw),
+                                           "user_agent": self.headers.get("User-Agent", "")})
                     gateway.lock.notify_all()
                     reject, status = list(gateway.reject), gateway.status
                 if status:
