@@ -60,20 +60,8 @@ final class FollowedRoom {
 
 @Suite("real Synapse 1.163 followed by Pushlog: faults", .serialized)
 struct SynapseFaultTests {
-    /// Records a known issue and returns false when this pushlog cannot follow Synapse.
-    func follower() -> Bool {
-        guard pushlogFollowsSynapse() else {
-            withKnownIssue("this pushlog does not follow Synapse yet (source.synapse.database comes with r3-follower)") {
-                Issue.record("no follower in this pushlog build")
-            }
-            return false
-        }
-        return true
-    }
-
     @Test("kill -9 of Pushlog mid-follow: every push arrives after the restart")
     func killNine() async throws {
-        guard follower() else { return }
         let f = try await FollowedRoom(pushkeys: ["pk-kill"])
         let since = try f.gatewayCount()
         var expected: Set<String> = []
@@ -88,7 +76,6 @@ struct SynapseFaultTests {
 
     @Test("PostgreSQL stopped for 10 s: nothing is lost once it is back, and serve keeps running")
     func postgresAway() async throws {
-        guard follower() else { return }
         let f = try await FollowedRoom(pushkeys: ["pk-pg"])
         let since = try f.gatewayCount()
         var expected: Set<String> = []
@@ -110,7 +97,6 @@ struct SynapseFaultTests {
 
     @Test("a pusher deleted in Synapse gets no more pushes; the user's other pusher still does")
     func deletedPusher() async throws {
-        guard follower() else { return }
         let f = try await FollowedRoom(pushkeys: ["pk-keep", "pk-gone"])
         try f.synapse.deletePusher("bob", appID: "org.example", pushkey: "pk-gone")
         try await f.waitForPushers(["pk-keep"])
@@ -124,7 +110,6 @@ struct SynapseFaultTests {
 
     @Test("a pushkey the gateway rejects is removed, and stays removed until Synapse changes that pusher")
     func rejectedPushkey() async throws {
-        guard follower() else { return }
         let f = try await FollowedRoom(pushkeys: ["pk-ok", "pk-rejected"])
         try f.synapse.gatewayMode(reject: ["pk-rejected"])
         var since = try f.gatewayCount()

@@ -19,17 +19,6 @@ func pushkeys(port: Int) -> Set<String> {
     return Set(pushers.compactMap { $0["pushkey"] as? String })
 }
 
-/// Whether this `pushlog` follows Synapse (r3-follower): it refuses a configuration key it does not know.
-func pushlogFollowsSynapse() -> Bool {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pushlog-probe-\(UUID().uuidString)").path
-    defer { try? FileManager.default.removeItem(atPath: dir) }
-    guard let serve = try? ServeProcess(dataDir: dir, environment: ["PUSHLOG_SOURCE_SYNAPSE_DATABASE": "sqlite:///nonexistent/homeserver.db"]) else {
-        return false
-    }
-    serve.stop(SIGTERM)
-    return true
-}
-
 /// Synapse's own bodies for the scenario, played once per database and kept for the suite.
 actor ReferenceRuns {
     static let shared = ReferenceRuns()
@@ -57,12 +46,6 @@ struct SynapseReferenceTests {
         #expect(reference.missing.isEmpty, "Synapse itself did not push: \(reference.missing)")
         #expect(reference.duplicates.isEmpty, "Synapse pushed twice: \(reference.duplicates)")
 
-        guard pushlogFollowsSynapse() else {
-            withKnownIssue("this pushlog does not follow Synapse yet (source.synapse.database comes with r3-follower)") {
-                Issue.record("no follower in this pushlog build")
-            }
-            return
-        }
         // Pushlog following the database of a Synapse that does not push (pusher_instances: []).
         let instance = try synapse.startSynapse(database, pushers: false)
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("pushlog-synapse-\(UUID().uuidString)").path
