@@ -127,7 +127,7 @@ let package = Package(
         ),
         .testTarget(name: "PushlogFuzzingTests", dependencies: ["PushlogFuzzing", "pushlog-fuzz", "TestSupport"]),
         .testTarget(name: "PushlogSynapseTests", dependencies: [
-            "PushlogSynapse", "PushlogCore", "TestSupport",
+            "PushlogSynapse", "PushlogCore", "TestSupport", "pushlog",
             .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "SQLiteNIO", package: "sqlite-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),

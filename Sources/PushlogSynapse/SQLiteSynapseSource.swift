@@ -68,6 +68,10 @@ public final class SQLiteSynapseSource: SynapseSource {
     }
 
     public func close() async { try? await connection.close() }
+
+    /// A source dropped without ``close()`` still closes its connection (sqlite-nio asserts
+    /// otherwise); the close runs on the connection's thread pool, which holds it until then.
+    deinit { _ = connection.close() }
 }
 
 enum FileManagerLite {

@@ -162,7 +162,7 @@ func entries(_ store: Store) throws -> [LogEntry] {
     return out
 }
 
-func notifications(_ store: Store) throws -> [Notification] {
+func notifications(_ store: Store) throws -> [PushlogCore.Notification] {
     try entries(store).compactMap { if case .notification(let n) = $0 { n } else { nil } }
 }
 
