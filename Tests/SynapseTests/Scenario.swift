@@ -31,8 +31,11 @@ struct ScenarioRun {
 }
 
 /// Plays the scenario on `synapse` (just started, empty). `beforeRooms` runs once the users and
-/// pushers exist (Pushlog's run waits there until it has the pushers).
-func playScenario(_ synapse: SynapseServer, stepTimeout: Double, beforeRooms: () async throws -> Void) async throws -> ScenarioRun {
+/// pushers exist (Pushlog's run waits there until it has the pushers). `holdPushes(true)` stops
+/// the pushing process until `holdPushes(false)` (Pushlog's run: SIGSTOP and SIGCONT), so that
+/// a change can land before it reads an event.
+func playScenario(_ synapse: SynapseServer, stepTimeout: Double, holdPushes: (Bool) -> Void = { _ in },
+                  beforeRooms: () async throws -> Void) async throws -> ScenarioRun {
     try synapse.register("alice", displayName: "Alice")
     try synapse.register("bob", displayName: "Bob")
     try synapse.register("carol", displayName: "Carol")
@@ -81,6 +84,12 @@ func playScenario(_ synapse: SynapseServer, stepTimeout: Double, beforeRooms: ()
     }
     try step("reply in a thread", expected: 3) {
         labels[try synapse.send("alice", room, .thread("in the thread", root: plain))] = "$<reply in a thread>"
+    }
+    try step("message, then the room renamed before it was pushed", expected: 3) {
+        holdPushes(true)
+        defer { holdPushes(false) }
+        labels[try synapse.send("alice", room, .plain("just before the rename"))] = "$<message, then the room renamed>"
+        try synapse.setRoomName(by: "alice", room, "Renamed Room")
     }
     var last = ""
     try step("message from carol", expected: 2) {

@@ -181,6 +181,10 @@ public final class SynapseServer: @unchecked Sendable {
         try command("invite", ["user": user, "room": room, "target": target])
     }
     public func leave(_ user: String, _ room: String) throws { try command("leave", ["user": user, "room": room]) }
+    /// `user` sets the room's `m.room.name`.
+    public func setRoomName(by user: String, _ room: String, _ name: String) throws {
+        try command("set_room_name", ["user": user, "room": room, "name": name])
+    }
 
     /// An http pusher through `/_matrix/client/v3/pushers/set` pointing at the test gateway.
     public func setPusher(_ user: String, appID: String, pushkey: String, format: String? = nil,

@@ -25,6 +25,7 @@ Commands (fields besides "cmd"):
   join              user, room
   invite            user, room, target
   leave             user, room
+  set_room_name     user, room, name
   set_pusher        user, pushkey, app_id, url, format=None, data={} (more keys for `data`)
   delete_pusher     user, pushkey, app_id
   send              user, room, kind=plain|mention|encrypted|thread, body, mention=[user_id],
@@ -450,6 +451,11 @@ class Harness:
 
     def do_leave(self, c):
         self.synapse.request("POST", self.room_path(c["room"]) + "/leave", {}, self.token(c["user"]))
+        return {}
+
+    def do_set_room_name(self, c):
+        path = self.room_path(c["room"]) + "/state/m.room.name/"
+        self.synapse.request("PUT", path, {"name": c["name"]}, self.token(c["user"]))
         return {}
 
     def do_set_pusher(self, c):
