@@ -91,6 +91,12 @@ public final class PostgresSynapseSource: SynapseSource, @unchecked Sendable {
         return try body()
     }
 
+    /// A source dropped without ``close()`` still closes its connection (postgres-nio asserts
+    /// otherwise); the connection is kept until its channel has closed.
+    deinit {
+        if let c = connection, !c.isClosed { c.close().whenComplete { _ in withExtendedLifetime(c) {} } }
+    }
+
     public func close() async {
         let c = locked { () -> PostgresConnection? in
             defer { connection = nil }

@@ -24,9 +24,9 @@ actor PostgresCluster {
 
     /// Runs a PostgreSQL tool as the cluster's owner.
     @discardableResult
-    static func pg(_ tool: String, _ args: [String]) throws -> String {
-        if asRoot { return try run("/usr/sbin/runuser", ["-u", "postgres", "--", bin(tool)] + args) }
-        return try run(bin(tool), args)
+    static func pg(_ tool: String, _ args: [String], detached: Bool = false) throws -> String {
+        if asRoot { return try run("/usr/sbin/runuser", ["-u", "postgres", "--", bin(tool)] + args, detached: detached) }
+        return try run(bin(tool), args, detached: detached)
     }
 
     /// The read-only role's grants, as docs/synapse.md gives them.
@@ -46,7 +46,7 @@ actor PostgresCluster {
         try Self.pg("initdb", ["-D", "\(dir)/data", "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C"])
         port = closedPortNumber()
         try Self.pg("pg_ctl", ["-D", "\(dir)/data", "-l", "\(dir)/log", "-w", "-t", "60", "start",
-                               "-o", "-k \(dir) -p \(port) -c listen_addresses=127.0.0.1 -c fsync=off"])
+                               "-o", "-k \(dir) -p \(port) -c listen_addresses=127.0.0.1 -c fsync=off"], detached: true)
         PostgresCluster.registerStop(dataDir: "\(dir)/data")
         try psql("postgres", "CREATE DATABASE synapse_template ENCODING 'UTF8' LC_COLLATE='C' LC_CTYPE='C' TEMPLATE template0;")
         try run(try synapsePython(), ["\(repoRoot)/Tools/synapse-schema.py", "postgres",
@@ -72,7 +72,7 @@ actor PostgresCluster {
     func stop() throws { try Self.pg("pg_ctl", ["-D", "\(dir)/data", "-m", "fast", "-w", "stop"]) }
     func restart() throws {
         try Self.pg("pg_ctl", ["-D", "\(dir)/data", "-l", "\(dir)/log", "-w", "-t", "60", "start",
-                               "-o", "-k \(dir) -p \(port) -c listen_addresses=127.0.0.1 -c fsync=off"])
+                               "-o", "-k \(dir) -p \(port) -c listen_addresses=127.0.0.1 -c fsync=off"], detached: true)
     }
 
     nonisolated(unsafe) static var stopAtExit = ""

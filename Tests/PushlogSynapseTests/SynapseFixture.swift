@@ -15,12 +15,33 @@ func synapsePython() throws -> String {
     return python
 }
 
+/// Runs a command to its end; `detached`: for one that leaves a daemon behind (pg_ctl start),
+/// whose inherited pipe would never reach end-of-file, so its output goes nowhere.
 @discardableResult
-func run(_ exe: String, _ args: [String], environment: [String: String]? = nil) throws -> String {
+func run(_ exe: String, _ args: [String], environment: [String: String]? = nil, detached: Bool = false) throws -> String {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: exe)
     p.arguments = args
     if let environment { p.environment = environment }
+    if detached {
+        // posix_spawn and waitpid: Foundation's Process can miss the exit of a child whose
+        // grandchild (the daemon) lives on, and its waitUntilExit then never returns.
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv = ([exe] + args).map { strdup($0) } + [nil]
+        defer { for a in argv { free(a) } }
+        var pid = pid_t()
+        guard posix_spawn(&pid, exe, &actions, nil, argv, environ) == 0 else {
+            throw SynapseSourceError("cannot start \(exe)")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        guard status == 0 else { throw SynapseSourceError("\(exe) \(args.joined(separator: " ")) exited with status \(status)") }
+        return ""
+    }
     let out = Pipe()
     p.standardOutput = out
     p.standardError = out
