@@ -157,6 +157,9 @@ let package = Package(
         // The documentation's own checks: links resolve, docs/api.md matches docs/openapi.yaml, the
         // Grafana dashboard loads and names real metrics. Reads files only: no dependencies.
         .testTarget(name: "DocumentationTests"),
+        // Real Synapse 1.163 (Tests/Support/synapse/synapse_harness.py) pushing by itself, then
+        // followed by a real `pushlog serve`: gateway bodies compared. Needs Tools/synapse-env.sh.
+        .testTarget(name: "SynapseTests", dependencies: ["pushlog", "TestSupport"]),
         .testTarget(
             name: "PushlogRuntimeTests",
             dependencies: ["PushlogRuntime", "PushlogCore", "PushlogMail", "Curl", "pushlog", "TestSupport", .product(name: "Logging", package: "swift-log"), "DelayGateway"]
