@@ -387,7 +387,7 @@ final class DeliveryShard: @unchecked Sendable {
                 case .badge: run.badgeDirty = true
                 case .boot(let ticket): ticket.started()  // already running
                 }
-                if run.phase == .finishing, !stopping { continueFinishing(run) }
+                // A finishing run goes round again once its writes are committed (endFinishedRuns).
                 continue
             }
             if stopping {
@@ -816,11 +816,6 @@ final class DeliveryShard: @unchecked Sendable {
         releaseSlot(run, .none)
         run.phase = .finishing
         finishing.append(run)
-    }
-
-    /// A poke reached a finishing run: it goes round again once its writes are committed.
-    private func continueFinishing(_ run: Run) {
-        _ = run  // endFinishedRuns sees `dirty` / `badgeDirty`
     }
 
     /// Ends the finishing runs whose writes are committed, or starts them again when poked
