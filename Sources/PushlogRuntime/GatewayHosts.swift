@@ -95,7 +95,12 @@ struct AdaptiveLimit: Sendable {
 
 /// The gateway hosts pushed to, each with its adaptive limit, shared by every delivery thread:
 /// the limit is per host, not per thread. A thread asks for a slot (``acquire(_:shard:)``);
-/// when there is none it is told later, through ``grant``, how many slots it was given.
+/// when there is none it is told later how many slots it was given: by the return value of its
+/// own ``release(_:shard:_:)`` (no wake-up: the common case, a thread's answer freeing the slot
+/// its next push takes), or through ``grant`` when another thread's slot came back.
+///
+/// A free slot goes to the waiting thread that holds the fewest, the releasing one first on a
+/// tie: the threads share the limit evenly, and in the steady state a thread keeps its own.
 final class GatewayHosts: Sendable {
     enum Sample {
         /// Answered (whatever the status, unless congestion) in this many milliseconds.
@@ -111,6 +116,8 @@ final class GatewayHosts: Sendable {
         var inFlight = 0
         /// Slots each delivery thread is waiting for.
         var wanted: [Int]
+        /// Slots each delivery thread holds.
+        var held: [Int]
         var pausedUntil: Int64 = 0
         var resumeScheduled = false
         /// Where the grants go round from.
@@ -148,7 +155,8 @@ final class GatewayHosts: Sendable {
             defer { s.hosts[host] = h }
             if now >= h.pausedUntil, h.inFlight < h.limit.slots {
                 h.inFlight += 1
-                grants = distribute(&h, now: now)  // any other thread owed a slot gets it now
+                h.held[shard] += 1
+                grants = distribute(&h, now: now, releaser: nil)  // any other thread owed a slot gets it now
                 h.metrics.inFlight.record(h.inFlight)
                 return true
             }
@@ -164,13 +172,16 @@ final class GatewayHosts: Sendable {
         return ok
     }
 
-    /// A request's slot comes back, with what its answer says about the host.
-    func release(_ host: String, shard: Int, _ sample: Sample) {
+    /// A request's slot comes back, with what its answer says about the host. Returns the slots
+    /// given to `shard` itself (for runs it has waiting); other threads are told through `grant`.
+    @discardableResult
+    func release(_ host: String, shard: Int, _ sample: Sample) -> Int {
         let now = SystemClock.nowMS()
         let grants: [(Int, Int)] = state.withLock { s in
             guard var h = s.hosts[host] else { return [] }
             defer { s.hosts[host] = h }
             h.inFlight -= 1
+            h.held[shard] -= 1
             switch sample {
             case .answered(let ms):
                 h.limit.answered(latencyMS: ms, inFlight: h.inFlight + 1, now: now)
@@ -181,16 +192,23 @@ final class GatewayHosts: Sendable {
                 break
             }
             h.metrics.limit.record(h.limit.slots)
-            let g = distribute(&h, now: now)
+            let g = distribute(&h, now: now, releaser: shard)
             h.metrics.inFlight.record(h.inFlight)
             return g
         }
-        for (shard, count) in grants { grant(shard, host, count) }
+        var own = 0
+        for (to, count) in grants {
+            if to == shard { own += count } else { grant(to, host, count) }
+        }
+        return own
     }
 
-    /// A thread that was given slots it no longer needs hands them back.
-    func giveBack(_ host: String, shard: Int, count: Int) {
-        for _ in 0..<count { release(host, shard: shard, .none) }
+    /// A thread that was given slots it no longer needs hands them back. Returns the slots
+    /// given to it again (for runs that began waiting since).
+    func giveBack(_ host: String, shard: Int, count: Int) -> Int {
+        var own = 0
+        for _ in 0..<count { own += release(host, shard: shard, .none) }
+        return own
     }
 
     /// The host answered 429 or 503 with `Retry-After`: nothing is sent to it until then.
@@ -234,31 +252,35 @@ final class GatewayHosts: Sendable {
                 again = h.pausedUntil
                 return []
             }
-            return distribute(&h, now: now)
+            return distribute(&h, now: now, releaser: nil)
         }
         if let again { scheduleResume(host, at: again) }
         for (shard, count) in grants { grant(shard, host, count) }
     }
 
-    /// Hands the free slots to the threads that wait, in turn.
-    private func distribute(_ h: inout Host, now: Int64) -> [(Int, Int)] {
+    /// Hands the free slots to the threads that wait, one at a time to the one holding the
+    /// fewest (`releaser` first on a tie, then in turn from ``Host/nextShard``).
+    private func distribute(_ h: inout Host, now: Int64, releaser: Int?) -> [(Int, Int)] {
         guard now >= h.pausedUntil else { return [] }
         var free = h.limit.slots - h.inFlight
         guard free > 0 else { return [] }
         var given = [Int](repeating: 0, count: shards)
-        var any = true
-        while free > 0 && any {
-            any = false
+        while free > 0 {
+            var best: Int?
+            if let r = releaser, h.wanted[r] > 0 { best = r }
             for i in 0..<shards {
                 let shard = (h.nextShard + i) % shards
-                guard free > 0, h.wanted[shard] > 0 else { continue }
-                h.wanted[shard] -= 1
-                given[shard] += 1
-                h.inFlight += 1
-                free -= 1
-                any = true
+                guard h.wanted[shard] > 0 else { continue }
+                if let b = best, h.held[b] <= h.held[shard] { continue }
+                best = shard
             }
-            h.nextShard = (h.nextShard + 1) % shards
+            guard let shard = best else { break }
+            h.wanted[shard] -= 1
+            h.held[shard] += 1
+            given[shard] += 1
+            h.inFlight += 1
+            free -= 1
+            if shard != releaser { h.nextShard = (shard + 1) % shards }
         }
         return given.enumerated().compactMap { $0.element > 0 ? ($0.offset, $0.element) : nil }
     }
@@ -272,7 +294,7 @@ final class GatewayHosts: Sendable {
             label = "other"
         }
         let h = Host(limit: AdaptiveLimit(ceiling: ceiling), wanted: [Int](repeating: 0, count: shards),
-                     metrics: HostMetrics(label: label))
+                     held: [Int](repeating: 0, count: shards), metrics: HostMetrics(label: label))
         h.metrics.limit.record(h.limit.slots)
         return h
     }

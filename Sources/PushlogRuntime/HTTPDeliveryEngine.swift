@@ -469,7 +469,11 @@ final class DeliveryShard: @unchecked Sendable {
                     }
                 }
             } catch {
-                for run in ready where run.phase == .ready {
+                var i = 0
+                while i < ready.count {  // a slot released here may make another run ready
+                    let run = ready[i]
+                    i += 1
+                    guard run.phase == .ready else { continue }
                     run.error = error
                     retryAfterError(run)
                 }
@@ -875,23 +879,27 @@ final class DeliveryShard: @unchecked Sendable {
     }
 
     /// Slots given by ``GatewayHosts`` to this thread: to the runs waiting for that host, in
-    /// order; what nobody waits for any more goes back.
+    /// order (they are driven in this step, or the next); what nobody waits for any more goes back.
     private func give(_ host: String, count: Int) {
         var left = count
-        while left > 0, let run = waiting[host]?.popFirst() {
-            guard run.phase == .waitingHost, !run.holdsSlot, runs[run.key] === run else { continue }
-            run.holdsSlot = true
-            run.phase = .ready
-            ready.append(run)
-            left -= 1
+        while left > 0 {
+            while left > 0, let run = waiting[host]?.popFirst() {
+                guard run.phase == .waitingHost, !run.holdsSlot, runs[run.key] === run else { continue }
+                run.holdsSlot = true
+                run.phase = .ready
+                ready.append(run)
+                left -= 1
+            }
+            if waiting[host]?.isEmpty == true { waiting[host] = nil }
+            guard left > 0 else { break }
+            left = hosts.giveBack(host, shard: index, count: left)
         }
-        if waiting[host]?.isEmpty == true { waiting[host] = nil }
-        if left > 0 { hosts.giveBack(host, shard: index, count: left) }
     }
 
     private func releaseSlot(_ run: Run, _ sample: GatewayHosts.Sample) {
         guard run.holdsSlot, let host = run.host else { return }
         run.holdsSlot = false
-        hosts.release(host, shard: index, sample)
+        let own = hosts.release(host, shard: index, sample)
+        if own > 0 { give(host, count: own) }
     }
 }

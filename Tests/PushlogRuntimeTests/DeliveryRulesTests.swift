@@ -187,10 +187,27 @@ struct GatewayHostsTests {
         #expect(hosts.acquire("h", shard: 1))
         #expect(!hosts.acquire("h", shard: 1))
         #expect(!hosts.acquire("h", shard: 0))
-        hosts.release("h", shard: 0, .answered(ms: 10))
-        #expect(grants.given.count == 1)
+        #expect(hosts.release("h", shard: 0, .answered(ms: 10)) == 1, "a thread's own answer frees the slot its next push takes, with no wake-up")
+        #expect(grants.given.isEmpty)
+        #expect(hosts.snapshot("h")?.inFlight == 2)
+        #expect(hosts.release("h", shard: 0, .answered(ms: 10)) == 0, "the thread holding more gives way")
+        #expect(grants.given.count == 1 && grants.given[0].0 == 1 && grants.given[0].2 == 1)
         #expect(hosts.snapshot("h")?.inFlight == 2)
         #expect(hosts.acquire("other", shard: 0), "hosts are limited apart")
+    }
+
+    @Test("free slots go to the waiting thread holding the fewest, so the threads share the limit evenly")
+    func evenShares() {
+        let grants = Grants()
+        let hosts = GatewayHosts(ceiling: 4, shards: 2) { grants.given.append(($0, $1, $2)) }
+        for _ in 0..<4 { #expect(hosts.acquire("h", shard: 0)) }
+        #expect(!hosts.acquire("h", shard: 1))
+        #expect(!hosts.acquire("h", shard: 1))
+        #expect(!hosts.acquire("h", shard: 0))
+        #expect(hosts.release("h", shard: 0, .none) == 0)
+        #expect(hosts.release("h", shard: 0, .none) == 0)
+        #expect(grants.given.map(\.0) == [1, 1], "thread 1 holds none: both slots go to it")
+        #expect(hosts.release("h", shard: 0, .none) == 1, "now even (1 and 2): the releasing thread keeps its slot")
     }
 
     @Test("Retry-After pauses the host: no slot until the pause ends, then the owed slots are given")
