@@ -29,6 +29,15 @@ enum WriteOp: Sendable, Equatable {
 
     var removesPusher: Bool { if case .removePusher = self { true } else { false } }
 
+    /// Writes at most one record, as its last step (see ``StoreWriteContext/allOrNothing(writesOnce:_:)``).
+    var writesOnce: Bool {
+        switch self {
+        case .advance, .clearFailure, .badge: true
+        case .failure(_, _, _, let giveUp, _, _, _): !giveUp
+        case .deadLetter, .removePusher: false
+        }
+    }
+
     /// Writes the operation in `ctx` (a child transaction of the job's: see
     /// ``StoreWriteContext/allOrNothing(_:)``). A stale generation writes nothing.
     func apply(_ ctx: StoreWriteContext) throws {
@@ -167,7 +176,9 @@ enum DeliveryRules {
 
     /// A notification push was answered.
     static func answered(_ answer: Answer, pos: UInt64, badge: Int, id: PusherID, state: inout DeliveryState,
-                         config: PushConfig, now: Int64, jitter: Double = Double.random(in: -0.1...0.1)) -> (ops: [WriteOp], next: After) {
+                         config: PushConfig, now: Int64, jitter: Double? = nil) -> (ops: [WriteOp], next: After) {
+        // The jitter is drawn only on a failure: a default argument would cost a getrandom(2)
+        // system call on every push.
         switch answer {
         case .accepted(rejectedOwn: true):
             return ([.removePusher(key: state.key, id: id)], .stop)
@@ -185,7 +196,7 @@ enum DeliveryRules {
             state.failedThisPass = true
             let since = state.failingSince ?? now
             let giveUp = now - since >= config.giveUpAfterMS
-            let delay = config.backoff(failingSince: since, now: now, jitter: jitter)
+            let delay = config.backoff(failingSince: since, now: now, jitter: jitter ?? Double.random(in: -0.1...0.1))
             state.failingSince = since
             state.notBefore = now + delay
             if giveUp { state.cursor = max(state.cursor, pos) }

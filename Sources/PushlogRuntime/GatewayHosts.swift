@@ -111,7 +111,9 @@ final class GatewayHosts: Sendable {
         case none
     }
 
-    private struct Host {
+    /// A class, changed in place under the lock (a struct copied out of the dictionary and back
+    /// would copy its arrays on every change).
+    private final class Host {
         var limit: AdaptiveLimit
         var inFlight = 0
         /// Slots each delivery thread is waiting for.
@@ -123,6 +125,13 @@ final class GatewayHosts: Sendable {
         /// Where the grants go round from.
         var nextShard = 0
         let metrics: HostMetrics
+
+        init(limit: AdaptiveLimit, shards: Int, metrics: HostMetrics) {
+            self.limit = limit
+            wanted = [Int](repeating: 0, count: shards)
+            held = [Int](repeating: 0, count: shards)
+            self.metrics = metrics
+        }
     }
 
     private struct State {
@@ -151,12 +160,11 @@ final class GatewayHosts: Sendable {
         var resumeAt: Int64?
         var grants: [(Int, Int)] = []
         let ok: Bool = state.withLock { s in
-            var h = s.hosts[host] ?? newHost(&s, host)
-            defer { s.hosts[host] = h }
+            let h = s.hosts[host] ?? newHost(&s, host)
             if now >= h.pausedUntil, h.inFlight < h.limit.slots {
                 h.inFlight += 1
                 h.held[shard] += 1
-                grants = distribute(&h, now: now, releaser: nil)  // any other thread owed a slot gets it now
+                grants = distribute(h, now: now, releaser: nil)  // any other thread owed a slot gets it now
                 h.metrics.inFlight.record(h.inFlight)
                 return true
             }
@@ -178,8 +186,7 @@ final class GatewayHosts: Sendable {
     func release(_ host: String, shard: Int, _ sample: Sample) -> Int {
         let now = SystemClock.nowMS()
         let grants: [(Int, Int)] = state.withLock { s in
-            guard var h = s.hosts[host] else { return [] }
-            defer { s.hosts[host] = h }
+            guard let h = s.hosts[host] else { return [] }
             h.inFlight -= 1
             h.held[shard] -= 1
             switch sample {
@@ -192,7 +199,7 @@ final class GatewayHosts: Sendable {
                 break
             }
             h.metrics.limit.record(h.limit.slots)
-            let g = distribute(&h, now: now, releaser: shard)
+            let g = distribute(h, now: now, releaser: shard)
             h.metrics.inFlight.record(h.inFlight)
             return g
         }
@@ -215,8 +222,7 @@ final class GatewayHosts: Sendable {
     func pause(_ host: String, forMS ms: Int64) {
         let until = SystemClock.nowMS() + ms
         let schedule: Bool = state.withLock { s in
-            guard var h = s.hosts[host] else { return false }
-            defer { s.hosts[host] = h }
+            guard let h = s.hosts[host] else { return false }
             h.pausedUntil = max(h.pausedUntil, until)
             h.limit.congested(now: SystemClock.nowMS())
             h.metrics.limit.record(h.limit.slots)
@@ -244,15 +250,14 @@ final class GatewayHosts: Sendable {
         let now = SystemClock.nowMS()
         var again: Int64?
         let grants: [(Int, Int)] = state.withLock { s in
-            guard var h = s.hosts[host] else { return [] }
-            defer { s.hosts[host] = h }
+            guard let h = s.hosts[host] else { return [] }
             h.resumeScheduled = false
             if now < h.pausedUntil {  // paused again meanwhile, for longer
                 h.resumeScheduled = true
                 again = h.pausedUntil
                 return []
             }
-            return distribute(&h, now: now, releaser: nil)
+            return distribute(h, now: now, releaser: nil)
         }
         if let again { scheduleResume(host, at: again) }
         for (shard, count) in grants { grant(shard, host, count) }
@@ -260,10 +265,10 @@ final class GatewayHosts: Sendable {
 
     /// Hands the free slots to the threads that wait, one at a time to the one holding the
     /// fewest (`releaser` first on a tie, then in turn from ``Host/nextShard``).
-    private func distribute(_ h: inout Host, now: Int64, releaser: Int?) -> [(Int, Int)] {
+    private func distribute(_ h: Host, now: Int64, releaser: Int?) -> [(Int, Int)] {
         guard now >= h.pausedUntil else { return [] }
         var free = h.limit.slots - h.inFlight
-        guard free > 0 else { return [] }
+        guard free > 0, h.wanted.contains(where: { $0 > 0 }) else { return [] }
         var given = [Int](repeating: 0, count: shards)
         while free > 0 {
             var best: Int?
@@ -293,9 +298,9 @@ final class GatewayHosts: Sendable {
         } else {
             label = "other"
         }
-        let h = Host(limit: AdaptiveLimit(ceiling: ceiling), wanted: [Int](repeating: 0, count: shards),
-                     held: [Int](repeating: 0, count: shards), metrics: HostMetrics(label: label))
+        let h = Host(limit: AdaptiveLimit(ceiling: ceiling), shards: shards, metrics: HostMetrics(label: label))
         h.metrics.limit.record(h.limit.slots)
+        s.hosts[host] = h
         return h
     }
 }

@@ -816,7 +816,7 @@ final class DeliveryShard: @unchecked Sendable {
             errors.errors.removeAll()
             try context.transaction {
                 for op in batchOps {
-                    if let error = try ctx.allOrNothing(op.apply) { errors.errors.append((op.key, error)) }
+                    if let error = try ctx.allOrNothing(writesOnce: op.writesOnce, op.apply) { errors.errors.append((op.key, error)) }
                 }
             }
         }, onCommit: { [weak self] result in

@@ -30,9 +30,18 @@ public struct StoreWriteContext {
     /// error (LMDB's: a full map, say) is thrown, failing the whole job, so that the writer grows
     /// the map and runs the job again; any other error undoes `body`'s writes only and is
     /// returned, and the rest of the job goes on.
-    public func allOrNothing(_ body: (StoreWriteContext) throws -> Void) throws -> (any Error)? {
+    ///
+    /// `writesOnce`: `body` writes at most one record, and last (so an error before it has
+    /// written nothing, and the write itself is all or nothing, or an LMDB error). Then no child
+    /// transaction is begun: each costs LMDB a fresh 2 MB dirty-page list, which is most of a
+    /// cursor advance's cost.
+    public func allOrNothing(writesOnce: Bool = false, _ body: (StoreWriteContext) throws -> Void) throws -> (any Error)? {
         do {
-            try txn.nested { try body(StoreWriteContext(store: store, txn: $0)) }
+            if writesOnce {
+                try body(self)
+            } else {
+                try txn.nested { try body(StoreWriteContext(store: store, txn: $0)) }
+            }
             return nil
         } catch let error as LMDBError {
             throw error
