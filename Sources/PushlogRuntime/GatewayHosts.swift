@@ -11,8 +11,9 @@ import Synchronization
 ///   host that is steadily slower (not loaded: farther) does not keep the limit down for long.
 /// - It starts modest (``initial``) and holds that for the first ``warmUp`` answers. Then,
 ///   while the host's smoothed latency stays within ``tolerance`` × its baseline (2.5: jitter
-///   such as 100–300 ms is not congestion), it grows fast (slow start: by one per answer, so it doubles per round trip
-///   and overshoots a host's knee by at most about twice before the latency says so), then, after the first sign of
+///   such as 100–300 ms is not congestion), it grows fast (slow start: by two per answer, so it triples per round trip,
+///   from 32 to 1,024 in four round trips, and overshoots a host's knee by at most about three
+///   times before the latency says so), then, after the first sign of
 ///   congestion, by 1/√limit per answer (√limit per round trip).
 /// - When the smoothed latency climbs above ``tolerance`` × the baseline, the limit shrinks in
 ///   proportion (at most halved, at most once per round trip); on a timeout, a 429 or a 503 it
@@ -38,7 +39,9 @@ struct AdaptiveLimit: Sendable {
     /// Answers so far: the limit holds at ``initial`` for the first ``warmUp`` answers, while
     /// the smoothed latency (their mean) and the baseline settle.
     private var samples = 0
-    static let warmUp = 20
+    static let warmUp = 10
+    /// Growth per answer in slow start.
+    static let slowStartStep = 2.0
 
     init(ceiling: Int) {
         self.ceiling = Double(max(1, ceiling))
@@ -71,7 +74,7 @@ struct AdaptiveLimit: Sendable {
         let ratio = s / baseline
         if ratio <= Self.tolerance {
             guard Double(inFlight) >= limit / 2 else { return }  // not using what it has
-            limit = min(ceiling, slowStart ? limit + 1 : limit + 1 / limit.squareRoot())
+            limit = min(ceiling, slowStart ? limit + Self.slowStartStep : limit + 1 / limit.squareRoot())
         } else {
             slowStart = false
             decrease(by: max(0.5, Self.tolerance / ratio), now: now)

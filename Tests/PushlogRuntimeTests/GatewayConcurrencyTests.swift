@@ -23,9 +23,11 @@ struct GatewayConcurrencyTests {
     func inFlightUpToTheHostLimit() async throws {
         let gateway = try await DelayGateway.start(delay: .uniform(minMS: 100, maxMS: 300))
         var config = Harness.fastConfig
-        // A ceiling a debug build on two loaded cores can feed (256 in flight at ~200 ms is
-        // ~1,300 pushes/s); the release benchmark (BENCHMARKS.md, fanout) shows the default 1,024.
-        config.maxInFlightPerHost = 256
+        // A ceiling a debug build on two loaded cores can feed with room to spare (128 in flight
+        // at ~200 ms is ~640 pushes/s; 256 was at the edge of what it sends, and the peak then
+        // depended on the machine's load); the release benchmark (BENCHMARKS.md, fanout) shows
+        // the default 1,024.
+        config.maxInFlightPerHost = 128
         config.requestTimeoutMS = 30_000
         try await withHarness(config: config) { h in
             let ids = try pushers(h, gateway, count: 2_000)
@@ -33,8 +35,8 @@ struct GatewayConcurrencyTests {
             try await gateway.waitUntil(received: 2_000, timeout: .seconds(120))
             await h.pool.waitUntilIdle()
             let stats = gateway.stats()
-            #expect(stats.peakInFlight >= 230, "at most \(stats.peakInFlight) pushes were in flight at once")
-            #expect(stats.peakInFlight <= 256, "the host limit was exceeded: \(stats.peakInFlight)")
+            #expect(stats.peakInFlight >= 115, "at most \(stats.peakInFlight) pushes were in flight at once")
+            #expect(stats.peakInFlight <= 128, "the host limit was exceeded: \(stats.peakInFlight)")
             #expect(Set(gateway.pushkeys()).count == 2_000)
             for id in ids { #expect(try h.state(id)?.cursor == (try h.store.read { view in try view.head(user: id.userID) })) }
             await gateway.stop()
