@@ -236,6 +236,14 @@ final class GatewayHosts: Sendable {
         if schedule { scheduleResume(host, at: until) }
     }
 
+    /// `scheme://host:port` of a URL, cheaply.
+    static func host(of url: String) -> String {
+        guard let schemeEnd = url.range(of: "://") else { return url }
+        let rest = url[schemeEnd.upperBound...]
+        let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
+        return String(url[..<end])
+    }
+
     /// The current limit and in-flight count of `host` (for tests and logs).
     func snapshot(_ host: String) -> (limit: Int, inFlight: Int, pausedUntil: Int64)? {
         state.withLock { s in s.hosts[host].map { ($0.limit.slots, $0.inFlight, $0.pausedUntil) } }

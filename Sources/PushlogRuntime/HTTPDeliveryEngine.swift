@@ -28,13 +28,8 @@ public final class DeliveryEngine: Sendable {
     let counters = DeliveryCounters()
     private let shards: [DeliveryShard]
     let hosts: GatewayHosts
-    private let activity = Mutex(Activity())
-
-    private struct Activity {
-        /// Runs not yet ended, over all shards.
-        var active = 0
-        var idleWaiters: [CheckedContinuation<Void, Never>] = []
-    }
+    /// Runs not yet ended, over all shards.
+    private let active = ActivityCount()
 
     /// Called after each delivered push with its pos and its latency in seconds (benchmarks).
     public var onDelivered: (@Sendable (UInt64, Double) -> Void)? {
@@ -111,33 +106,14 @@ public final class DeliveryEngine: Sendable {
     func cancelInFlight() { for s in shards { s.cancelInFlight() } }
 
     /// Runs now, over all shards.
-    public var activeRuns: Int { activity.withLock { $0.active } }
+    public var activeRuns: Int { active.value }
 
     /// Returns once no run is active (every HTTP pusher caught up, or gone, or stopped).
-    public func waitUntilIdle() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let idle: Bool = activity.withLock { a in
-                if a.active == 0 { return true }
-                a.idleWaiters.append(c)
-                return false
-            }
-            if idle { c.resume() }
-        }
-    }
+    public func waitUntilIdle() async { await active.waitUntilZero() }
 
-    func runsBegan(_ n: Int) {
-        activity.withLock { $0.active += n }
-    }
+    func runsBegan(_ n: Int) { active.add(n) }
 
-    func runsEnded(_ n: Int) {
-        let waiters: [CheckedContinuation<Void, Never>] = activity.withLock { a in
-            a.active -= n
-            guard a.active == 0 else { return [] }
-            defer { a.idleWaiters.removeAll() }
-            return a.idleWaiters
-        }
-        for w in waiters { w.resume() }
-    }
+    func runsEnded(_ n: Int) { active.subtract(n) }
 }
 
 /// The push counters, shared by the shards.
@@ -517,7 +493,7 @@ final class DeliveryShard: @unchecked Sendable {
                     sleep(run, milliseconds: wait)
                     return
                 }
-                run.host = PusherPool.host(of: pusher.config.data["url"]?.stringValue ?? "")
+                run.host = GatewayHosts.host(of: pusher.config.data["url"]?.stringValue ?? "")
                 run.queue = try view.notificationPositions(user: pusher.config.id.userID, after: run.state.cursor, limit: Self.roundSize)
                 run.next = 0
                 run.needsLoad = false

@@ -26,7 +26,7 @@ extension PusherPool {
             let loop = EmailLoop()
             loop.bootSlot = bootSlot
             emailLoops[key] = loop
-            emailLoopsAwake += 1
+            emailLoopsAwake.add()
             loop.runner = Task { await runEmailLoop(key: key, loop: loop, delivery: email) }
             return true
         }
@@ -38,9 +38,8 @@ extension PusherPool {
             releaseEmailBootSlot(loop)
             lock.withLock {
                 if emailLoops[key] === loop { emailLoops.removeValue(forKey: key) }
-                emailLoopsAwake -= 1
+                emailLoopsAwake.subtract()
             }
-            resumeIdleWaiters()
         }
         while true {
             let carry = NextBox()
@@ -70,19 +69,18 @@ extension PusherPool {
                 let waiter = Task { if wait > 0 { try await Task.sleep(for: .milliseconds(wait)) } }
                 loop.wakeAt = at
                 loop.waiter = waiter
-                emailLoopsAwake -= 1
+                emailLoopsAwake.subtract()
                 return .wait(waiter)
             }
             guard case .wait(let waiter) = then else {
                 if case .again = then { continue }
                 return
             }
-            resumeIdleWaiters()
             _ = await waiter.result  // cancelled by a poke or by shutdown
             lock.withLock {
                 loop.waiter = nil
                 loop.wakeAt = nil
-                emailLoopsAwake += 1
+                emailLoopsAwake.add()
             }
         }
     }

@@ -25,9 +25,8 @@ public final class PusherPool: @unchecked Sendable {
     let lock = Mutex(())
     var emailLoops: [[UInt8]: EmailLoop] = [:]
     /// Email loops not waiting for their next due time (running a pass, or about to).
-    var emailLoopsAwake = 0
+    let emailLoopsAwake = ActivityCount()
     var stopping = false
-    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
     /// Email loops started at boot, `push.startup_concurrency` at a time.
     let bootSlots: AsyncSemaphore
 
@@ -129,42 +128,14 @@ public final class PusherPool: @unchecked Sendable {
         }
     }
 
-    func resumeIdleWaiters() {
-        let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
-            guard emailLoopsAwake == 0 else { return [] }
-            defer { idleWaiters.removeAll() }
-            return idleWaiters
-        }
-        for w in waiters { w.resume() }
-    }
-
-    private func waitUntilEmailIdle() async {
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let idle: Bool = lock.withLock {
-                if emailLoopsAwake == 0 { return true }
-                idleWaiters.append(c)
-                return false
-            }
-            if idle { c.resume() }
-        }
-    }
-
     /// Returns once no HTTP run and no awake email loop is left (every HTTP pusher caught up or
     /// gone; email pushers may still wait for their next due time).
     public func waitUntilIdle() async {
         while true {
             await engine.waitUntilIdle()
-            await waitUntilEmailIdle()
-            if engine.activeRuns == 0, lock.withLock({ emailLoopsAwake == 0 }) { return }
+            await emailLoopsAwake.waitUntilZero()
+            if engine.activeRuns == 0, emailLoopsAwake.value == 0 { return }
         }
-    }
-
-    /// `scheme://host:port` of a URL, cheaply.
-    static func host(of url: String) -> String {
-        guard let schemeEnd = url.range(of: "://") else { return url }
-        let rest = url[schemeEnd.upperBound...]
-        let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
-        return String(url[..<end])
     }
 
     /// True once shutdown began: nothing new is sent.

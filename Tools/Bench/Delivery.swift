@@ -89,9 +89,9 @@ func benchDeliver() {
     let total = pushers * per
     let runs = option("runs", 3)
     let threads = ProcessInfo.processInfo.environment["BENCH_DELIVERY_THREADS"].flatMap(Int.init) ?? PushConfig.defaultDeliveryThreads
-    let ourInFlight = 16 * threads
+    let ourInFlight = 32  // the raw client's wider setting (Pushlog's own is its adaptive limit)
     print("## Delivery throughput: \(pushers) pushers × \(per) notifications to nginx on 127.0.0.1\n")
-    print("Pushlog: \(threads) delivery thread(s), at most 16 requests in flight per thread (\(ourInFlight) in all). Raw client: the better of 16 and \(ourInFlight) in flight, each run.\n")
+    print("Pushlog: \(threads) delivery thread(s) sharing the host's adaptive limit (ceiling push.max_in_flight_per_host, \(PushConfig().maxInFlightPerHost)). Raw client: the better of 16 and \(ourInFlight) in flight, each run.\n")
     let bodyFile = scratch + "/body.json"
     let body = GatewayPayload.notification(sampleNotification(1, users: 1),
                                            pusher: PusherConfig(id: PusherID(userID: userID(1), appID: "com.example.app", pushkey: "pushkey-1"),
