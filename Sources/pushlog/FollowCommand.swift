@@ -36,16 +36,12 @@ struct Follow: AsyncParsableCommand {
         var once = false
 
         func run() async throws {
-            do {
-                try await follow()
-            } catch let e as DataDirLock.Busy {
-                fail(Exit.busy, "\(e)")
-            } catch let e as SynapseDatabaseURL.Invalid {
-                fail(Exit.usage, "--database: \(e)")
-            } catch let e as UsageError {
-                fail(Exit.usage, e.message)
-            } catch {
-                fail(Exit.internalError, errorLine(error))
+            try await tool {
+                do {
+                    try await follow()
+                } catch let e as SynapseDatabaseURL.Invalid {
+                    throw UsageError(message: "--database: \(e)")
+                }
             }
         }
 

@@ -70,6 +70,24 @@ enum Exit {
 func tool(_ body: () throws -> Void) throws {
     do {
         try body()
+    } catch {
+        try failure(for: error)
+    }
+}
+
+/// ``tool(_:)`` for an async body.
+func tool(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch {
+        try failure(for: error)
+    }
+}
+
+/// The one stderr line and exit code of what a command threw (`ExitCode` passes through).
+private func failure(for error: any Error) throws -> Never {
+    do {
+        throw error
     } catch let e as ExitCode {
         throw e
     } catch let e as InputError {
