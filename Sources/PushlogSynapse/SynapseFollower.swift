@@ -108,15 +108,15 @@ public actor SynapseFollower {
     {
         let limit = options.batchSize
         let raw = try await source.query(stream.select, [.int(above), .int(upTo), .int(Int64(limit))])
-        var rows = raw.compactMap { stream.map($0, now) }
+        let rows = stream.mapRows(raw, now)
         guard raw.count >= limit, let last = rows.last else {
             return (rows, max(above, rows.last?.position ?? above), false)
         }
         if rows.first!.position == last.position {
-            // One position holds more rows than a batch: take all of them at once.
+            // One position holds more rows than a batch: take all of them at once (the rows
+            // just read are among them).
             let all = try await source.query(stream.select, [.int(last.position - 1), .int(last.position), .int(Int64(Int32.max))])
-            rows += all.compactMap { stream.map($0, now) }
-            return (rows, last.position, true)
+            return (stream.mapRows(all, now), last.position, true)
         }
         return (rows, last.position - 1, true)
     }
@@ -127,8 +127,7 @@ public actor SynapseFollower {
         let counted = try await source.query(stream.count, [.int(above), .int(atMost)]).first?.first?.int ?? 0
         let seen = try store.sourceSeenCount(key, above: above, atMost: atMost)
         guard counted != seen else { return [] }
-        return try await source.query(stream.select, [.int(above), .int(atMost), .int(Int64(Int32.max))])
-            .compactMap { stream.map($0, now) }
+        return stream.mapRows(try await source.query(stream.select, [.int(above), .int(atMost), .int(Int64(Int32.max))]), now)
     }
 
     func advanceWindow(_ key: String, stored: Int64, position: Int64, mono: Double) -> Int64 {
