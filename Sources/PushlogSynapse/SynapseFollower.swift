@@ -152,9 +152,18 @@ public actor SynapseFollower {
             var entries: [LogEntry] = []
             for b in batches {
                 let key = Self.key(b.stream)
+                // A row at or below the new window start leaves the window in this transaction
+                // (its mark would be pruned below): it is told apart from a second copy of itself
+                // in this batch here, and not marked. Every row read is above the old window
+                // start, so the window moved whenever there is such a row.
+                var taken: Set<SeenRow> = []
                 for row in b.rows {
                     if try ctx.sourceSeen(key, row.position, row.identity) { continue }
-                    try ctx.markSourceSeen(key, row.position, row.identity)
+                    if row.position <= b.next.windowStart {
+                        guard taken.insert(SeenRow(position: row.position, identity: row.identity)).inserted else { continue }
+                    } else {
+                        try ctx.markSourceSeen(key, row.position, row.identity)
+                    }
                     if let entry = row.entry, shard.owns(row.userID) { entries.append(entry) }
                 }
                 let before = try ctx.sourcePosition(key)
@@ -170,6 +179,11 @@ public actor SynapseFollower {
         guard let result else { return 0 }
         onAppended(result)
         return Int(result.lastPos - result.firstPos + 1)
+    }
+
+    struct SeenRow: Hashable {
+        var position: Int64
+        var identity: String
     }
 
     // MARK: first start
@@ -198,10 +212,23 @@ public actor SynapseFollower {
                 position = 0
             }
             var total = 0
+            // The next batch is read (and decoded) while the one before it is written: each
+            // write still stores its position with its rows, in order.
+            let start = position
+            var reading = Task { try await self.readNew(stream, above: start, upTo: head, now: now) }
             while true {
-                let (rows, reached, full) = try await readNew(stream, above: position, upTo: head, now: now)
+                let (rows, reached, full) = try await reading.value
                 let next = SourcePosition(position: full ? reached : head, windowStart: full ? reached : head)
-                total += try await write([(stream, rows, next)])
+                if full {
+                    let from = next.position
+                    reading = Task { try await self.readNew(stream, above: from, upTo: head, now: now) }
+                }
+                do {
+                    total += try await write([(stream, rows, next)])
+                } catch {
+                    reading.cancel()
+                    throw error
+                }
                 position = next.position
                 if !full { break }
             }
