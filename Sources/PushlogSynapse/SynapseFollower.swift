@@ -106,19 +106,27 @@ public actor SynapseFollower {
     func readNew(_ stream: SynapseStream, above: Int64, upTo: Int64, now: Int64) async throws
         -> (rows: [StreamRow], position: Int64, full: Bool)
     {
+        let batch = try await fetchNew(stream, above: above, upTo: upTo)
+        return (stream.mapRows(batch.raw, now), batch.position, batch.full)
+    }
+
+    /// ``readNew`` before the rows are decoded: the rows as read, the position reached (every
+    /// stream's first column is its position) and whether the batch was full.
+    func fetchNew(_ stream: SynapseStream, above: Int64, upTo: Int64) async throws
+        -> (raw: [SQLRow], position: Int64, full: Bool)
+    {
         let limit = options.batchSize
         let raw = try await source.query(stream.select, [.int(above), .int(upTo), .int(Int64(limit))])
-        let rows = stream.mapRows(raw, now)
-        guard raw.count >= limit, let last = rows.last else {
-            return (rows, max(above, rows.last?.position ?? above), false)
+        guard raw.count >= limit, let first = raw.first?.first?.int, let last = raw.last?.first?.int else {
+            return (raw, max(above, raw.last?.first?.int ?? above), false)
         }
-        if rows.first!.position == last.position {
+        if first == last {
             // One position holds more rows than a batch: take all of them at once (the rows
             // just read are among them).
-            let all = try await source.query(stream.select, [.int(last.position - 1), .int(last.position), .int(Int64(Int32.max))])
-            return (stream.mapRows(all, now), last.position, true)
+            let all = try await source.query(stream.select, [.int(last - 1), .int(last), .int(Int64(Int32.max))])
+            return (all, last, true)
         }
-        return (rows, last.position - 1, true)
+        return (raw, last - 1, true)
     }
 
     /// Rows in the trailing window that may have committed late: counted on both sides first,
@@ -212,25 +220,31 @@ public actor SynapseFollower {
                 position = 0
             }
             var total = 0
-            // The next batch is read (and decoded) while the one before it is written: each
-            // write still stores its position with its rows, in order.
+            // Three batches at once: the next one is read while this one is decoded and the one
+            // before it written. Writes run one after the other, in order, each storing its
+            // position with its rows.
             let start = position
-            var reading = Task { try await self.readNew(stream, above: start, upTo: head, now: now) }
-            while true {
-                let (rows, reached, full) = try await reading.value
-                let next = SourcePosition(position: full ? reached : head, windowStart: full ? reached : head)
-                if full {
-                    let from = next.position
-                    reading = Task { try await self.readNew(stream, above: from, upTo: head, now: now) }
+            var reading = Task { try await self.fetchNew(stream, above: start, upTo: head) }
+            var writing: Task<Int, Error>?
+            do {
+                while true {
+                    let (raw, reached, full) = try await reading.value
+                    let next = SourcePosition(position: full ? reached : head, windowStart: full ? reached : head)
+                    if full {
+                        let from = next.position
+                        reading = Task { try await self.fetchNew(stream, above: from, upTo: head) }
+                    }
+                    let rows = stream.mapRows(raw, now)
+                    if let w = writing { total += try await w.value }
+                    writing = Task { try await self.write([(stream, rows, next)]) }
+                    if !full { break }
                 }
-                do {
-                    total += try await write([(stream, rows, next)])
-                } catch {
-                    reading.cancel()
-                    throw error
-                }
-                position = next.position
-                if !full { break }
+                if let w = writing { total += try await w.value }
+            } catch {
+                reading.cancel()
+                // A write under way still completes (or fails) in order before this returns.
+                _ = try? await writing?.value
+                throw error
             }
             logger.info("Synapse follower: imported \(total) \(stream.name) up to \(head)")
         }
