@@ -106,19 +106,27 @@ public actor SynapseFollower {
     func readNew(_ stream: SynapseStream, above: Int64, upTo: Int64, now: Int64) async throws
         -> (rows: [StreamRow], position: Int64, full: Bool)
     {
+        let batch = try await fetchNew(stream, above: above, upTo: upTo)
+        return (stream.mapRows(batch.raw, now), batch.position, batch.full)
+    }
+
+    /// ``readNew`` before the rows are decoded: the rows as read, the position reached (every
+    /// stream's first column is its position) and whether the batch was full.
+    func fetchNew(_ stream: SynapseStream, above: Int64, upTo: Int64) async throws
+        -> (raw: [SQLRow], position: Int64, full: Bool)
+    {
         let limit = options.batchSize
         let raw = try await source.query(stream.select, [.int(above), .int(upTo), .int(Int64(limit))])
-        var rows = raw.compactMap { stream.map($0, now) }
-        guard raw.count >= limit, let last = rows.last else {
-            return (rows, max(above, rows.last?.position ?? above), false)
+        guard raw.count >= limit, let first = raw.first?.first?.int, let last = raw.last?.first?.int else {
+            return (raw, max(above, raw.last?.first?.int ?? above), false)
         }
-        if rows.first!.position == last.position {
-            // One position holds more rows than a batch: take all of them at once.
-            let all = try await source.query(stream.select, [.int(last.position - 1), .int(last.position), .int(Int64(Int32.max))])
-            rows += all.compactMap { stream.map($0, now) }
-            return (rows, last.position, true)
+        if first == last {
+            // One position holds more rows than a batch: take all of them at once (the rows
+            // just read are among them).
+            let all = try await source.query(stream.select, [.int(last - 1), .int(last), .int(Int64(Int32.max))])
+            return (all, last, true)
         }
-        return (rows, last.position - 1, true)
+        return (raw, last - 1, true)
     }
 
     /// Rows in the trailing window that may have committed late: counted on both sides first,
@@ -127,8 +135,7 @@ public actor SynapseFollower {
         let counted = try await source.query(stream.count, [.int(above), .int(atMost)]).first?.first?.int ?? 0
         let seen = try store.sourceSeenCount(key, above: above, atMost: atMost)
         guard counted != seen else { return [] }
-        return try await source.query(stream.select, [.int(above), .int(atMost), .int(Int64(Int32.max))])
-            .compactMap { stream.map($0, now) }
+        return stream.mapRows(try await source.query(stream.select, [.int(above), .int(atMost), .int(Int64(Int32.max))]), now)
     }
 
     func advanceWindow(_ key: String, stored: Int64, position: Int64, mono: Double) -> Int64 {
@@ -153,9 +160,18 @@ public actor SynapseFollower {
             var entries: [LogEntry] = []
             for b in batches {
                 let key = Self.key(b.stream)
+                // A row at or below the new window start leaves the window in this transaction
+                // (its mark would be pruned below): it is told apart from a second copy of itself
+                // in this batch here, and not marked. Every row read is above the old window
+                // start, so the window moved whenever there is such a row.
+                var taken: Set<SeenRow> = []
                 for row in b.rows {
                     if try ctx.sourceSeen(key, row.position, row.identity) { continue }
-                    try ctx.markSourceSeen(key, row.position, row.identity)
+                    if row.position <= b.next.windowStart {
+                        guard taken.insert(SeenRow(position: row.position, identity: row.identity)).inserted else { continue }
+                    } else {
+                        try ctx.markSourceSeen(key, row.position, row.identity)
+                    }
                     if let entry = row.entry, shard.owns(row.userID) { entries.append(entry) }
                 }
                 let before = try ctx.sourcePosition(key)
@@ -171,6 +187,11 @@ public actor SynapseFollower {
         guard let result else { return 0 }
         onAppended(result)
         return Int(result.lastPos - result.firstPos + 1)
+    }
+
+    struct SeenRow: Hashable {
+        var position: Int64
+        var identity: String
     }
 
     // MARK: first start
@@ -199,12 +220,31 @@ public actor SynapseFollower {
                 position = 0
             }
             var total = 0
-            while true {
-                let (rows, reached, full) = try await readNew(stream, above: position, upTo: head, now: now)
-                let next = SourcePosition(position: full ? reached : head, windowStart: full ? reached : head)
-                total += try await write([(stream, rows, next)])
-                position = next.position
-                if !full { break }
+            // Three batches at once: the next one is read while this one is decoded and the one
+            // before it written. Writes run one after the other, in order, each storing its
+            // position with its rows.
+            let start = position
+            var reading = Task { try await self.fetchNew(stream, above: start, upTo: head) }
+            var writing: Task<Int, Error>?
+            do {
+                while true {
+                    let (raw, reached, full) = try await reading.value
+                    let next = SourcePosition(position: full ? reached : head, windowStart: full ? reached : head)
+                    if full {
+                        let from = next.position
+                        reading = Task { try await self.fetchNew(stream, above: from, upTo: head) }
+                    }
+                    let rows = stream.mapRows(raw, now)
+                    if let w = writing { total += try await w.value }
+                    writing = Task { try await self.write([(stream, rows, next)]) }
+                    if !full { break }
+                }
+                if let w = writing { total += try await w.value }
+            } catch {
+                reading.cancel()
+                // A write under way still completes (or fails) in order before this returns.
+                _ = try? await writing?.value
+                throw error
             }
             logger.info("Synapse follower: imported \(total) \(stream.name) up to \(head)")
         }

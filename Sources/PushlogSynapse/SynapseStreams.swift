@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import PushlogCore
 
 /// One row read from a Synapse stream: its position, what tells it apart from other rows at
@@ -21,7 +26,25 @@ struct SynapseStream: Sendable {
     /// `$1` < position <= `$2`.
     let count: String
     let head: String
-    let map: @Sendable (SQLRow, Int64) -> StreamRow?
+    /// A batch of rows read (in the order read) to stream rows; a row that is not one (no
+    /// position) is left out.
+    let mapRows: @Sendable ([SQLRow], Int64) -> [StreamRow]
+
+    init(name: String, select: String, count: String, head: String,
+         mapRows: @escaping @Sendable ([SQLRow], Int64) -> [StreamRow]) {
+        self.name = name
+        self.select = select
+        self.count = count
+        self.head = head
+        self.mapRows = mapRows
+    }
+
+    /// A stream whose rows map one by one.
+    init(name: String, select: String, count: String, head: String,
+         map: @escaping @Sendable (SQLRow, Int64) -> StreamRow?) {
+        self.init(name: name, select: select, count: count, head: head,
+                  mapRows: { rows, now in rows.compactMap { map($0, now) } })
+    }
 
     static let pushersOnly = "user_name IN (SELECT user_name FROM pushers)"
 
@@ -73,7 +96,7 @@ struct SynapseStream: Sendable {
               AND user_id IN (SELECT user_name FROM pushers)
             """,
         head: "SELECT COALESCE(MAX(stream_ordering), 0) FROM event_push_actions",
-        map: { row, now in SynapseRows.pushAction(row, now: now) })
+        mapRows: { rows, now in SynapseRows.pushActions(rows, now: now) })
 
     /// `m.read` and `m.read.private` of users with a pusher. Synapse keeps one row per (room,
     /// type, user, thread) and gives it a new stream id on every change.
@@ -132,6 +155,53 @@ enum SynapseRows {
         .string("notify"), .object(["set_tweak": .string("sound"), "value": .string("default")]),
         .object(["set_tweak": .string("highlight")]),
     ]
+
+    /// Push actions in the order read. One event notifies many users, and their rows come one
+    /// after the other (ordered by stream ordering, then user) and differ only in the user: the
+    /// event is parsed and the notification decoded once for them, then given to each user whose
+    /// id passes the decoder's check (the only input that differs). What each row becomes is what
+    /// ``pushAction(_:now:)`` alone makes of it.
+    static func pushActions(_ rows: [SQLRow], now: Int64) -> [StreamRow] {
+        var out: [StreamRow] = []
+        out.reserveCapacity(rows.count)
+        var previous: (row: SQLRow, notification: PushNotification)?
+        for r in rows {
+            if let p = previous, r.count >= 13, let so = r[0].int, let user = r[1].text, sameExceptUser(p.row, r) {
+                var row = StreamRow(position: so, identity: user, userID: user, entry: nil, receivedTS: r[7].int)
+                if (try? EntryDecoder.checkID(user, field: "user_id")) != nil {
+                    var n = p.notification
+                    n.userID = user
+                    row.entry = .notification(n)
+                }
+                out.append(row)
+                continue
+            }
+            guard let row = pushAction(r, now: now) else { continue }
+            if case .notification(let n)? = row.entry { previous = (r, n) } else { previous = nil }
+            out.append(row)
+        }
+        return out
+    }
+
+    /// Whether two push-action rows have the same columns but the user's, byte for byte (a
+    /// String's `==` would take canonically equivalent text as equal).
+    static func sameExceptUser(_ a: SQLRow, _ b: SQLRow) -> Bool {
+        guard a.count == b.count else { return false }
+        for i in a.indices where i != 1 {
+            switch (a[i], b[i]) {
+            case (.text(var x), .text(var y)):
+                guard x.utf8.count == y.utf8.count else { return false }
+                let same = x.withUTF8 { xp in y.withUTF8 { yp in
+                    xp.count == 0 || memcmp(xp.baseAddress!, yp.baseAddress!, xp.count) == 0
+                } }
+                if !same { return false }
+            case (.int(let x), .int(let y)): if x != y { return false }
+            case (.null, .null): break
+            default: if a[i] != b[i] { return false }
+            }
+        }
+        return true
+    }
 
     static func pushAction(_ r: SQLRow, now: Int64) -> StreamRow? {
         guard r.count >= 13, let so = r[0].int, let user = r[1].text, let room = r[2].text, let eventID = r[3].text else {

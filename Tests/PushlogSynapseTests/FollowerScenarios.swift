@@ -213,4 +213,48 @@ enum FollowerScenarios {
         #expect(try #require(try store.read { view in try view.pusherState(alice) }).pending == 1)
         store.close()
     }
+
+    /// A first start read in batches smaller than one event's users: every notification lands
+    /// once, in order, and the log is the same as when read in one batch (the rows of one event
+    /// share its decoding; a user's own actions, thread and highlight stay theirs).
+    static func firstStartInBatches(_ db: some SynapseTestDatabase) async throws {
+        let w = try await db.writer()
+        let users = ["@alice:example.org", "@bob:example.org", "@carol:example.org", "@dan:example.org"]
+        for (i, u) in users.enumerated() { try await w.pusher(id: Int64(i + 1), user: u) }
+        try await w.room("!r:example.org", name: "Lunch", alias: nil, members: 5)
+        try await w.member(99, room: "!r:example.org", user: "@bob:example.org", displayName: "Bob")
+        try await w.message(100, room: "!r:example.org", sender: "@bob:example.org", notifying: [users[0]])
+        try await w.message(101, room: "!r:example.org", sender: "@bob:example.org", notifying: users)  // more than a batch
+        try await w.message(102, room: "!other:example.org", sender: "@erin:example.org", notifying: [users[1], users[2]])
+        try await w.event(103, id: "$e103", room: "!r:example.org", sender: "@bob:example.org")
+        try await w.pushAction(103, event: "$e103", room: "!r:example.org", user: users[0])
+        try await w.pushAction(103, event: "$e103", room: "!r:example.org", user: users[1],
+                               actions: #"["notify",{"set_tweak":"highlight"}]"#, highlight: true)
+        try await w.pushAction(103, event: "$e103", room: "!r:example.org", user: users[2], thread: "$root")
+        try await w.pushAction(103, event: "$e103", room: "!r:example.org", user: "@erin:example.org")  // no pusher
+        try await w.pushAction(103, event: "$e103", room: "!r:example.org", user: users[3])
+        for so in Int64(104)..<110 { try await w.message(so, room: "!r:example.org", sender: "@bob:example.org", notifying: Array(users[0..<Int(so % 4) + 1])) }
+
+        var small = testOptions()
+        small.batchSize = 3
+        let batched = try store("batched")
+        _ = try await SynapseFollower(store: batched, source: try await db.source(), options: small).catchUp()
+        let whole = try store("whole")
+        _ = try await SynapseFollower(store: whole, source: try await db.source(), options: testOptions()).catchUp()
+        #expect(try entries(batched) == entries(whole))
+        let ns = try notifications(batched)
+        let expected = 24  // 100: 1, 101: 4, 102: 2, 103: 4 (not erin), 104 to 109: 1, 2, 3, 4, 1, 2
+        #expect(ns.count == expected)
+        for u in users {
+            let mine = ns.filter { $0.userID == u }.map(\.streamOrdering)
+            #expect(mine == mine.sorted() && Set(mine).count == mine.count)
+        }
+        let e103 = ns.filter { $0.streamOrdering == 103 }
+        #expect(e103.map(\.userID) == [users[0], users[1], users[2], users[3]])
+        #expect(e103.map(\.highlights) == [false, true, false, false])
+        #expect(e103.map(\.threadID) == ["main", "main", "$root", "main"])
+        #expect(e103.allSatisfy { $0.context?["sender_display_name"] == .string("Bob") && $0.event == e103[0].event })
+        batched.close()
+        whole.close()
+    }
 }

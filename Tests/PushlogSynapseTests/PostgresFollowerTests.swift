@@ -23,6 +23,9 @@ struct PostgresFollowerTests {
     @Test("the first start imports 7 days of push actions and the receipts, then the pushers at the head")
     func firstStart() async throws { try await FollowerScenarios.firstStart(try await PostgresTestDatabase.make()) }
 
+    @Test("a first start read in batches smaller than one event's users lands every notification once, as one batch would")
+    func firstStartInBatches() async throws { try await FollowerScenarios.firstStartInBatches(try await PostgresTestDatabase.make()) }
+
     @Test("the read-only role cannot write")
     func readOnly() async throws {
         let db = try await PostgresTestDatabase.make()

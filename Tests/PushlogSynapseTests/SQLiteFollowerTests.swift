@@ -38,6 +38,9 @@ struct SQLiteFollowerTests {
     @Test("the first start imports 7 days of push actions and the receipts, then the pushers at the head")
     func firstStart() async throws { try await FollowerScenarios.firstStart(try await SQLiteTestDatabase.make()) }
 
+    @Test("a first start read in batches smaller than one event's users lands every notification once, as one batch would")
+    func firstStartInBatches() async throws { try await FollowerScenarios.firstStartInBatches(try await SQLiteTestDatabase.make()) }
+
     @Test("a database that is not there is an error naming it, not a hang")
     func missing() async throws {
         await #expect(throws: SynapseSourceError.self) { try await SQLiteSynapseSource.open(path: "/nonexistent/homeserver.db") }

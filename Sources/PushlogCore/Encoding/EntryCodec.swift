@@ -10,6 +10,45 @@ public enum EntryCodec {
     }
 
     public static func encode(_ entry: LogEntry, ts: Int64) -> [UInt8] {
+        var memo = EncodeMemo()
+        return encode(entry, ts: ts, memo: &memo)
+    }
+
+    /// The JSON last written for a notification's actions, event and context, kept across the
+    /// entries of one append. The notifications of one event to many users share these values'
+    /// storage (a follower decodes the event once for all of them), and a value whose storage is
+    /// the one remembered is the same value: its bytes are copied, not written again. Any other
+    /// value is written as usual, so the bytes never differ from ``encode(_:ts:)``'s.
+    struct EncodeMemo {
+        var actions = Remembered<[JSON]>()
+        var event = Remembered<[String: JSON]>()
+        var context = Remembered<[String: JSON]>()
+
+        struct Remembered<Value> {
+            var value: Value?
+            var bytes: [UInt8] = []
+
+            /// Whether `v` is the remembered value by identity: the same bits, hence the same
+            /// storage (held alive here), hence the same contents.
+            func holds(_ v: Value) -> Bool {
+                guard let value else { return false }
+                return withUnsafeBytes(of: value) { a in withUnsafeBytes(of: v) { b in a.elementsEqual(b) } }
+            }
+
+            mutating func write(_ v: Value, _ json: JSON, to w: inout ByteWriter) {
+                if holds(v) {
+                    w.bytes.append(contentsOf: bytes)
+                    return
+                }
+                let start = w.bytes.count
+                w.json(json)
+                value = v
+                bytes = Array(w.bytes[start...])
+            }
+        }
+    }
+
+    static func encode(_ entry: LogEntry, ts: Int64, memo: inout EncodeMemo) -> [UInt8] {
         var w = ByteWriter(capacity: 512)
         w.byte(format)
         switch entry {
@@ -18,11 +57,11 @@ public enum EntryCodec {
             w.fixed64(UInt64(bitPattern: ts))
             w.string(n.userID); w.string(n.roomID); w.string(n.eventID)
             w.int(n.streamOrdering)
-            w.json(.array(n.actions))
+            memo.actions.write(n.actions, .array(n.actions), to: &w)
             w.string(n.threadID)
             w.int(n.receivedTS)
-            w.json(.object(n.event))
-            if let c = n.context { w.byte(1); w.json(.object(c)) } else { w.byte(0) }
+            memo.event.write(n.event, .object(n.event), to: &w)
+            if let c = n.context { w.byte(1); memo.context.write(c, .object(c), to: &w) } else { w.byte(0) }
         case .receipt(let r):
             w.byte(TypeCode.receipt.rawValue)
             w.fixed64(UInt64(bitPattern: ts))

@@ -127,9 +127,10 @@ public final class Store: Sendable {
                                   throttles: throttles, deadLetters: deadLetters, generations: unreadGenerations)
         try txn.withCursor(log) { cursor in
             var pos = head
+            var memo = EntryCodec.EncodeMemo()
             for entry in entries {
                 pos += 1
-                try cursor.put(Keys.pos(pos), EntryCodec.encode(entry, ts: ts), flags: .append)
+                try cursor.put(Keys.pos(pos), EntryCodec.encode(entry, ts: ts, memo: &memo), flags: .append)
                 try projector.apply(entry, pos: pos, result: &result)
             }
         }
