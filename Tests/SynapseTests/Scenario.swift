@@ -1,10 +1,16 @@
 // The scenario both runs play against a real Synapse (Synapse pushing by itself, then Pushlog
 // following its database), and the normalisation that makes their gateway bodies comparable.
+import Testing
 import Foundation
 import TestSupport
 
 /// One harness for the whole target: the gateway and the PostgreSQL cluster start once.
 let sharedSynapse = Result { try SynapseServer() }
+
+/// Both suites drive the one shared harness (its Synapse is started and stopped per test), so
+/// they run one test at a time together, not only each within itself.
+@Suite("real Synapse 1.163", .serialized)
+enum RealSynapse {}
 
 /// The pushers of the scenario: bob has two (the full format with an extra data key that must be
 /// forwarded, and `event_id_only`), carol one. alice, who sends, has none.

@@ -58,81 +58,83 @@ final class FollowedRoom {
     }
 }
 
-@Suite("real Synapse 1.163 followed by Pushlog: faults", .serialized)
-struct SynapseFaultTests {
-    @Test("kill -9 of Pushlog mid-follow: every push arrives after the restart")
-    func killNine() async throws {
-        let f = try await FollowedRoom(pushkeys: ["pk-kill"])
-        let since = try f.gatewayCount()
-        var expected: Set<String> = []
-        for i in 0..<30 {
-            if i == 10 { f.serve.stop(SIGKILL) }           // messages 10…29 are written while it is down
-            expected.insert("pk-kill " + (try f.synapse.send("alice", f.room, .plain("message \(i)"))))
+extension RealSynapse {
+    @Suite("real Synapse 1.163 followed by Pushlog: faults", .serialized)
+    struct SynapseFaultTests {
+        @Test("kill -9 of Pushlog mid-follow: every push arrives after the restart")
+        func killNine() async throws {
+            let f = try await FollowedRoom(pushkeys: ["pk-kill"])
+            let since = try f.gatewayCount()
+            var expected: Set<String> = []
+            for i in 0..<30 {
+                if i == 10 { f.serve.stop(SIGKILL) }           // messages 10…29 are written while it is down
+                expected.insert("pk-kill " + (try f.synapse.send("alice", f.room, .plain("message \(i)"))))
+            }
+            f.serve = try followingServe(f.instance, dataDir: f.dataDir)
+            let seen = try f.deliveries(since: since, covering: expected)
+            #expect(expected.isSubset(of: seen.keys), "missing: \(expected.subtracting(seen.keys).sorted().prefix(5))")
         }
-        f.serve = try followingServe(f.instance, dataDir: f.dataDir)
-        let seen = try f.deliveries(since: since, covering: expected)
-        #expect(expected.isSubset(of: seen.keys), "missing: \(expected.subtracting(seen.keys).sorted().prefix(5))")
-    }
 
-    @Test("PostgreSQL stopped for 10 s: nothing is lost once it is back, and serve keeps running")
-    func postgresAway() async throws {
-        let f = try await FollowedRoom(pushkeys: ["pk-pg"])
-        let since = try f.gatewayCount()
-        var expected: Set<String> = []
-        for i in 0..<5 { expected.insert("pk-pg " + (try f.synapse.send("alice", f.room, .plain("before \(i)")))) }
-        try f.synapse.stopPostgres()
-        try await Task.sleep(for: .seconds(10))
-        try f.synapse.startPostgres()
-        #expect(f.serve.process.isRunning, "serve exited while PostgreSQL was away")
-        // Synapse's own pool reconnects on its first failed query: retry the first send.
-        var sent = false
-        for _ in 0..<20 where !sent {
-            if let id = try? f.synapse.send("alice", f.room, .plain("after 0")) { expected.insert("pk-pg " + id); sent = true } else { try await Task.sleep(for: .milliseconds(500)) }
+        @Test("PostgreSQL stopped for 10 s: nothing is lost once it is back, and serve keeps running")
+        func postgresAway() async throws {
+            let f = try await FollowedRoom(pushkeys: ["pk-pg"])
+            let since = try f.gatewayCount()
+            var expected: Set<String> = []
+            for i in 0..<5 { expected.insert("pk-pg " + (try f.synapse.send("alice", f.room, .plain("before \(i)")))) }
+            try f.synapse.stopPostgres()
+            try await Task.sleep(for: .seconds(10))
+            try f.synapse.startPostgres()
+            #expect(f.serve.process.isRunning, "serve exited while PostgreSQL was away")
+            // Synapse's own pool reconnects on its first failed query: retry the first send.
+            var sent = false
+            for _ in 0..<20 where !sent {
+                if let id = try? f.synapse.send("alice", f.room, .plain("after 0")) { expected.insert("pk-pg " + id); sent = true } else { try await Task.sleep(for: .milliseconds(500)) }
+            }
+            #expect(sent, "Synapse did not come back after PostgreSQL did")
+            for i in 1..<5 { expected.insert("pk-pg " + (try f.synapse.send("alice", f.room, .plain("after \(i)")))) }
+            let seen = try f.deliveries(since: since, covering: expected)
+            #expect(expected.isSubset(of: seen.keys), "missing: \(expected.subtracting(seen.keys).sorted().prefix(5))")
         }
-        #expect(sent, "Synapse did not come back after PostgreSQL did")
-        for i in 1..<5 { expected.insert("pk-pg " + (try f.synapse.send("alice", f.room, .plain("after \(i)")))) }
-        let seen = try f.deliveries(since: since, covering: expected)
-        #expect(expected.isSubset(of: seen.keys), "missing: \(expected.subtracting(seen.keys).sorted().prefix(5))")
-    }
 
-    @Test("a pusher deleted in Synapse gets no more pushes; the user's other pusher still does")
-    func deletedPusher() async throws {
-        let f = try await FollowedRoom(pushkeys: ["pk-keep", "pk-gone"])
-        try f.synapse.deletePusher("bob", appID: "org.example", pushkey: "pk-gone")
-        try await f.waitForPushers(["pk-keep"])
-        let since = try f.gatewayCount()
-        let id = try f.synapse.send("alice", f.room, .plain("after the deletion"))
-        _ = try f.deliveries(since: since, covering: ["pk-keep \(id)"])
-        try await Task.sleep(for: .seconds(2))   // what would have gone to pk-gone has had its time
-        let keys = try f.synapse.bodies(count: 0, since: since, timeout: 0).map(\.pushkey)
-        #expect(keys == ["pk-keep"], "pushed to \(keys)")
-    }
+        @Test("a pusher deleted in Synapse gets no more pushes; the user's other pusher still does")
+        func deletedPusher() async throws {
+            let f = try await FollowedRoom(pushkeys: ["pk-keep", "pk-gone"])
+            try f.synapse.deletePusher("bob", appID: "org.example", pushkey: "pk-gone")
+            try await f.waitForPushers(["pk-keep"])
+            let since = try f.gatewayCount()
+            let id = try f.synapse.send("alice", f.room, .plain("after the deletion"))
+            _ = try f.deliveries(since: since, covering: ["pk-keep \(id)"])
+            try await Task.sleep(for: .seconds(2))   // what would have gone to pk-gone has had its time
+            let keys = try f.synapse.bodies(count: 0, since: since, timeout: 0).map(\.pushkey)
+            #expect(keys == ["pk-keep"], "pushed to \(keys)")
+        }
 
-    @Test("a pushkey the gateway rejects is removed, and stays removed until Synapse changes that pusher")
-    func rejectedPushkey() async throws {
-        let f = try await FollowedRoom(pushkeys: ["pk-ok", "pk-rejected"])
-        try f.synapse.gatewayMode(reject: ["pk-rejected"])
-        var since = try f.gatewayCount()
-        let first = try f.synapse.send("alice", f.room, .plain("rejected once"))
-        _ = try f.deliveries(since: since, covering: ["pk-ok \(first)", "pk-rejected \(first)"])
-        try await f.waitForPushers(["pk-ok"])
-        try f.synapse.gatewayMode()
+        @Test("a pushkey the gateway rejects is removed, and stays removed until Synapse changes that pusher")
+        func rejectedPushkey() async throws {
+            let f = try await FollowedRoom(pushkeys: ["pk-ok", "pk-rejected"])
+            try f.synapse.gatewayMode(reject: ["pk-rejected"])
+            var since = try f.gatewayCount()
+            let first = try f.synapse.send("alice", f.room, .plain("rejected once"))
+            _ = try f.deliveries(since: since, covering: ["pk-ok \(first)", "pk-rejected \(first)"])
+            try await f.waitForPushers(["pk-ok"])
+            try f.synapse.gatewayMode()
 
-        // Synapse's row is still there (Pushlog never writes to Synapse), and not pushed to.
-        since = try f.gatewayCount()
-        let second = try f.synapse.send("alice", f.room, .plain("after the rejection"))
-        _ = try f.deliveries(since: since, covering: ["pk-ok \(second)"])
-        try await Task.sleep(for: .seconds(2))
-        #expect(try f.synapse.bodies(count: 0, since: since, timeout: 0).map(\.pushkey) == ["pk-ok"])
-        let rows = try f.synapse.sql("SELECT count(*) FROM pushers WHERE pushkey = ?", ["pk-rejected"])
-        #expect((rows.first?.first as? NSNumber)?.intValue == 1, "Synapse's row: \(rows)")
+            // Synapse's row is still there (Pushlog never writes to Synapse), and not pushed to.
+            since = try f.gatewayCount()
+            let second = try f.synapse.send("alice", f.room, .plain("after the rejection"))
+            _ = try f.deliveries(since: since, covering: ["pk-ok \(second)"])
+            try await Task.sleep(for: .seconds(2))
+            #expect(try f.synapse.bodies(count: 0, since: since, timeout: 0).map(\.pushkey) == ["pk-ok"])
+            let rows = try f.synapse.sql("SELECT count(*) FROM pushers WHERE pushkey = ?", ["pk-rejected"])
+            #expect((rows.first?.first as? NSNumber)?.intValue == 1, "Synapse's row: \(rows)")
 
-        // The client sets the pusher again: a new id in Synapse, so Pushlog takes it back.
-        try f.synapse.setPusher("bob", appID: "org.example", pushkey: "pk-rejected")
-        try await f.waitForPushers(["pk-ok", "pk-rejected"])
-        since = try f.gatewayCount()
-        let third = try f.synapse.send("alice", f.room, .plain("set again"))
-        let seen = try f.deliveries(since: since, covering: ["pk-ok \(third)", "pk-rejected \(third)"])
-        #expect(seen["pk-rejected \(third)"] != nil, "the pusher set again got nothing")
+            // The client sets the pusher again: a new id in Synapse, so Pushlog takes it back.
+            try f.synapse.setPusher("bob", appID: "org.example", pushkey: "pk-rejected")
+            try await f.waitForPushers(["pk-ok", "pk-rejected"])
+            since = try f.gatewayCount()
+            let third = try f.synapse.send("alice", f.room, .plain("set again"))
+            let seen = try f.deliveries(since: since, covering: ["pk-ok \(third)", "pk-rejected \(third)"])
+            #expect(seen["pk-rejected \(third)"] != nil, "the pusher set again got nothing")
+        }
     }
 }
