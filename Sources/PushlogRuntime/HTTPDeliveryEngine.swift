@@ -83,8 +83,10 @@ public final class DeliveryEngine: Sendable {
     /// The boot activation: starts the runs of `pending`, `push.startup_concurrency` at a time,
     /// each group once the previous one has *started* (sent its first request, or found it had
     /// nothing to send, or is waiting for a slot or a backoff), not once it has delivered its
-    /// backlog, as Synapse staggers the start of its pushers. Returns early when `isStopping`.
-    func start(pending keys: [[UInt8]], isStopping: @Sendable () -> Bool) async {
+    /// backlog, as Synapse staggers the start of its pushers. Returns early when `isStopping`,
+    /// with how many it started.
+    @discardableResult
+    func start(pending keys: [[UInt8]], isStopping: @Sendable () -> Bool) async -> Int {
         let group = max(1, config.startupConcurrency)
         var i = 0
         while i < keys.count, !isStopping() {
@@ -96,6 +98,7 @@ public final class DeliveryEngine: Sendable {
                 for key in chunk { shard(for: key).poke(key, .boot(ticket)) }
             }
         }
+        return i
     }
 
     /// No new push is sent; runs waiting (a backoff, a slot) end at once; those with a request

@@ -85,11 +85,16 @@ public final class PusherPool: @unchecked Sendable {
             let checkSeconds = SystemClock.monotonicSeconds() - t0
             bootCheckSeconds.record(checkSeconds)
             ctx.logger.info("started pushers: \(httpKeys.count + emailKeys.count) pending of \(total) in \(Int(checkSeconds * 1000)) ms")
-            await engine.start(pending: httpKeys, isStopping: { [self] in isStopping })
+            var started = await engine.start(pending: httpKeys, isStopping: { [self] in isStopping })
             for key in emailKeys {
                 if isStopping { break }
                 try await bootSlots.acquire()
                 if !pokeEmail(key: key, bootSlot: true) { bootSlots.release() }
+                started += 1
+            }
+            let pending = httpKeys.count + emailKeys.count
+            if started < pending {
+                ctx.logger.info("stopped by shutdown: \(started) of \(pending) pending pushers started; the rest start after a restart")
             }
         }
     }

@@ -50,9 +50,10 @@ struct DeliveryEngineTests {
                                      data: ["url": .string(h.gateway.url + "#moved")], append: true, createdTS: 1)
             try h.store.append([.pusherSet(moved)])
             let s = try #require(try h.state(id))
-            #expect(s.failingSince == nil && s.nextAttempt == nil)
+            // A #require: with the failure state kept, the run below would sleep out its hour-long backoff.
+            try #require(s.failingSince == nil && s.nextAttempt == nil, "a new URL kept the old gateway's failure state")
             try h.notify([note(1)])
-            _ = try await h.gateway.waitForBodies(1, timeout: 5)
+            try #require(try await h.gateway.waitForBodies(1, timeout: 5).count == 1, "the new gateway was not tried at once")
             await h.pool.waitUntilIdle()
             #expect(try h.state(id)?.cursor == (try h.store.read { view in try view.head() }))
         }

@@ -159,12 +159,15 @@ struct GatewayConcurrencyTests {
         let environment = ["PUSHLOG_PUSH_SHUTDOWN_GRACE": "2s", "PUSHLOG_PUSH_REQUEST_TIMEOUT": "5m"]
 
         // One SIGTERM: the boot walk stops, the held pushes get the grace, then serve exits.
-        let first = try ServeProcess(dataDir: dir, environment: environment)
+        // One pusher at a time (push.startup_concurrency 1), so the walk is still going when
+        // the signal comes: it must stop there, not finish first (its log says where it stopped).
+        let first = try ServeProcess(dataDir: dir, environment: environment.merging(["PUSHLOG_PUSH_STARTUP_CONCURRENCY": "1"]) { $1 })
         try await gateway.waitUntil(received: 1, timeout: .seconds(60))
         let t0 = ContinuousClock.now
         #expect(first.stop(SIGTERM, timeout: 20) == .exited(0))
         let took = ContinuousClock.now - t0
         #expect(took < .seconds(6), "SIGTERM took \(took) with push.shutdown_grace 2s")
+        #expect(first.log.contains("stopped by shutdown: "), "the boot walk was not stopped by SIGTERM")
 
         // A second signal while the first waits out a long grace: serve exits at once.
         gateway.reset()

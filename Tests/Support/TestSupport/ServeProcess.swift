@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,6 +13,13 @@ public final class ServeProcess {
     public private(set) var port = 0
     /// What serve wrote to stderr up to its listening line (start-up warnings among it).
     public private(set) var startupLog = ""
+    private let laterLog = LockedText()
+    /// Everything serve wrote to stderr so far (read after it stopped for all of it).
+    public var log: String { startupLog + laterLog.text.withLock { $0 } }
+
+    private final class LockedText: Sendable {
+        let text = Mutex("")
+    }
 
     /// How serve ended.
     public enum Ending: Equatable, Sendable {
@@ -44,7 +52,12 @@ public final class ServeProcess {
         self.port = Int(text[text.range(of: marker)!.upperBound...].prefix { $0.isNumber }) ?? 0
         startupLog = text
         let handle = errors.fileHandleForReading
-        Thread.detachNewThread { while !handle.availableData.isEmpty {} }  // never block serve on a full pipe
+        let later = laterLog
+        Thread.detachNewThread {  // never block serve on a full pipe
+            while case let chunk = handle.availableData, !chunk.isEmpty {
+                later.text.withLock { $0 += String(decoding: chunk, as: UTF8.self) }
+            }
+        }
     }
 
     /// Sends `signal` and returns how serve ended, once Foundation has reaped it (its own
