@@ -14,6 +14,13 @@ struct ServeFollowsTests {
         let env = ["PUSHLOG_SOURCE_SYNAPSE_DATABASE": "sqlite://\(db.path)", "PUSHLOG_SOURCE_SYNAPSE_POLL_INTERVAL": "20ms"]
         try await w.pusher(id: 1, user: "@alice:example.org", url: "http://127.0.0.1:\(closedPort())/_matrix/push/v1/notify")
         var serve = try ServeProcess(dataDir: dataDir, environment: env)
+        // The first start imports what is already there as history, then alice's pusher at the
+        // head: the messages must come after it (written before, they would be history, not
+        // pending), so wait for the pusher's import before writing them.
+        let firstPort = serve.port
+        #expect(try await eventuallyAsync(timeout: 30) {
+            try rawHTTP(port: firstPort, method: "GET", target: "/metrics").body.contains(#"pushlog_source_position{stream="pushers"} 1"#)
+        })
         for so in Int64(1)...25 { try await w.message(so, room: "!r:example.org", sender: "@bob:example.org", notifying: ["@alice:example.org"]) }
         try await Task.sleep(for: .milliseconds(100))
         #expect(serve.stop(SIGKILL) == .signalled(SIGKILL))
