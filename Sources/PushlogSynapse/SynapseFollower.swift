@@ -27,9 +27,11 @@ public actor SynapseFollower {
     let options: SynapseFollowerOptions
     let logger: Logger
     let onAppended: @Sendable (AppendResult) -> Void
-    /// When each position was first reached, per stream: the window starts at the newest one
-    /// reached at least `lateness` ago.
+    /// When each head of the source was first seen, per stream: the window starts at the newest
+    /// one seen at least `lateness` ago.
     private var history: [String: [(at: Double, position: Int64)]] = [:]
+    /// Per stream, the newest head that left `history`: every row at or below it has committed.
+    private var settled: [String: Int64] = [:]
     private var started = false
     private let lagGauge = Gauge(label: "pushlog_source_lag_seconds")
     private let errors = Counter(label: "pushlog_source_errors_total")
@@ -75,12 +77,20 @@ public actor SynapseFollower {
             let key = Self.key(stream)
             let at = stored[key] ?? SourcePosition(position: 0, windowStart: 0)
             let (rows, newPosition, full) = try await readNew(stream, above: at.position, upTo: .max, now: now)
+            // The source's head as seen now: behind a full batch it is above the position reached.
+            let head = full ? max(newPosition, try await source.query(stream.head, []).first?.first?.int ?? 0) : newPosition
+            let window = advanceWindow(key, stored: at.windowStart, head: head, position: newPosition,
+                                       seenAt: SystemClock.monotonicSeconds(), mono: mono)
+            // Rows that may have committed after the follower passed their position. Following
+            // live, the whole window is checked every poll, so a late row goes out at once.
+            // Catching up, only the part leaving the window is, once: counting the whole window
+            // every batch would cost the catch-up time in proportion to the window's size.
             var all = rows
-            if at.windowStart < at.position {
-                all += try await lateRows(stream, key: key, above: at.windowStart, atMost: at.position, now: now)
+            let checkedUpTo = full ? min(window, at.position) : at.position
+            if at.windowStart < checkedUpTo {
+                all += try await lateRows(stream, key: key, above: at.windowStart, atMost: checkedUpTo, now: now)
             }
             if full { progress.caughtUp = false }
-            let window = advanceWindow(key, stored: at.windowStart, position: newPosition, mono: mono)
             batches.append((stream, all, SourcePosition(position: newPosition, windowStart: window)))
             if stream.name == SynapseStream.pushActions.name {
                 lagGauge.record(full ? max(0, Double(now - (rows.last?.receivedTS ?? now)) / 1000) : 0)
@@ -138,17 +148,23 @@ public actor SynapseFollower {
         return stream.mapRows(try await source.query(stream.select, [.int(above), .int(atMost), .int(Int64(Int32.max))]), now)
     }
 
-    func advanceWindow(_ key: String, stored: Int64, position: Int64, mono: Double) -> Int64 {
+    /// The new window start: the newest head of the source seen at least `lateness` before
+    /// `mono` (every row at or below it has committed by now), never past `position`. `head`,
+    /// seen at `seenAt`, joins the history. Heads rather than positions reached: catching up,
+    /// the head seen when it began is far above the rows being read, so once `lateness` has
+    /// passed the window closes behind them.
+    func advanceWindow(_ key: String, stored: Int64, head: Int64, position: Int64, seenAt: Double, mono: Double) -> Int64 {
         var h = history[key] ?? []
-        if h.last?.position != position { h.append((mono, position)) }
+        if h.last?.position != head { h.append((seenAt, head)) }
         let lateness = Double(options.lateness.components.seconds) + Double(options.lateness.components.attoseconds) / 1e18
-        var window = stored
+        var committed = settled[key] ?? 0
         while let first = h.first, first.at <= mono - lateness {
-            window = max(window, first.position)
+            committed = max(committed, first.position)
             h.removeFirst()
         }
         history[key] = h
-        return min(window, position)
+        settled[key] = committed
+        return max(stored, min(committed, position))
     }
 
     /// Appends the rows not taken before (of this shard's users) and stores the positions, in

@@ -93,6 +93,35 @@ enum FollowerScenarios {
         store.close()
     }
 
+    /// Catching up (full batches), a row that commits late behind the rows being read is still
+    /// appended, once. And once `lateness` has passed since the source's head was seen, the
+    /// window closes behind the rows read: nothing is kept to tell them apart, where a window of
+    /// positions reached would have grown with the catch-up.
+    static func lateCommitWhileCatchingUp(_ db: some SynapseTestDatabase) async throws {
+        let w = try await db.writer()
+        let store = try store("late-catch-up")
+        var options = testOptions()
+        options.batchSize = 2
+        options.lateness = .milliseconds(300)
+        let follower = SynapseFollower(store: store, source: try await db.source(), options: options)
+        try await w.pusher(id: 1, user: "@alice:example.org")
+        _ = try await follower.catchUp()
+        for so in Int64(20)..<40 { try await w.message(so, room: "!r:example.org", sender: "@bob:example.org", notifying: ["@alice:example.org"]) }
+        #expect(try await follower.poll().caughtUp == false)
+        // 15 was handed out before 20 but commits only now, while the follower is behind.
+        try await w.message(15, room: "!r:example.org", sender: "@bob:example.org", notifying: ["@alice:example.org"])
+        // The time under test: the head seen by the first poll (39) settles.
+        try await Task.sleep(for: .milliseconds(400))
+        _ = try await follower.catchUp()
+        let orderings = try notifications(store).map(\.streamOrdering)
+        #expect(orderings.count == 21 && orderings.sorted() == [15] + Array(20..<40))
+        let positions = try store.sourcePositions()
+        #expect(try store.sourceSeenCount("synapse.push_actions", above: 0, atMost: .max) == 0, "\(positions)")
+        let id = PusherID(userID: "@alice:example.org", appID: "com.example.app", pushkey: "key")
+        #expect(try #require(try store.read { view in try view.pusherState(id) }).pending == 21)
+        store.close()
+    }
+
     /// A new follower on the same store (a restart) goes on where the last one stopped: no gap,
     /// nothing twice.
     static func restart(_ db: some SynapseTestDatabase) async throws {

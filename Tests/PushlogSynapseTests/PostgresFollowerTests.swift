@@ -11,6 +11,9 @@ struct PostgresFollowerTests {
     @Test("a lower stream ordering committed after a higher one was read is appended and delivered")
     func lateCommit() async throws { try await FollowerScenarios.lateCommit(try await PostgresTestDatabase.make()) }
 
+    @Test("catching up, a late row is appended once and the window closes behind the rows read once lateness has passed")
+    func lateCommitWhileCatchingUp() async throws { try await FollowerScenarios.lateCommitWhileCatchingUp(try await PostgresTestDatabase.make()) }
+
     @Test("a restart resumes without a gap and without appending twice")
     func restart() async throws { try await FollowerScenarios.restart(try await PostgresTestDatabase.make()) }
 

@@ -26,6 +26,9 @@ struct SQLiteFollowerTests {
     @Test("a lower stream ordering committed after a higher one was read is appended and delivered")
     func lateCommit() async throws { try await FollowerScenarios.lateCommit(try await SQLiteTestDatabase.make()) }
 
+    @Test("catching up, a late row is appended once and the window closes behind the rows read once lateness has passed")
+    func lateCommitWhileCatchingUp() async throws { try await FollowerScenarios.lateCommitWhileCatchingUp(try await SQLiteTestDatabase.make()) }
+
     @Test("a restart resumes without a gap and without appending twice")
     func restart() async throws { try await FollowerScenarios.restart(try await SQLiteTestDatabase.make()) }
 
