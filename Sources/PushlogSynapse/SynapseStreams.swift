@@ -73,14 +73,20 @@ struct SynapseStream: Sendable {
     /// push: room name and canonical alias from `room_stats_state`, member count from
     /// `room_stats_current`, the sender's display name from their current membership (current
     /// state, not the state at the event: they differ only when a name changed since).
+    /// The event's JSON and the sender's name come with the first row of each event only (one
+    /// event notifies every member with a pusher: a room of 1,000 would send the same JSON
+    /// 1,000 times); ``SynapseRows/pushActions(_:now:)`` fills them in for the rows after it.
     static let pushActions = SynapseStream(
         name: "push_actions",
         select: """
             SELECT epa.stream_ordering, epa.user_id, epa.room_id, epa.event_id, epa.actions, epa.highlight,
-                   epa.thread_id, e.received_ts, ej.json, rss.name, rss.canonical_alias, rsc.joined_members,
-                   (SELECT rm.display_name FROM current_state_events cse
-                      JOIN room_memberships rm ON rm.event_id = cse.event_id
-                     WHERE cse.room_id = epa.room_id AND cse.type = 'm.room.member' AND cse.state_key = e.sender)
+                   epa.thread_id, e.received_ts,
+                   CASE WHEN LAG(epa.event_id) OVER w = epa.event_id THEN NULL ELSE ej.json END,
+                   rss.name, rss.canonical_alias, rsc.joined_members,
+                   CASE WHEN LAG(epa.event_id) OVER w = epa.event_id THEN NULL ELSE
+                     (SELECT rm.display_name FROM current_state_events cse
+                        JOIN room_memberships rm ON rm.event_id = cse.event_id
+                       WHERE cse.room_id = epa.room_id AND cse.type = 'm.room.member' AND cse.state_key = e.sender) END
             FROM event_push_actions epa
             JOIN events e ON e.event_id = epa.event_id
             JOIN event_json ej ON ej.event_id = epa.event_id
@@ -88,6 +94,7 @@ struct SynapseStream: Sendable {
             LEFT JOIN room_stats_current rsc ON rsc.room_id = epa.room_id
             WHERE epa.stream_ordering > $1 AND epa.stream_ordering <= $2 AND epa.notif = 1
               AND epa.user_id IN (SELECT user_name FROM pushers)
+            WINDOW w AS (ORDER BY epa.stream_ordering, epa.user_id)
             ORDER BY epa.stream_ordering, epa.user_id LIMIT $3
             """,
         count: """
@@ -165,7 +172,16 @@ enum SynapseRows {
         var out: [StreamRow] = []
         out.reserveCapacity(rows.count)
         var previous: (row: SQLRow, notification: PushNotification)?
-        for r in rows {
+        var shared: SQLRow?  // the last row that came with its event's JSON
+        for var r in rows {
+            if r.count >= 13 {
+                if r[8] == .null, let s = shared, s[3] == r[3] {
+                    r[8] = s[8]
+                    r[12] = s[12]
+                } else {
+                    shared = r
+                }
+            }
             if let p = previous, r.count >= 13, let so = r[0].int, let user = r[1].text, sameExceptUser(p.row, r) {
                 var row = StreamRow(position: so, identity: user, userID: user, entry: nil, receivedTS: r[7].int)
                 if (try? EntryDecoder.checkID(user, field: "user_id")) != nil {
