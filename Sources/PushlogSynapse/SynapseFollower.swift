@@ -62,15 +62,29 @@ public actor SynapseFollower {
         public var positions: [String: Int64] = [:]
     }
 
+    typealias Batch = (stream: SynapseStream, rows: [StreamRow], next: SourcePosition)
+
     /// The first start's import when no position is stored yet, then one poll of every stream.
     public func poll() async throws -> Progress {
+        try await startIfNeeded()
+        let stored = try store.sourcePositions()
+        var (batches, progress) = try await read(from: stored)
+        progress.appended = try await write(batches, over: stored)
+        recordPositions(batches)
+        return progress
+    }
+
+    func startIfNeeded() async throws {
         if !started {
             try await firstStart()
             started = true
         }
+    }
+
+    /// One poll's reads from the positions `stored`: what to append, and where each stream gets.
+    func read(from stored: [String: SourcePosition]) async throws -> ([Batch], Progress) {
         var progress = Progress()
-        let stored = try store.sourcePositions()
-        var batches: [(stream: SynapseStream, rows: [StreamRow], next: SourcePosition)] = []
+        var batches: [Batch] = []
         let now = SystemClock.nowMS()
         let mono = SystemClock.monotonicSeconds()
         for stream in Self.streams {
@@ -92,6 +106,7 @@ public actor SynapseFollower {
             }
             if full { progress.caughtUp = false }
             batches.append((stream, all, SourcePosition(position: newPosition, windowStart: window)))
+            progress.positions[stream.name] = newPosition
             if stream.name == SynapseStream.pushActions.name {
                 lagGauge.record(full ? max(0, Double(now - (rows.last?.receivedTS ?? now)) / 1000) : 0)
             }
@@ -99,15 +114,21 @@ public actor SynapseFollower {
             // streams wait: a notification must not reach the log before its user's pusher.
             if stream.name == SynapseStream.pushers.name && full { break }
         }
-        // Nothing new and no position moved: no write transaction at all.
-        if batches.contains(where: { !$0.rows.isEmpty || stored[Self.key($0.stream)] != $0.next }) {
-            progress.appended = try await write(batches)
-        }
+        return (batches, progress)
+    }
+
+    /// Writes one poll's batches, read from `stored`; nothing new and no position moved: no
+    /// write transaction at all.
+    func write(_ batches: [Batch], over stored: [String: SourcePosition]) async throws -> Int {
+        guard batches.contains(where: { !$0.rows.isEmpty || stored[Self.key($0.stream)] != $0.next }) else { return 0 }
+        return try await write(batches)
+    }
+
+    /// `pushlog_source_position{stream}`, once the positions are stored.
+    func recordPositions(_ batches: [Batch]) {
         for b in batches {
-            progress.positions[b.stream.name] = b.next.position
             Gauge(label: "pushlog_source_position", dimensions: [("stream", b.stream.name)]).record(b.next.position)
         }
-        return progress
     }
 
     /// Reads rows above `above`; returns them, the position reached and whether the batch was
@@ -169,7 +190,7 @@ public actor SynapseFollower {
 
     /// Appends the rows not taken before (of this shard's users) and stores the positions, in
     /// one write transaction.
-    func write(_ batches: [(stream: SynapseStream, rows: [StreamRow], next: SourcePosition)]) async throws -> Int {
+    func write(_ batches: [Batch]) async throws -> Int {
         let shard = options.shard
         let now = SystemClock.nowMS()
         let result: AppendResult? = try await store.writeAsync { ctx in
@@ -273,15 +294,46 @@ public actor SynapseFollower {
 
     // MARK: running
 
-    /// Polls until nothing is left to read; returns the rows appended.
+    /// Polls until nothing is left to read; returns the rows appended. Behind, the next poll
+    /// reads while the one before it writes (from the positions that write will store). Writes
+    /// go one after the other, in order, each storing its positions with its rows, so a restart
+    /// resumes exactly after the last one committed; a row read twice across the overlap (the
+    /// trailing window) is told apart inside the later write's transaction.
     public func catchUp(progress: (@Sendable (Progress) -> Void)? = nil) async throws -> Int {
+        try await startIfNeeded()
         var total = 0
-        while true {
-            let p = try await poll()
-            total += p.appended
-            progress?(p)
-            if p.caughtUp { return total }
+        var stored = try store.sourcePositions()
+        var writing: (task: Task<Int, Error>, batches: [Batch], progress: Progress)?
+        do {
+            while true {
+                let (batches, p) = try await read(from: stored)
+                if let w = writing {
+                    writing = nil
+                    total += try await finished(w, progress)
+                }
+                let over = stored
+                for b in batches { stored[Self.key(b.stream)] = b.next }
+                let w = (task: Task { try await self.write(batches, over: over) }, batches: batches, progress: p)
+                if p.caughtUp {
+                    return total + (try await finished(w, progress))
+                }
+                writing = w
+            }
+        } catch {
+            // A write under way still completes (or fails) before this returns.
+            _ = try? await writing?.task.value
+            throw error
         }
+    }
+
+    /// Waits for a catch-up's write; records and reports its progress.
+    private func finished(_ w: (task: Task<Int, Error>, batches: [Batch], progress: Progress),
+                          _ report: (@Sendable (Progress) -> Void)?) async throws -> Int {
+        var p = w.progress
+        p.appended = try await w.task.value
+        recordPositions(w.batches)
+        report?(p)
+        return p.appended
     }
 
     /// Follows until the task is cancelled. A failing database is retried with backoff (0.5 s
@@ -292,13 +344,13 @@ public actor SynapseFollower {
         var backoff = 0.5
         while !Task.isCancelled {
             do {
-                let p = try await poll()
+                _ = try await catchUp()
                 if failingSince != nil {
                     logger.info("Synapse follower: \(source.description) is back; following again")
                     failingSince = nil
                     backoff = 0.5
                 }
-                if p.caughtUp { try await Task.sleep(for: options.pollInterval) }
+                try await Task.sleep(for: options.pollInterval)
             } catch {
                 if Task.isCancelled || error is CancellationError { return }
                 errors.increment()
