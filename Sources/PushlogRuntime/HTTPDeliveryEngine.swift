@@ -430,29 +430,17 @@ final class DeliveryShard: @unchecked Sendable {
             unreadGlobalBeforeRead = store.unreadGenerations.global
             do {
                 try store.read { view in
-                    var i = 0
-                    while i < ready.count {
-                        let run = ready[i]
-                        i += 1
-                        guard run.phase == .ready else { continue }
+                    forEachReady { run in
                         do {
                             try drive(run, view, &batch)
                         } catch {
                             run.error = error
                             retryAfterError(run)
                         }
-                        if run.phase != .ready, let ticket = run.bootTicket {
-                            run.bootTicket = nil
-                            ticket.started()
-                        }
                     }
                 }
             } catch {
-                var i = 0
-                while i < ready.count {  // a slot released here may make another run ready
-                    let run = ready[i]
-                    i += 1
-                    guard run.phase == .ready else { continue }
+                forEachReady { run in
                     run.error = error
                     retryAfterError(run)
                 }
@@ -468,6 +456,23 @@ final class DeliveryShard: @unchecked Sendable {
             let cpu1 = BackgroundProcesses.threadCPU()
             account.cpu(user: cpu1.user - cpu0.user, system: cpu1.system - cpu0.system)
             cpuMark = nil
+        }
+    }
+
+    /// Calls `body` on every run still ready in `ready`, which may grow meanwhile (a slot
+    /// released by one run can make another ready). A boot poke counts as started once its run
+    /// is no longer ready: it has a request in flight, waits, or has finished.
+    private func forEachReady(_ body: (Run) -> Void) {
+        var i = 0
+        while i < ready.count {
+            let run = ready[i]
+            i += 1
+            guard run.phase == .ready else { continue }
+            body(run)
+            if run.phase != .ready, let ticket = run.bootTicket {
+                run.bootTicket = nil
+                ticket.started()
+            }
         }
     }
 
