@@ -17,7 +17,9 @@ import Synchronization
 ///   congestion, by 1/√limit per answer (√limit per round trip).
 /// - When the smoothed latency climbs above ``tolerance`` × the baseline, the limit shrinks in
 ///   proportion (at most halved, at most once per round trip); on a timeout, a 429 or a 503 it
-///   is halved.
+///   is halved. A climb of less than ``slackMS`` is never congestion: a gateway on the same
+///   machine or network answers in under a millisecond unloaded, and the few milliseconds a
+///   busy CPU adds to that would otherwise hold it at the minimum, two pushes at a time.
 /// - It never grows while the host is not using it (fewer than half the slots in flight).
 ///
 /// `push.max_in_flight_per_host` is the ceiling.
@@ -25,6 +27,7 @@ struct AdaptiveLimit: Sendable {
     static let initial = 32.0
     static let minimum = 2.0
     static let tolerance = 2.5
+    static let slackMS = 10.0
     static let baselineWindowMS: Int64 = 10_000
 
     let ceiling: Double
@@ -71,13 +74,13 @@ struct AdaptiveLimit: Sendable {
         // would take a burst of slow first answers for the host's normal).
         windowMin = min(windowMin, latency)
         guard samples >= Self.warmUp else { return }
-        let ratio = s / baseline
-        if ratio <= Self.tolerance {
+        let congestedAbove = max(Self.tolerance * baseline, baseline + Self.slackMS)
+        if s <= congestedAbove {
             guard Double(inFlight) >= limit / 2 else { return }  // not using what it has
             limit = min(ceiling, slowStart ? limit + Self.slowStartStep : limit + 1 / limit.squareRoot())
         } else {
             slowStart = false
-            decrease(by: max(0.5, Self.tolerance / ratio), now: now)
+            decrease(by: max(0.5, congestedAbove / s), now: now)
         }
     }
 
