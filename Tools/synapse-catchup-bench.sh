@@ -3,12 +3,17 @@
 # their events inserted directly into a fresh PostgreSQL database with Synapse's schema; then
 #   1. `pushlog follow synapse --once` into an empty data dir: rows/s until the log has them all;
 #   2. `COPY (SELECT <the follower's join>) TO STDOUT` of the same rows: the baseline.
-# Usage: Tools/synapse-catchup-bench.sh [PUSHLOG_BINARY] [ACTIONS]
+# MODE "restart" times a catch-up after a restart instead of a first start: the data dir first
+# follows the database while it holds only the pushers, then the actions are inserted and
+# `follow synapse --once` resumes from the stored positions.
+# Usage: Tools/synapse-catchup-bench.sh [PUSHLOG_BINARY] [ACTIONS] [first|restart]
 # (default binary: Tools/release.sh's). Needs Tools/follower-test-deps.sh's PostgreSQL and venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${1:-}"
 actions="${2:-1000000}"
+mode="${3:-first}"
+case "$mode" in first|restart) ;; *) echo "MODE must be first or restart, not $mode" >&2; exit 2 ;; esac
 users=5
 events=$((actions / users))
 [ -n "$bin" ] || bin=$(Tools/release.sh | tail -n 1)
@@ -33,6 +38,12 @@ INSERT INTO pushers (id, user_name, profile_tag, kind, app_id, app_display_name,
 INSERT INTO room_stats_state (room_id, name, canonical_alias) VALUES ('!bench:bench', 'Bench', '#bench:bench');
 INSERT INTO room_stats_current (room_id, current_state_events, joined_members, invited_members, left_members,
   banned_members, local_users_in_room, completed_delta_stream_id) VALUES ('!bench:bench', 10, $((users + 1)), 0, 0, 0, $((users + 1)), 1);
+SQL
+if [ "$mode" = restart ]; then
+    echo "first start with the pushers only..." >&2
+    "$bin" follow synapse --database "postgresql://postgres@127.0.0.1:$port/synapse" --once --data-dir "$dir/pushlog" 2>"$dir/first.log"
+fi
+psql -d synapse <<SQL
 INSERT INTO events (stream_ordering, topological_ordering, event_id, type, room_id, processed, outlier, origin_server_ts, received_ts, sender)
   SELECT s, s, '\$e' || s, 'm.room.message', '!bench:bench', TRUE, FALSE, $now, $now, '@sender:bench' FROM generate_series(1, $events) s;
 INSERT INTO event_json (event_id, room_id, internal_metadata, json, format_version)
@@ -53,14 +64,14 @@ join="SELECT epa.stream_ordering, epa.user_id, epa.room_id, epa.event_id, epa.ac
 t0=$(date +%s.%N)
 psql -d synapse -c "COPY ($join) TO STDOUT" > /dev/null
 t1=$(date +%s.%N)
-"$bin" follow synapse --database "postgresql://postgres@127.0.0.1:$port/synapse" --once --backfill 3650d --data-dir "$dir/pushlog" 2>"$dir/follow.log"
+"$bin" follow synapse --database "postgresql://postgres@127.0.0.1:$port/synapse" --once --backfill 3650d --data-dir "$dir/pushlog" 2>"$dir/follow.log" || { cat "$dir/follow.log" >&2; exit 1; }
 t2=$(date +%s.%N)
 head=$("$bin" stats --data-dir "$dir/pushlog" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["head"])')
-python3 - "$actions" "$t0" "$t1" "$t2" "$head" <<'PY'
+python3 - "$actions" "$t0" "$t1" "$t2" "$head" "$mode" <<'PY'
 import sys
 n, t0, t1, t2, head = int(sys.argv[1]), *map(float, sys.argv[2:5]), int(sys.argv[5])
 copy, follow = t1 - t0, t2 - t1
 print(f"push actions: {n}; log head after: {head} (entries: {n} notifications + pushers)")
 print(f"COPY (SELECT join) TO STDOUT: {copy:.2f} s, {n / copy:,.0f} rows/s")
-print(f"pushlog follow synapse --once: {follow:.2f} s, {n / follow:,.0f} rows/s; ratio {follow / copy:.2f}x the COPY")
+print(f"pushlog follow synapse --once ({sys.argv[6]} start): {follow:.2f} s, {n / follow:,.0f} rows/s; ratio {follow / copy:.2f}x the COPY")
 PY

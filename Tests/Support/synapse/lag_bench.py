@@ -63,6 +63,8 @@ def main():
     ap.add_argument("--rate", type=float, default=20)
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--drain", type=float, default=120, help="seconds to wait for pushes after the last message")
+    ap.add_argument("--pushlog-only", action="store_true",
+                    help="Synapse does not push (pusher_instances: []): only Pushlog's lag is measured")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="pushlog-lag-")
     h.temp_dirs.append(work)
@@ -80,7 +82,7 @@ def run(args, work):
 
     harness = h.Harness()
     t0 = time.time()
-    harness.do_start_synapse({"database": "postgresql", "pushers": True})
+    harness.do_start_synapse({"database": "postgresql", "pushers": not args.pushlog_only})
     print("synapse on postgresql up in %.0f s" % (time.time() - t0), file=sys.stderr)
     users = ["u%03d" % i for i in range(args.members)]
     for u in users:
@@ -119,6 +121,7 @@ def run(args, work):
     # The sender: a steady rate, 4 threads so one slow answer does not stall the pace.
     total = int(args.rate * args.seconds)
     sent = []
+    round_trips = []  # ms from the PUT to Synapse's answer, which comes once the event is persisted
     lock = threading.Lock()
     start = time.time() + 0.5
 
@@ -127,10 +130,12 @@ def run(args, work):
             delay = start + i / args.rate - time.time()
             if delay > 0:
                 time.sleep(delay)
+            t = time.time()
             r = harness.synapse.request("PUT", "%s/send/m.room.message/b%d" % (harness.room_path(room), i),
                                         {"msgtype": "m.text", "body": "bench %d" % i}, harness.token(users[0]))
             with lock:
                 sent.append(r["event_id"])
+                round_trips.append(int((time.time() - t) * 1000))
 
     threads = [threading.Thread(target=sender, args=(k,)) for k in range(4)]
     for t in threads:
@@ -148,18 +153,58 @@ def run(args, work):
     deadline = time.time() + args.drain
     while time.time() < deadline:
         rows = arrivals()
-        if sum(1 for r in rows if r[1] == "pushlog") >= expected and sum(1 for r in rows if r[1] == "synapse") >= expected:
+        if sum(1 for r in rows if r[1] == "pushlog") >= expected and (
+                args.pushlog_only or sum(1 for r in rows if r[1] == "synapse") >= expected):
             break
         time.sleep(2)
     rows = arrivals()
     ts = dict(harness.synapse.sql("SELECT event_id, origin_server_ts FROM events WHERE room_id = ? AND type = 'm.room.message'", (room,)))
     print("sent %d messages in %.1f s (%.1f/s) to %d members: %d pushes expected per pusher side"
           % (len(sent), took, len(sent) / took, args.members, expected))
-    for who in ("pushlog", "synapse"):
+    print("Synapse's send round trip (the event persisted, its push actions with it): p50 %s ms  p99 %s ms"
+          % (percentile(round_trips, 50), percentile(round_trips, 99)))
+    # Pushlog's own view of the gateway: its answer time, from the latency histogram.
+    metrics = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port).read().decode()
+    buckets = []
+    for line in metrics.splitlines():
+        if line.startswith("pushlog_gateway_latency_seconds_bucket{"):
+            le = line.split('le="')[1].split('"')[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.rsplit(" ", 1)[1])))
+    if buckets and buckets[-1][1] > 0:
+        buckets.sort()
+        total = buckets[-1][1]
+        q = lambda p: next(le for le, n in buckets if n >= p * total)
+        print("gateway answer time seen by Pushlog (histogram buckets): p50 <= %s s  p99 <= %s s" % (q(0.5), q(0.99)))
+    # When the follower appended each message (the log's append time): Synapse's part and the
+    # follower's, before delivery begins.
+    replay = subprocess.run([args.pushlog, "replay", "--data-dir", data, "--type", "notification", "--json"],
+                            capture_output=True, text=True, check=True).stdout
+    appended = {}
+    for line in replay.splitlines():
+        e = json.loads(line)
+        if e.get("event_id") in ts:
+            appended[e["event_id"]] = min(appended.get(e["event_id"], e["ts"]), e["ts"])
+    lags = [appended[e] - ts[e] for e in appended]
+    print("appended to Pushlog's log after origin_server_ts: p50 %s ms  p99 %s ms" % (percentile(lags, 50), percentile(lags, 99)))
+    for name, proc in (("pushlog serve", serve), ("gateway", gw)):
+        with open("/proc/%d/stat" % proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        print("%s CPU: %.1f s" % (name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")))
+    for who in ("pushlog",) if args.pushlog_only else ("pushlog", "synapse"):
         lags = [int(r[0]) - ts[r[2]] for r in rows if r[1] == who and r[2] in ts]
         keys = set((r[2], r[3]) for r in rows if r[1] == who and r[2] in ts)
         print("%-8s delivered %6d/%d  p50 %s ms  p99 %s ms  max %s ms"
               % (who, len(keys), expected, percentile(lags, 50), percentile(lags, 99), max(lags) if lags else None))
+        # Per message: when its first and its last push arrived (the spread is the fan-out's time).
+        per = {}
+        for r in rows:
+            if r[1] == who and r[2] in ts:
+                lo, hi = per.get(r[2], (None, None))
+                t = int(r[0]) - ts[r[2]]
+                per[r[2]] = (t if lo is None else min(lo, t), t if hi is None else max(hi, t))
+        print("%-8s per message: first push p50 %s ms, last push p50 %s ms; first 50 messages p50 %s ms, last 50 p50 %s ms"
+              % (who, percentile([v[0] for v in per.values()], 50), percentile([v[1] for v in per.values()], 50),
+                 percentile([per[e][1] for e in sent[:50] if e in per], 50), percentile([per[e][1] for e in sent[-50:] if e in per], 50)))
     serve.terminate()
 
 
