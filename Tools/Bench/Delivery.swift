@@ -60,9 +60,12 @@ func deliverChild(_ dir: String, concurrency: Int) async {
     let cpu0 = cpuSeconds()
     let lazyMS = Int(ProcessInfo.processInfo.environment["BENCH_LAZY_MS"] ?? "10")!
     let store = try! Store(dataDir: dir, options: StoreOptions(durability: .nometasync, lazyCommitDelay: .milliseconds(lazyMS)))
-    let http = try! CurlClient(maxConnectionsPerHost: 16)
+    // As `serve` does (one connection per request in flight), unless BENCH_CONNECTIONS says.
+    let connections = ProcessInfo.processInfo.environment["BENCH_CONNECTIONS"].flatMap(Int.init) ?? PushConfig().maxInFlightPerHost
+    let http = try! CurlClient(maxConnectionsPerHost: connections, connectionCacheSize: connections)
     let processes = BackgroundProcesses(logger: quietLogger())
     var config = PushConfig()
+    if let ceiling = ProcessInfo.processInfo.environment["BENCH_CEILING"].flatMap(Int.init) { config.maxInFlightPerHost = ceiling }
     config.addressPolicy.allowed = benchGatewayAllowed
     config.startupConcurrency = concurrency
     if let threads = ProcessInfo.processInfo.environment["BENCH_DELIVERY_THREADS"].flatMap(Int.init) { config.deliveryThreads = threads }
