@@ -15,11 +15,13 @@ import Synchronization
 ///   from 32 to 1,024 in four round trips, and overshoots a host's knee by at most about three
 ///   times before the latency says so), then, after the first sign of
 ///   congestion, by 1/√limit per answer (√limit per round trip).
-/// - When the smoothed latency climbs above ``tolerance`` × the baseline, the limit shrinks in
-///   proportion (at most halved, at most once per round trip); on a timeout, a 429 or a 503 it
-///   is halved. A climb of less than ``slackMS`` is never congestion: a gateway on the same
-///   machine or network answers in under a millisecond unloaded, and the few milliseconds a
-///   busy CPU adds to that would otherwise hold it at the minimum, two pushes at a time.
+/// - When the smoothed latency climbs above ``tolerance`` × the baseline, the limit stops
+///   growing; above that and ``slackMS`` more than the baseline, it shrinks in proportion (at
+///   most halved, at most once per round trip). On a timeout, a 429 or a 503 it is halved.
+///   A climb of less than ``slackMS`` is never congestion: a gateway on the same machine or
+///   network answers in under a millisecond unloaded, and the few milliseconds a busy CPU adds
+///   to that once held it at the minimum, two pushes at a time. (For a baseline above
+///   ``slackMS`` / 1.5, the two bounds are one.)
 /// - It never grows while the host is not using it (fewer than half the slots in flight).
 ///
 /// `push.max_in_flight_per_host` is the ceiling.
@@ -74,13 +76,19 @@ struct AdaptiveLimit: Sendable {
         // would take a burst of slow first answers for the host's normal).
         windowMin = min(windowMin, latency)
         guard samples >= Self.warmUp else { return }
-        let congestedAbove = max(Self.tolerance * baseline, baseline + Self.slackMS)
-        if s <= congestedAbove {
+        // Between the two bounds it holds: a host next door past its knee (answers a few
+        // milliseconds slower than unloaded) gains nothing from more requests, and one whose
+        // answers merely jitter by a few milliseconds is not congested.
+        let growsBelow = Self.tolerance * baseline
+        let shrinksAbove = max(growsBelow, baseline + Self.slackMS)
+        if s <= growsBelow {
             guard Double(inFlight) >= limit / 2 else { return }  // not using what it has
             limit = min(ceiling, slowStart ? limit + Self.slowStartStep : limit + 1 / limit.squareRoot())
+        } else if s > shrinksAbove {
+            slowStart = false
+            decrease(by: max(0.5, shrinksAbove / s), now: now)
         } else {
             slowStart = false
-            decrease(by: max(0.5, congestedAbove / s), now: now)
         }
     }
 
