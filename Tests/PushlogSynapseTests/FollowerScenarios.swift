@@ -122,6 +122,32 @@ enum FollowerScenarios {
         store.close()
     }
 
+    /// Following live with the whole-window count spaced out (`windowCheckInterval`), a late row
+    /// is still appended once it settles: the part of the window that leaves it is checked on
+    /// every poll.
+    static func lateCommitBetweenWindowChecks(_ db: some SynapseTestDatabase) async throws {
+        let w = try await db.writer()
+        let store = try store("late-between-checks")
+        var options = testOptions()
+        options.lateness = .milliseconds(300)
+        options.windowCheckInterval = .seconds(3_600)
+        let follower = SynapseFollower(store: store, source: try await db.source(), options: options)
+        try await w.pusher(id: 1, user: "@alice:example.org")
+        _ = try await follower.catchUp()  // the whole window checked: the next hour, only what leaves it
+        try await w.message(20, room: "!r:example.org", sender: "@bob:example.org", notifying: ["@alice:example.org"])
+        _ = try await follower.catchUp()
+        // 15 was handed out before 20 but commits only now.
+        try await w.message(15, room: "!r:example.org", sender: "@bob:example.org", notifying: ["@alice:example.org"])
+        _ = try await follower.catchUp()
+        #expect(try notifications(store).map(\.streamOrdering) == [20], "the whole window was counted again")
+        // The time under test: the head seen with 20 settles, and 15 leaves the window.
+        try await Task.sleep(for: .milliseconds(400))
+        _ = try await follower.catchUp()
+        _ = try await follower.catchUp()
+        #expect(try notifications(store).map(\.streamOrdering) == [20, 15])
+        store.close()
+    }
+
     /// A new follower on the same store (a restart) goes on where the last one stopped: no gap,
     /// nothing twice.
     static func restart(_ db: some SynapseTestDatabase) async throws {

@@ -14,6 +14,9 @@ struct PostgresFollowerTests {
     @Test("catching up, a late row is appended once and the window closes behind the rows read once lateness has passed")
     func lateCommitWhileCatchingUp() async throws { try await FollowerScenarios.lateCommitWhileCatchingUp(try await PostgresTestDatabase.make()) }
 
+    @Test("following live with the whole-window count spaced out, a late row is appended once it leaves the window")
+    func lateCommitBetweenWindowChecks() async throws { try await FollowerScenarios.lateCommitBetweenWindowChecks(try await PostgresTestDatabase.make()) }
+
     @Test("a restart resumes without a gap and without appending twice")
     func restart() async throws { try await FollowerScenarios.restart(try await PostgresTestDatabase.make()) }
 
