@@ -69,6 +69,8 @@ public actor SynapseFollower {
     }
 
     typealias Batch = (stream: SynapseStream, rows: [StreamRow], next: SourcePosition)
+    /// A catch-up's write under way: the task, what it writes, and the progress to report.
+    private typealias Writing = (task: Task<Int, Error>, batches: [Batch], progress: Progress)
 
     /// The first start's import when no position is stored yet, then one poll of every stream.
     public func poll() async throws -> Progress {
@@ -316,7 +318,7 @@ public actor SynapseFollower {
         try await startIfNeeded()
         var total = 0
         var stored = try store.sourcePositions()
-        var writing: (task: Task<Int, Error>, batches: [Batch], progress: Progress)?
+        var writing: Writing?
         do {
             while true {
                 let (batches, p) = try await read(from: stored)
@@ -326,7 +328,7 @@ public actor SynapseFollower {
                 }
                 let over = stored
                 for b in batches { stored[Self.key(b.stream)] = b.next }
-                let w = (task: Task { try await self.write(batches, over: over) }, batches: batches, progress: p)
+                let w: Writing = (Task { try await self.write(batches, over: over) }, batches, p)
                 if p.caughtUp {
                     return total + (try await finished(w, progress))
                 }
@@ -340,8 +342,7 @@ public actor SynapseFollower {
     }
 
     /// Waits for a catch-up's write; records and reports its progress.
-    private func finished(_ w: (task: Task<Int, Error>, batches: [Batch], progress: Progress),
-                          _ report: (@Sendable (Progress) -> Void)?) async throws -> Int {
+    private func finished(_ w: Writing, _ report: (@Sendable (Progress) -> Void)?) async throws -> Int {
         var p = w.progress
         p.appended = try await w.task.value
         recordPositions(w.batches)

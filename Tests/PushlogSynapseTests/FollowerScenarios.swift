@@ -68,17 +68,36 @@ enum FollowerScenarios {
         store.close()
     }
 
-    /// A row committed after a higher one was read is still appended, once.
-    static func lateCommit(_ db: some SynapseTestDatabase) async throws {
+    /// A follower on a fresh store that has taken alice's pusher (its first start done), for the
+    /// late-commit scenarios.
+    static func followingAlice(_ db: some SynapseTestDatabase, _ name: String,
+                               options: SynapseFollowerOptions = testOptions()) async throws -> (SynapseWriter, Store, SynapseFollower) {
         let w = try await db.writer()
-        let store = try store("late")
-        let follower = SynapseFollower(store: store, source: try await db.source(), options: testOptions())
+        let store = try store(name)
+        let follower = SynapseFollower(store: store, source: try await db.source(), options: options)
         try await w.pusher(id: 1, user: "@alice:example.org")
         _ = try await follower.catchUp()
-        try await w.message(20, room: "!r:example.org", sender: "@bob:example.org", notifying: ["@alice:example.org"])
+        return (w, store, follower)
+    }
+
+    /// Bob's message at stream ordering `so`, notifying alice.
+    static func bobToAlice(_ w: SynapseWriter, _ so: Int64) async throws {
+        try await w.message(so, room: "!r:example.org", sender: "@bob:example.org", notifying: ["@alice:example.org"])
+    }
+
+    /// Alice's pusher's pending count.
+    static func alicePending(_ store: Store) throws -> Int? {
+        let id = PusherID(userID: "@alice:example.org", appID: "com.example.app", pushkey: "key")
+        return try store.read { view in try view.pusherState(id) }?.pending
+    }
+
+    /// A row committed after a higher one was read is still appended, once.
+    static func lateCommit(_ db: some SynapseTestDatabase) async throws {
+        let (w, store, follower) = try await followingAlice(db, "late")
+        try await bobToAlice(w, 20)
         _ = try await follower.catchUp()
         // 15 was handed out before 20 but commits only now.
-        try await w.message(15, room: "!r:example.org", sender: "@bob:example.org", notifying: ["@alice:example.org"])
+        try await bobToAlice(w, 15)
         try await w.receipt(3, user: "@alice:example.org", room: "!r:example.org", event: "$e20", so: 20)
         _ = try await follower.catchUp()
         try await w.receipt(2, user: "@alice:example.org", room: "!r:other:example.org", event: "$e1", so: 1)
@@ -88,8 +107,7 @@ enum FollowerScenarios {
         let receipts = try entries(store).compactMap { if case .receipt(let r) = $0 { r.roomID } else { nil } }
         #expect(receipts == ["!r:example.org", "!r:other:example.org"])
         // The late one is delivered: the pusher's cursor is behind it.
-        let id = PusherID(userID: "@alice:example.org", appID: "com.example.app", pushkey: "key")
-        #expect(try #require(try store.read { view in try view.pusherState(id) }).pending == 2)
+        #expect(try alicePending(store) == 2)
         store.close()
     }
 
@@ -98,18 +116,14 @@ enum FollowerScenarios {
     /// window closes behind the rows read: nothing is kept to tell them apart, where a window of
     /// positions reached would have grown with the catch-up.
     static func lateCommitWhileCatchingUp(_ db: some SynapseTestDatabase) async throws {
-        let w = try await db.writer()
-        let store = try store("late-catch-up")
         var options = testOptions()
         options.batchSize = 2
         options.lateness = .milliseconds(300)
-        let follower = SynapseFollower(store: store, source: try await db.source(), options: options)
-        try await w.pusher(id: 1, user: "@alice:example.org")
-        _ = try await follower.catchUp()
-        for so in Int64(20)..<40 { try await w.message(so, room: "!r:example.org", sender: "@bob:example.org", notifying: ["@alice:example.org"]) }
+        let (w, store, follower) = try await followingAlice(db, "late-catch-up", options: options)
+        for so in Int64(20)..<40 { try await bobToAlice(w, so) }
         #expect(try await follower.poll().caughtUp == false)
         // 15 was handed out before 20 but commits only now, while the follower is behind.
-        try await w.message(15, room: "!r:example.org", sender: "@bob:example.org", notifying: ["@alice:example.org"])
+        try await bobToAlice(w, 15)
         // The time under test: the head seen by the first poll (39) settles.
         try await Task.sleep(for: .milliseconds(400))
         _ = try await follower.catchUp()
@@ -117,8 +131,7 @@ enum FollowerScenarios {
         #expect(orderings.count == 21 && orderings.sorted() == [15] + Array(20..<40))
         let positions = try store.sourcePositions()
         #expect(try store.sourceSeenCount("synapse.push_actions", above: 0, atMost: .max) == 0, "\(positions)")
-        let id = PusherID(userID: "@alice:example.org", appID: "com.example.app", pushkey: "key")
-        #expect(try #require(try store.read { view in try view.pusherState(id) }).pending == 21)
+        #expect(try alicePending(store) == 21)
         store.close()
     }
 
@@ -126,18 +139,15 @@ enum FollowerScenarios {
     /// is still appended once it settles: the part of the window that leaves it is checked on
     /// every poll.
     static func lateCommitBetweenWindowChecks(_ db: some SynapseTestDatabase) async throws {
-        let w = try await db.writer()
-        let store = try store("late-between-checks")
         var options = testOptions()
         options.lateness = .milliseconds(300)
         options.windowCheckInterval = .seconds(3_600)
-        let follower = SynapseFollower(store: store, source: try await db.source(), options: options)
-        try await w.pusher(id: 1, user: "@alice:example.org")
-        _ = try await follower.catchUp()  // the whole window checked: the next hour, only what leaves it
-        try await w.message(20, room: "!r:example.org", sender: "@bob:example.org", notifying: ["@alice:example.org"])
+        // Its first catch-up checked the whole window: for the next hour, only what leaves it.
+        let (w, store, follower) = try await followingAlice(db, "late-between-checks", options: options)
+        try await bobToAlice(w, 20)
         _ = try await follower.catchUp()
         // 15 was handed out before 20 but commits only now.
-        try await w.message(15, room: "!r:example.org", sender: "@bob:example.org", notifying: ["@alice:example.org"])
+        try await bobToAlice(w, 15)
         _ = try await follower.catchUp()
         #expect(try notifications(store).map(\.streamOrdering) == [20], "the whole window was counted again")
         // The time under test: the head seen with 20 settles, and 15 leaves the window.
