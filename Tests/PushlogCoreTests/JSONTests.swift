@@ -36,6 +36,26 @@ struct JSONTests {
         #expect(try JSON.parse(#"{"stream_ordering": 1732900000000123}"#)["stream_ordering"] == .int(1_732_900_000_000_123))
         // Beyond Int64 it is a number, no longer an integer.
         #expect(try JSON.parse("9223372036854775808").intValue == nil)
+        // Either side of the 18 digits read without making text, and the sign.
+        #expect(try JSON.parse("999999999999999999") == .int(999_999_999_999_999_999))
+        #expect(try JSON.parse("-99999999999999999") == .int(-99_999_999_999_999_999))
+        #expect(try JSON.parse("-999999999999999999") == .int(-999_999_999_999_999_999))
+        #expect(try JSON.parse("1000000000000000000") == .int(1_000_000_000_000_000_000))
+        #expect(try JSON.parse("[0, -0, 7, -7]") == .array([.int(0), .int(0), .int(7), .int(-7)]))
+    }
+
+    @Test("strings with and without escapes, and where the two readings meet")
+    func strings() throws {
+        #expect(try JSON.parse(#""plain ünïcode 🎉""#) == .string("plain ünïcode 🎉"))
+        #expect(try JSON.parse(#""""#) == .string(""))
+        #expect(try JSON.parse(#""a\"b\\c\u00e9\ud83c\udf89""#) == .string("a\"b\\cé🎉"))
+        #expect(try JSON.parse(#"{"k\n": "v"}"#) == .object(["k\n": .string("v")]))
+        // A raw control character is refused whether or not an escape came before it.
+        #expect(throws: JSONParseError.self) { try JSON.parse(Array("\"ab\u{01}c\"".utf8)) }
+        #expect(throws: JSONParseError.self) { try JSON.parse(Array("\"a\\nb\u{01}c\"".utf8)) }
+        // An unterminated string is refused, with or without an escape.
+        #expect(throws: JSONParseError.self) { try JSON.parse(#""abc"#) }
+        #expect(throws: JSONParseError.self) { try JSON.parse(#""a\tbc"#) }
     }
 
     @Test("invalid UTF-8 is refused, in strings and as raw bytes")

@@ -36,6 +36,16 @@ final class BenchServer {
         Thread.detachNewThread { while !drain.availableData.isEmpty {} }
     }
 
+    /// The CPU seconds (user + system) the server has used so far, from `/proc/PID/stat`.
+    func cpuSeconds() -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        // Fields after the command: state is the 3rd field, utime and stime the 14th and 15th.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
     func stop() {
         kill(process.processIdentifier, SIGTERM)
         process.waitUntilExit()
@@ -118,16 +128,23 @@ func benchFanout() async {
                 let start = ContinuousClock.now
                 let r = try! await http.post(api + "/notifications", body: body, headers: json, timeout: .seconds(120))
                 precondition(r.status == 200, "POST /v1/notifications: \(r.status)")
+                let answered = ContinuousClock.now
                 do {
                     try await gateway.waitUntil(received: n, timeout: .seconds(600))
                 } catch {
                     fatalError("fanout \(n) (\(binary.label)): \(error)")
                 }
-                times.append(seconds(gateway.stats().lastReceived! - start))
+                let stats = gateway.stats()
+                times.append(seconds(stats.lastReceived! - start))
+                // Where the time went: the POST's own answer, the first push, the peak in flight.
+                FileHandle.standardError.write(Data(("fanout \(n) (\(binary.label)) run \(run + 1): last push \(fmt(times.last!, 3)) s; "
+                    + "POST answered \(fmt(seconds(answered - start), 3)) s, first push \(fmt(seconds(stats.firstReceived! - start), 3)) s, "
+                    + "peak in flight \(stats.peakInFlight)\n").utf8))
                 // Let the last answers land before the next message.
                 try? await gateway.waitUntil(timeout: .seconds(60)) { $0.answered >= n && $0.inFlight == 0 }
                 progress("fanout \(n) (\(binary.label)): runs", run + 1, runs)
             }
+            FileHandle.standardError.write(Data("fanout \(n) (\(binary.label)): serve used \(fmt(server.cpuSeconds(), 2)) s of CPU over the registration and \(runs) runs\n".utf8))
             server.stop()
             medians.append(median(times))
         }

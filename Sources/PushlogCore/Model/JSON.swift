@@ -230,6 +230,18 @@ private struct Parser {
             guard i < buf.count, buf[i] >= 0x30, buf[i] <= 0x39 else { throw fail("invalid number") }
             while i < buf.count, buf[i] >= 0x30, buf[i] <= 0x39 { i += 1 }
         }
+        if isInt, i - start <= 18 {
+            // At most 18 digits (and a sign) always fit in an Int64: no text to make.
+            var index = start
+            let negative = buf[index] == UInt8(ascii: "-")
+            if negative { index += 1 }
+            var v: Int64 = 0
+            while index < i {
+                v = v &* 10 &+ Int64(buf[index] &- 0x30)
+                index += 1
+            }
+            return .int(negative ? -v : v)
+        }
         let text = String(decoding: UnsafeBufferPointer(rebasing: buf[start..<i]), as: UTF8.self)
         if isInt, let v = Int64(text) { return .int(v) }
         guard let d = Double(text), d.isFinite else { throw JSONParseError(offset: start, reason: "number out of range") }
@@ -256,6 +268,21 @@ private struct Parser {
 
     mutating func string() throws -> String {
         i += 1  // opening quote
+        // Most strings hold no escape: make the String straight from the input, without
+        // collecting its bytes first.
+        var end = i
+        while end < buf.count {
+            let c = buf[end]
+            if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") || c < 0x20 { break }
+            end += 1
+        }
+        if end < buf.count, buf[end] == UInt8(ascii: "\"") {
+            guard let s = String(validating: UnsafeBufferPointer(rebasing: buf[i..<end]), as: UTF8.self) else {
+                throw fail("string is not valid UTF-8")
+            }
+            i = end + 1
+            return s
+        }
         var out: [UInt8] = []
         var start = i
         while true {
