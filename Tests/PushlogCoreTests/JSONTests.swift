@@ -115,6 +115,7 @@ struct JSONTests {
             "f": .object([:]), "g": .array([]),
         ])
         #expect(v.text == #"{"a":-1,"b":[true,null,"x\"y\\z"],"c":"line\nret\rtab\t\u0001\u001fé","d":1.5,"e":null,"f":{},"g":[]}"#)
+        #expect(v.serializedCount == v.serialized().count)
         #expect(JSON.int(.min).text == "-9223372036854775808")
     }
 
@@ -124,6 +125,8 @@ struct JSONTests {
         for _ in 0..<200 {
             let v = randomJSON(&rng, depth: 0)
             #expect(try JSON.parse(v.serialized()) == v)
+            // The size bounds count without writing: the count is the bytes written.
+            #expect(v.serializedCount == v.serialized().count, "\(v.text)")
             #expect(try JSON.parse(v.text) == v)
         }
     }

@@ -59,6 +59,42 @@ extension JSON {
 
     public var text: String { String(decoding: serialized(), as: UTF8.self) }
 
+    /// How many bytes ``serialized()`` writes, counted without writing them (nor sorting keys,
+    /// which does not change the count): for the size bounds checked before anything is stored.
+    public var serializedCount: Int {
+        switch self {
+        case .null: return 4
+        case .bool(let b): return b ? 4 : 5
+        case .int(let i): return String(i).utf8.count
+        case .double(let d): return d.isFinite ? "\(d)".utf8.count : 4
+        case .string(let s): return JSON.stringCount(s)
+        case .array(let a):
+            var n = 2 + max(0, a.count - 1)
+            for v in a { n += v.serializedCount }
+            return n
+        case .object(let o):
+            var n = 2 + max(0, o.count - 1)
+            for (k, v) in o { n += JSON.stringCount(k) + 1 + v.serializedCount }
+            return n
+        }
+    }
+
+    /// The bytes ``writeString(_:to:)`` writes for `s`: its UTF-8, two quotes, one more byte per
+    /// two-character escape and five more per `\u00XX`.
+    static func stringCount(_ s: String) -> Int {
+        var s = s
+        return s.withUTF8 { u in
+            var n = u.count + 2
+            for b in u where b < 0x20 || b == 0x22 || b == 0x5C {
+                switch b {
+                case 0x22, 0x5C, 0x0A, 0x0D, 0x09: n += 1
+                default: n += 5
+                }
+            }
+            return n
+        }
+    }
+
     public func write(to out: inout [UInt8]) {
         switch self {
         case .null: out.append(contentsOf: "null".utf8)

@@ -64,7 +64,7 @@ public enum EntryDecoder {
         if actions.count > Limits.actionsCount {
             throw InputError(field: "actions", message: "has more than \(Limits.actionsCount) elements", kind: .invalid)
         }
-        if actionsValue.serialized().count > Limits.actionsBytes { throw tooLong("actions", Limits.actionsBytes) }
+        if actionsValue.serializedCount > Limits.actionsBytes { throw tooLong("actions", Limits.actionsBytes) }
         for (i, a) in actions.enumerated() {
             switch a {
             case .string: break
@@ -84,13 +84,13 @@ public enum EntryDecoder {
         if let c = ev["content"], c.objectValue == nil { throw badType("event.content", "an object", c) }
         if let s = ev["state_key"], s.stringValue == nil { throw badType("event.state_key", "a string", s) }
         if let t = ev["origin_server_ts"], t.intValue == nil { throw badType("event.origin_server_ts", "an integer", t) }
-        if eventValue.serialized().count > Limits.eventBytes {
+        if eventValue.serializedCount > Limits.eventBytes {
             throw InputError(field: "event", message: "is larger than \(Limits.eventBytes) bytes", kind: .invalid)
         }
         var context: [String: JSON]?
         if let c = o["context"], !c.isNull {
             guard case .object(let ctx) = c else { throw badType("context", "an object", c) }
-            if c.serialized().count > Limits.contextBytes { throw tooLong("context", Limits.contextBytes) }
+            if c.serializedCount > Limits.contextBytes { throw tooLong("context", Limits.contextBytes) }
             for key in ["sender_display_name", "room_name", "room_alias", "room_avatar_url", "sender_avatar_url"] {
                 if let f = ctx[key], !f.isNull {
                     guard case .string(let s) = f else { throw badType("context.\(key)", "a string", f) }
@@ -149,7 +149,7 @@ public enum EntryDecoder {
         }
         guard let dataValue = o["data"] else { throw missing("data") }
         guard case .object(let data) = dataValue else { throw badType("data", "an object", dataValue) }
-        if dataValue.serialized().count > Limits.pusherDataBytes { throw tooLong("data", Limits.pusherDataBytes) }
+        if dataValue.serializedCount > Limits.pusherDataBytes { throw tooLong("data", Limits.pusherDataBytes) }
         switch kind {
         case .http:
             guard let urlValue = data["url"] else { throw missing("data.url") }
