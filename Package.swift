@@ -22,7 +22,8 @@ let package = Package(
         // Already pulled in by Hummingbird; named here for the delaying gateway's NIOHTTP1 server.
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
         // Also pulled in by Hummingbird; named for the API server's `Expect: 100-continue` handler.
-        .package(url: "https://github.com/apple/swift-nio-extras.git", exact: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras", exact: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-http-types", exact: "1.8.0"),
         .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
         .package(url: "https://github.com/apple/swift-collections", exact: "1.6.0"),
         // The Synapse follower: Synapse's database, PostgreSQL or SQLite; sha256 for its shard hash.
@@ -87,6 +88,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
