@@ -105,6 +105,9 @@ struct JSONTests {
         let e = #expect(throws: JSONParseError.self) { try JSON.parse(#"{"a": tru}"#) }
         #expect(e?.offset == 6)
         #expect(e?.description.contains("byte 7") == true)
+        // A string that is not UTF-8 is reported just past its closing quote, escaped or not.
+        #expect((#expect(throws: JSONParseError.self) { try JSON.parse([0x5B, 0x22, 0xFF, 0x22, 0x5D]) })?.offset == 4)
+        #expect((#expect(throws: JSONParseError.self) { try JSON.parse([0x5B, 0x22, 0x5C, 0x6E, 0xFF, 0x22, 0x5D]) })?.offset == 6)
     }
 
     @Test("serialization sorts keys and escapes what JSON requires")

@@ -313,14 +313,16 @@ private struct Parser {
             end += 1
         }
         if end < buf.count, buf[end] == UInt8(ascii: "\"") {
-            guard let s = String(validating: UnsafeBufferPointer(rebasing: buf[i..<end]), as: UTF8.self) else {
-                throw fail("string is not valid UTF-8")
-            }
-            i = end + 1
+            let content = UnsafeBufferPointer(rebasing: buf[i..<end])
+            i = end + 1  // an invalid string is reported past its closing quote, as below
+            guard let s = String(validating: content, as: UTF8.self) else { throw fail("string is not valid UTF-8") }
             return s
         }
+        // An escape, a control character or the end of the input at `end`: the bytes before it
+        // are plain, so the byte-by-byte reading below starts there.
         var out: [UInt8] = []
         var start = i
+        i = end
         while true {
             guard i < buf.count else { throw fail("unterminated string") }
             let c = buf[i]
