@@ -1,5 +1,5 @@
 import Foundation
-import PushlogCore
+@testable import PushlogCore
 import Testing
 import TestSupport
 
@@ -69,6 +69,37 @@ struct JSONTests {
         ] {
             #expect(throws: JSONParseError.self, "\(bad)") { try JSON.parse(bad) }
         }
+    }
+
+    @Test("the parser's UTF-8 check agrees with the standard library's, byte sequence by byte sequence")
+    func utf8CheckAgrees() throws {
+        // Every one- and two-byte sequence, every lead byte with each boundary of the second
+        // byte, then random runs biased to the bytes where UTF-8 has its edges.
+        var cases: [[UInt8]] = (0...255).map { [UInt8($0)] }
+        for a in 0...255 { for b in 0...255 { cases.append([UInt8(a), UInt8(b)]) } }
+        let edges: [UInt8] = [0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF,
+                              0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF]
+        for lead in edges { for second in edges { for third in edges { for fourth: UInt8 in [0x80, 0xBF, 0x41] {
+            cases.append([lead, second, third, fourth])
+        } } } }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            cases.append((0..<Int.random(in: 1...12, using: &rng)).map { _ in edges.randomElement(using: &rng)! })
+        }
+        var mismatches: [[UInt8]] = []
+        for bytes in cases {
+            let ours = bytes.withUnsafeBufferPointer { UTF8Check.isValid($0) }
+            if ours != (String(validating: bytes, as: UTF8.self) != nil) { mismatches.append(bytes) }
+            // And through the parser, as a string with and without an escape in front.
+            guard !bytes.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else { continue }
+            for prefix: [UInt8] in [[], [0x5C, 0x6E]] {
+                let parsed = try? JSON.parse([0x22] + prefix + bytes + [0x22])
+                if (parsed != nil) != ours { mismatches.append(prefix + bytes) }
+            }
+        }
+        #expect(mismatches.count == 0, "first: \(mismatches.prefix(5))")
+        // A valid string comes back whole.
+        #expect(try JSON.parse(Array("\"héllo 😀 \\n ✓\"".utf8)) == .string("héllo 😀 \n ✓"))
     }
 
     @Test("duplicate object keys are refused")
