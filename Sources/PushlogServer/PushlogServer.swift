@@ -54,7 +54,7 @@ public func makeApplication(
 ) -> some ApplicationProtocol {
     Application(
         router: buildRouter(store: store, pool: pool, config: config),
-        server: .http1(additionalChannelHandlers: [ExpectContinueHandler()]),
+        server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()])),
         configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "pushlog"),
         onServerRunning: { channel in await onRunning(channel.localAddress?.port) },
         logger: logger
