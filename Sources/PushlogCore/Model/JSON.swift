@@ -166,7 +166,7 @@ extension JSON {
     public static func parse(_ bytes: some Collection<UInt8>) throws -> JSON {
         var buffer = Array(bytes)
         return try buffer.withUnsafeMutableBufferPointer { buf in
-            var p = Parser(buf: UnsafeBufferPointer(buf))
+            var p = Parser(buf: UnsafeBufferPointer(buf), sizeHints: [Int](repeating: 0, count: Parser.maxDepth + 1))
             p.skipSpace()
             let v = try p.value(depth: 0)
             p.skipSpace()
@@ -179,8 +179,13 @@ extension JSON {
 }
 
 private struct Parser {
+    static let maxDepth = 64
     let buf: UnsafeBufferPointer<UInt8>
     var i = 0
+    /// By depth, the size of the last object or array finished there, at most 16: its next
+    /// sibling is made with that room, not grown and rehashed from empty (a batch's notifications
+    /// all have the same keys). The cap keeps a large sibling from reserving room for many small.
+    var sizeHints: [Int]
 
     func fail(_ reason: String) -> JSONParseError { JSONParseError(offset: i, reason: reason) }
 
@@ -189,14 +194,14 @@ private struct Parser {
     }
 
     mutating func value(depth: Int) throws -> JSON {
-        guard depth < 64 else { throw fail("nested too deeply") }
+        guard depth < Parser.maxDepth else { throw fail("nested too deeply") }
         guard i < buf.count else { throw fail("unexpected end of input") }
         switch buf[i] {
         case UInt8(ascii: "{"):
             i += 1
-            var o: [String: JSON] = [:]
             skipSpace()
-            if i < buf.count, buf[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
+            if i < buf.count, buf[i] == UInt8(ascii: "}") { i += 1; return .object([:]) }
+            var o = [String: JSON](minimumCapacity: sizeHints[depth])
             while true {
                 skipSpace()
                 guard i < buf.count, buf[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
@@ -210,21 +215,22 @@ private struct Parser {
                 skipSpace()
                 guard i < buf.count else { throw fail("unexpected end of input") }
                 if buf[i] == UInt8(ascii: ",") { i += 1; continue }
-                if buf[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
+                if buf[i] == UInt8(ascii: "}") { i += 1; sizeHints[depth] = min(o.count, 16); return .object(o) }
                 throw fail("expected ',' or '}'")
             }
         case UInt8(ascii: "["):
             i += 1
-            var a: [JSON] = []
             skipSpace()
-            if i < buf.count, buf[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
+            if i < buf.count, buf[i] == UInt8(ascii: "]") { i += 1; return .array([]) }
+            var a: [JSON] = []
+            a.reserveCapacity(sizeHints[depth])
             while true {
                 skipSpace()
                 a.append(try value(depth: depth + 1))
                 skipSpace()
                 guard i < buf.count else { throw fail("unexpected end of input") }
                 if buf[i] == UInt8(ascii: ",") { i += 1; continue }
-                if buf[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
+                if buf[i] == UInt8(ascii: "]") { i += 1; sizeHints[depth] = min(a.count, 16); return .array(a) }
                 throw fail("expected ',' or ']'")
             }
         case UInt8(ascii: "\""):
