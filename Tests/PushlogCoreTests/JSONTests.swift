@@ -102,6 +102,49 @@ struct JSONTests {
         #expect(try JSON.parse(Array("\"héllo 😀 \\n ✓\"".utf8)) == .string("héllo 😀 \n ✓"))
     }
 
+    @Test("a member spelled as its sibling's is shared, and parses exactly as it would afresh, errors included")
+    func siblingsShared() throws {
+        // A batch's notifications repeat their event, actions and context byte for byte.
+        let event = #"{"type": "m.room.message", "content": {"body": "hi", "n": [1, 2]}}"#
+        let doc = #"{"notifications": ["# + (0..<3).map { #"{"user_id": "@u\#($0):x", "event": \#(event), "actions": ["notify"]}"# }
+            .joined(separator: ", ") + "]}"
+        let parsed = try JSON.parse(Array(doc.utf8))
+        #expect(parsed == (try JSON.parse(Array(doc.utf8), sharingSiblings: false)))
+        #expect(parsed.objectValue?["notifications"]?.arrayValue?.map { $0.objectValue?["event"] } == Array(repeating: try JSON.parse(event), count: 3))
+
+        // Near misses of a remembered member: one byte changed, longer, shorter, cut off at the
+        // end of the input, at another depth, and a document that goes on past a shared value.
+        var rng = SystemRandomNumberGenerator()
+        let pool = [#"{"a": 1}"#, #"{"a": 2}"#, #"{"a": 1, "b": []}"#, #"{"a":1}"#, "[1, 2]", "[1, 2, 3]", "[1]", "[]", "{}",
+                    #"{"a": {"a": {"a": [1]}}}"#, #"{"a": {"a": {"a": [2]}}}"#, #""s""#, "7", #"[{"a": 1}, {"a": 1}]"#]
+        func member() -> String { pool.randomElement(using: &rng)! }
+        func object(_ depth: Int) -> String {
+            let keys = ["a", "b", "e"].shuffled(using: &rng).prefix(Int.random(in: 1...3, using: &rng))
+            return "{" + keys.map { k in "\"\(k)\":" + (depth > 0 && Bool.random(using: &rng) ? object(depth - 1) : member()) }
+                .joined(separator: Bool.random(using: &rng) ? "," : " , ") + "}"
+        }
+        for _ in 0..<3_000 {
+            var bytes = Array(("[" + (0..<Int.random(in: 1...6, using: &rng)).map { _ in object(2) }.joined(separator: ",") + "]").utf8)
+            // Half of the documents damaged: a byte changed, dropped or the end cut off.
+            switch Int.random(in: 0..<6, using: &rng) {
+            case 0: bytes[Int.random(in: 0..<bytes.count, using: &rng)] = Array(#"{}[]:,"1a "#.utf8).randomElement(using: &rng)!
+            case 1: bytes.remove(at: Int.random(in: 0..<bytes.count, using: &rng))
+            case 2: bytes.removeLast(Int.random(in: 1...min(8, bytes.count), using: &rng))
+            default: break
+            }
+            let shared = Result { try JSON.parse(bytes) }
+            let afresh = Result { try JSON.parse(bytes, sharingSiblings: false) }
+            switch (shared, afresh) {
+            case (.success(let a), .success(let b)):
+                #expect(a == b, "\(String(decoding: bytes, as: UTF8.self))")
+            case (.failure(let a as JSONParseError), .failure(let b as JSONParseError)):
+                #expect(a.offset == b.offset && a.reason == b.reason, "\(String(decoding: bytes, as: UTF8.self)): \(a) against \(b)")
+            default:
+                Issue.record("\(String(decoding: bytes, as: UTF8.self)): \(shared) against \(afresh)")
+            }
+        }
+    }
+
     @Test("duplicate object keys are refused")
     func duplicateKeys() {
         let e = #expect(throws: JSONParseError.self) { try JSON.parse(#"{"a": 1, "b": 2, "a": 3}"#) }

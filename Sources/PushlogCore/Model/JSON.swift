@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A JSON value. Parsed by our own strict parser (UTF-8 checked, integers kept exact) and
 /// written back with sorted keys, so the same value always has the same bytes.
 public enum JSON: Sendable, Equatable, Hashable {
@@ -164,9 +170,15 @@ extension JSON {
     /// Parses exactly one JSON value (surrounding whitespace allowed). Refuses invalid UTF-8,
     /// nesting deeper than 64 levels, and duplicate object keys.
     public static func parse(_ bytes: some Collection<UInt8>) throws -> JSON {
+        try parse(bytes, sharingSiblings: true)
+    }
+
+    /// `sharingSiblings: false` parses every member afresh: the tests' reference.
+    static func parse(_ bytes: some Collection<UInt8>, sharingSiblings: Bool) throws -> JSON {
         var buffer = Array(bytes)
         return try buffer.withUnsafeMutableBufferPointer { buf in
-            var p = Parser(buf: UnsafeBufferPointer(buf), sizeHints: [Int](repeating: 0, count: Parser.maxDepth + 1))
+            var p = Parser(buf: UnsafeBufferPointer(buf), sizeHints: [Int](repeating: 0, count: Parser.maxDepth + 1),
+                           sharesSiblings: sharingSiblings)
             p.skipSpace()
             let v = try p.value(depth: 0)
             p.skipSpace()
@@ -186,6 +198,49 @@ private struct Parser {
     /// sibling is made with that room, not grown and rehashed from empty (a batch's notifications
     /// all have the same keys). The cap keeps a large sibling from reserving room for many small.
     var sizeHints: [Int]
+    let sharesSiblings: Bool
+    /// Object and array members lately read, with where their bytes lie: a sibling's member of
+    /// the same name spelled with the same bytes (every notification of one event in a batch
+    /// carries the same `event`, `actions` and `context`) is not parsed again but shares the
+    /// value, hence its storage, which the entry codec then writes once. At most
+    /// ``recentLimit``, found by depth and name.
+    var recent: [Recent] = []
+    var recentNext = 0
+    static let recentLimit = 16
+
+    struct Recent {
+        let depth: Int
+        let key: String
+        let start: Int
+        let count: Int
+        let value: JSON
+    }
+
+    /// The value at `i` when its bytes are those of the member `key` last read at `depth`
+    /// (identical bytes are an identical value: a JSON value ends where its bytes say); `i`
+    /// then moves past it.
+    mutating func reuse(depth: Int, key: String) -> JSON? {
+        for r in recent where r.depth == depth && r.key == key {
+            guard r.count <= buf.count - i, memcmp(buf.baseAddress! + i, buf.baseAddress! + r.start, r.count) == 0 else {
+                return nil
+            }
+            i += r.count
+            return r.value
+        }
+        return nil
+    }
+
+    mutating func remember(depth: Int, key: String, start: Int, value: JSON) {
+        let r = Recent(depth: depth, key: key, start: start, count: i - start, value: value)
+        if let at = recent.firstIndex(where: { $0.depth == depth && $0.key == key }) {
+            recent[at] = r
+        } else if recent.count < Self.recentLimit {
+            recent.append(r)
+        } else {
+            recent[recentNext] = r
+            recentNext = (recentNext + 1) % Self.recentLimit
+        }
+    }
 
     func fail(_ reason: String) -> JSONParseError { JSONParseError(offset: i, reason: reason) }
 
@@ -210,7 +265,18 @@ private struct Parser {
                 guard i < buf.count, buf[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
                 i += 1
                 skipSpace()
-                let v = try value(depth: depth + 1)
+                let v: JSON
+                if sharesSiblings, i < buf.count, buf[i] == UInt8(ascii: "{") || buf[i] == UInt8(ascii: "[") {
+                    if let same = reuse(depth: depth + 1, key: k) {
+                        v = same
+                    } else {
+                        let start = i
+                        v = try value(depth: depth + 1)
+                        remember(depth: depth + 1, key: k, start: start, value: v)
+                    }
+                } else {
+                    v = try value(depth: depth + 1)
+                }
                 if o.updateValue(v, forKey: k) != nil { throw fail("duplicate key \"\(k)\"") }
                 skipSpace()
                 guard i < buf.count else { throw fail("unexpected end of input") }
