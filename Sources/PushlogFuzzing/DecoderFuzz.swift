@@ -1,4 +1,4 @@
-import PushlogCore
+@_spi(Fuzzing) import PushlogCore
 import PushlogRuntime
 
 /// Every decoder that turns outside bytes into entries, fed the same bytes, with their invariants
@@ -28,6 +28,7 @@ public enum DecoderFuzz {
     /// `POST /v1/notifications`, `POST /v1/receipts`, `PUT /v1/pushers`: parse, then decode the
     /// body (or each item of its batch) as each kind of entry.
     static func requestBody(_ bytes: UnsafeRawBufferPointer) {
+        checkSiblingSharing(bytes)
         guard let json = try? JSON.parse(bytes) else { return }
         checkJSONRoundTrip(json)
         var entries: [LogEntry] = []
@@ -38,6 +39,21 @@ public enum DecoderFuzz {
             }
         }
         for entry in entries { checkEntry(entry) }
+    }
+
+    /// The parser shares a member spelled as its sibling's instead of parsing it again: the
+    /// value, or the error and its offset, must be what parsing every member afresh gives.
+    static func checkSiblingSharing(_ bytes: UnsafeRawBufferPointer) {
+        let shared = Result { try JSON.parse(bytes) }
+        let afresh = Result { try JSON.parse(bytes, sharingSiblings: false) }
+        switch (shared, afresh) {
+        case (.success(let a), .success(let b)):
+            precondition(a == b, "a shared sibling changed the parsed value")
+        case (.failure(let a as JSONParseError), .failure(let b as JSONParseError)):
+            precondition(a.offset == b.offset && a.reason == b.reason, "a shared sibling changed the error: \(a) against \(b)")
+        default:
+            preconditionFailure("a shared sibling changed whether the document parses: \(shared) against \(afresh)")
+        }
     }
 
     /// What the `append` and `pushers set` commands read: JSON Lines, each line any entry kind.

@@ -1,5 +1,5 @@
 import Foundation
-@testable import PushlogCore
+@_spi(Fuzzing) @testable import PushlogCore
 import Testing
 import TestSupport
 

@@ -173,8 +173,9 @@ extension JSON {
         try parse(bytes, sharingSiblings: true)
     }
 
-    /// `sharingSiblings: false` parses every member afresh: the tests' reference.
-    static func parse(_ bytes: some Collection<UInt8>, sharingSiblings: Bool) throws -> JSON {
+    /// `sharingSiblings: false` parses every member afresh: the reference the tests and the
+    /// fuzzer hold the shared parse to.
+    @_spi(Fuzzing) public static func parse(_ bytes: some Collection<UInt8>, sharingSiblings: Bool) throws -> JSON {
         var buffer = Array(bytes)
         return try buffer.withUnsafeMutableBufferPointer { buf in
             var p = Parser(buf: UnsafeBufferPointer(buf), sizeHints: [Int](repeating: 0, count: Parser.maxDepth + 1),
