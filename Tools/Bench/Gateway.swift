@@ -52,6 +52,20 @@ final class BenchServer {
     }
 }
 
+/// The body of one message in an N-member room: one notification per member (`userID(i)`), all
+/// of one event, `$fanout<run>`.
+func roomMessage(members n: Int, run: Int) -> [UInt8] {
+    let notifications: [JSON] = (0..<n).map { i in
+        .object(["user_id": .string(userID(i)), "room_id": .string("!fanout:example.org"),
+                 "event_id": .string("$fanout\(run)"), "stream_ordering": .int(Int64(1_000 + run)),
+                 "actions": .array([.string("notify"), .object(["set_tweak": .string("sound"), "value": .string("default")])]),
+                 "event": .object(["type": .string("m.room.message"), "sender": .string("@bob:example.org"),
+                                   "content": .object(["msgtype": .string("m.text"), "body": .string("Hello, room.")])]),
+                 "context": .object(["sender_display_name": .string("Bob"), "room_name": .string("Fan-out")])])
+    }
+    return JSON.object(["notifications": .array(notifications)]).serialized()
+}
+
 /// The binaries a gateway bench compares: `--pushlog PATH` and, with `--baseline PATH`, a second.
 func gatewayBinaries() -> [(label: String, path: String)] {
     let pushlog = stringOption("pushlog", here.deletingLastPathComponent().appendingPathComponent(".build/release/pushlog").path)
@@ -114,16 +128,7 @@ func benchFanout() async {
             }
             var times: [Double] = []
             for run in 0..<runs {
-                // One message in an N-member room: one notification per member.
-                let notifications: [JSON] = (0..<n).map { i in
-                    .object(["user_id": .string(userID(i)), "room_id": .string("!fanout:example.org"),
-                             "event_id": .string("$fanout\(run)"), "stream_ordering": .int(Int64(1_000 + run)),
-                             "actions": .array([.string("notify"), .object(["set_tweak": .string("sound"), "value": .string("default")])]),
-                             "event": .object(["type": .string("m.room.message"), "sender": .string("@bob:example.org"),
-                                               "content": .object(["msgtype": .string("m.text"), "body": .string("Hello, room.")])]),
-                             "context": .object(["sender_display_name": .string("Bob"), "room_name": .string("Fan-out")])])
-                }
-                let body = JSON.object(["notifications": .array(notifications)]).serialized()
+                let body = roomMessage(members: n, run: run)
                 gateway.reset()
                 let start = ContinuousClock.now
                 let r = try! await http.post(api + "/notifications", body: body, headers: json, timeout: .seconds(120))

@@ -267,6 +267,7 @@ case "batch-client": benchBatchClient()
 case "populate-deliver": populateDelivery(args[2], pushers: option("pushers", 1_000), perPusher: option("per", 100))
 case "latency": await benchLatency()
 case "ingest": await benchIngest()
+case "ingest-room": await benchIngestRoom()
 case "serve-boot": await benchServeBoot()
 case "fanout": await benchFanout()
 case "boot-gateway": await benchBootGateway()
@@ -283,6 +284,7 @@ default:
                pushlog-bench boot-deliver [--runs R] [--quick]
                pushlog-bench latency [--rate N] [--seconds S] [--pushers P]
                pushlog-bench ingest [--runs R] [--token T] [--baseline PATH]   (PATH: another pushlog binary)
+               pushlog-bench ingest-room [--members N] [--posts K] [--runs R] [--pushlog PATH] [--baseline PATH]
                pushlog-bench serve-boot [--runs R] [--quick]   (nginx running)
                pushlog-bench fanout [--members 1000,10000] [--runs R] [--pushlog PATH] [--baseline PATH] [--delay-ms 100]
                pushlog-bench boot-gateway [--runs R] [--quick] [--pushlog PATH] [--baseline PATH] [--delay-ms 100]
