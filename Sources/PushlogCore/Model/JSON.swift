@@ -91,13 +91,25 @@ extension JSON {
         var s = s
         return s.withUTF8 { u in
             var n = u.count + 2
-            for b in u where b < 0x20 || b == 0x22 || b == 0x5C {
-                switch b {
-                case 0x22, 0x5C, 0x0A, 0x0D, 0x09: n += 1
-                default: n += 5
-                }
+            for b in u {
+                if let e = escapeLetter(b) { n += e == UInt8(ascii: "u") ? 5 : 1 }
             }
             return n
+        }
+    }
+
+    /// How a string's byte `b` is written: nil as it is, else escaped, with the letter that
+    /// follows the backslash (`u` for `\u00XX`). The one home of the escaping rule, for
+    /// ``writeString(_:to:)`` and ``stringCount(_:)``.
+    @inline(__always)
+    static func escapeLetter(_ b: UInt8) -> UInt8? {
+        switch b {
+        case 0x22, 0x5C: return b
+        case 0x0A: return UInt8(ascii: "n")
+        case 0x0D: return UInt8(ascii: "r")
+        case 0x09: return UInt8(ascii: "t")
+        case ..<0x20: return UInt8(ascii: "u")
+        default: return nil
         }
     }
 
@@ -138,18 +150,14 @@ extension JSON {
             var start = 0
             for i in 0..<u.count {
                 let b = u[i]
-                guard b < 0x20 || b == 0x22 || b == 0x5C else { continue }
+                guard let e = escapeLetter(b) else { continue }
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: u[start..<i]))
                 start = i + 1
-                switch b {
-                case 0x22: out.append(contentsOf: [0x5C, 0x22])
-                case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
-                case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-                case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-                case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-                default:
+                if e == UInt8(ascii: "u") {
                     let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                    out.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xF)]])
+                    out.append(contentsOf: [0x5C, e, 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xF)]])
+                } else {
+                    out.append(contentsOf: [0x5C, e])
                 }
             }
             out.append(contentsOf: UnsafeBufferPointer(rebasing: u[start..<u.count]))
