@@ -203,10 +203,12 @@ private struct Parser {
     static let maxDepth = 64
     let buf: UnsafeBufferPointer<UInt8>
     var i = 0
-    /// By depth, the size of the last object or array finished there, at most 16: its next
-    /// sibling is made with that room, not grown and rehashed from empty (a batch's notifications
-    /// all have the same keys). The cap keeps a large sibling from reserving room for many small.
+    /// By depth, the size of the last object or array finished there, at most ``sizeHintCap``:
+    /// its next sibling is made with that room, not grown and rehashed from empty (a batch's
+    /// notifications all have the same keys). The cap keeps a large sibling from reserving room
+    /// for many small.
     var sizeHints: [Int]
+    static let sizeHintCap = 16
     let sharesSiblings: Bool
     /// Object and array members lately read, with where their bytes lie: a sibling's member of
     /// the same name spelled with the same bytes (every notification of one event in a batch
@@ -225,30 +227,30 @@ private struct Parser {
         let value: JSON
     }
 
-    /// The value at `i` when its bytes are those of the member `key` last read at `depth`
-    /// (identical bytes are an identical value: a JSON value ends where its bytes say); `i`
-    /// then moves past it.
-    mutating func reuse(depth: Int, key: String) -> JSON? {
-        for r in recent where r.depth == depth && r.key == key {
-            guard r.count <= buf.count - i, memcmp(buf.baseAddress! + i, buf.baseAddress! + r.start, r.count) == 0 else {
-                return nil
+    /// The member `key` at `depth`: the remembered value when the bytes at `i` are its bytes
+    /// (identical bytes are an identical value: a JSON value ends where its bytes say), `i` then
+    /// past them; else parsed, and remembered in place of the last one of that name.
+    mutating func member(depth: Int, key: String) throws -> JSON {
+        let slot = recent.firstIndex { $0.depth == depth && $0.key == key }
+        if let slot {
+            let r = recent[slot]
+            if r.count <= buf.count - i, memcmp(buf.baseAddress! + i, buf.baseAddress! + r.start, r.count) == 0 {
+                i += r.count
+                return r.value
             }
-            i += r.count
-            return r.value
         }
-        return nil
-    }
-
-    mutating func remember(depth: Int, key: String, start: Int, value: JSON) {
-        let r = Recent(depth: depth, key: key, start: start, count: i - start, value: value)
-        if let at = recent.firstIndex(where: { $0.depth == depth && $0.key == key }) {
-            recent[at] = r
+        let start = i
+        let v = try value(depth: depth)
+        let r = Recent(depth: depth, key: key, start: start, count: i - start, value: v)
+        if let slot {
+            recent[slot] = r
         } else if recent.count < Self.recentLimit {
             recent.append(r)
         } else {
             recent[recentNext] = r
             recentNext = (recentNext + 1) % Self.recentLimit
         }
+        return v
     }
 
     func fail(_ reason: String) -> JSONParseError { JSONParseError(offset: i, reason: reason) }
@@ -274,23 +276,13 @@ private struct Parser {
                 guard i < buf.count, buf[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
                 i += 1
                 skipSpace()
-                let v: JSON
-                if sharesSiblings, i < buf.count, buf[i] == UInt8(ascii: "{") || buf[i] == UInt8(ascii: "[") {
-                    if let same = reuse(depth: depth + 1, key: k) {
-                        v = same
-                    } else {
-                        let start = i
-                        v = try value(depth: depth + 1)
-                        remember(depth: depth + 1, key: k, start: start, value: v)
-                    }
-                } else {
-                    v = try value(depth: depth + 1)
-                }
+                let v = sharesSiblings && i < buf.count && (buf[i] == UInt8(ascii: "{") || buf[i] == UInt8(ascii: "["))
+                    ? try member(depth: depth + 1, key: k) : try value(depth: depth + 1)
                 if o.updateValue(v, forKey: k) != nil { throw fail("duplicate key \"\(k)\"") }
                 skipSpace()
                 guard i < buf.count else { throw fail("unexpected end of input") }
                 if buf[i] == UInt8(ascii: ",") { i += 1; continue }
-                if buf[i] == UInt8(ascii: "}") { i += 1; sizeHints[depth] = min(o.count, 16); return .object(o) }
+                if buf[i] == UInt8(ascii: "}") { i += 1; sizeHints[depth] = min(o.count, Self.sizeHintCap); return .object(o) }
                 throw fail("expected ',' or '}'")
             }
         case UInt8(ascii: "["):
@@ -305,7 +297,7 @@ private struct Parser {
                 skipSpace()
                 guard i < buf.count else { throw fail("unexpected end of input") }
                 if buf[i] == UInt8(ascii: ",") { i += 1; continue }
-                if buf[i] == UInt8(ascii: "]") { i += 1; sizeHints[depth] = min(a.count, 16); return .array(a) }
+                if buf[i] == UInt8(ascii: "]") { i += 1; sizeHints[depth] = min(a.count, Self.sizeHintCap); return .array(a) }
                 throw fail("expected ',' or ']'")
             }
         case UInt8(ascii: "\""):
