@@ -75,6 +75,10 @@ public final class CurlClient: Sendable {
         shutdown()
     }
 
+    /// Easy handles made so far by this client's threads (each request takes an idle one when
+    /// there is one).
+    var easyHandlesMade: Int { configuration.handlesMade.value.load(ordering: .relaxed) }
+
     /// POSTs `body` to `url` and returns the answer, whatever its status.
     ///
     /// Trap: without a `Content-Type` in `headers`, libcurl sends

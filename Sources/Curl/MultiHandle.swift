@@ -1,4 +1,5 @@
 import CCurl
+import Synchronization
 
 /// The curl multi handle and the transfers it is running.
 ///
@@ -20,9 +21,11 @@ final class MultiHandle {
     private var transfers: [UInt64: Transfer] = [:]
     /// Reset easy handles ready for the next request, most recently used last.
     private var idle: [Transfer] = []
-    /// The most idle handles kept; more concurrent requests than this allocate fresh handles,
-    /// which are cleaned up when they finish.
-    static let idleLimit = 64
+    /// The most idle handles kept: as many as connections may be kept open (at least 64). A
+    /// busy client's requests in flight go up and down by hundreds from one step to the next;
+    /// with fewer kept, every such swing cleaned handles up and made them again
+    /// (`curl_easy_init` and a full configuration, a sixth of all requests at ~100 in flight).
+    private let idleLimit: Int
 
     init(configuration: CurlConfiguration) throws(HTTPError) {
         guard let raw = curl_multi_init() else {
@@ -30,6 +33,7 @@ final class MultiHandle {
         }
         self.raw = raw
         self.configuration = configuration
+        idleLimit = max(64, configuration.connectionCacheSize)
         // Beyond the cap, libcurl queues transfers internally until a connection frees up,
         // rather than opening a connection per concurrent request.
         try check(ccurl_multi_setopt_long(raw, CURLMOPT_MAX_HOST_CONNECTIONS, configuration.maxConnectionsPerHost))
@@ -53,6 +57,7 @@ final class MultiHandle {
         if let reused = idle.popLast() {
             transfer = reused
         } else if let created = Transfer(maxResponseSize: configuration.maxResponseSize) {
+            configuration.handlesMade.value.add(1, ordering: .relaxed)
             transfer = created
         } else {
             sink.deliver(.failure(HTTPError(kind: .other, message: "curl_easy_init failed")))
@@ -144,7 +149,7 @@ final class MultiHandle {
     /// Resets a finished transfer's handle (already out of the multi handle) and keeps it for
     /// the next request, or drops it (`curl_easy_cleanup`) when enough are idle.
     private func recycle(_ transfer: Transfer) {
-        guard idle.count < Self.idleLimit else { return }
+        guard idle.count < idleLimit else { return }
         transfer.recycle()
         idle.append(transfer)
     }

@@ -1,9 +1,17 @@
+import Synchronization
+
 /// Client-wide settings applied to every transfer. Fixed when the client is created.
 struct CurlConfiguration: Sendable {
     var connectTimeout: Duration
     var maxResponseSize: Int
     var maxConnectionsPerHost: Int
     var connectionCacheSize: Int
+    /// Easy handles made (`curl_easy_init`) by the client's threads, for the tests.
+    let handlesMade = HandleCount()
+
+    final class HandleCount: Sendable {
+        let value = Atomic<Int>(0)
+    }
 }
 
 /// A request as the curl thread receives it: the total timeout, plus a closure that sets up a

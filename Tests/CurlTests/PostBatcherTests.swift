@@ -1,4 +1,4 @@
-import Curl
+@testable import Curl
 import Foundation
 import Synchronization
 import Testing
@@ -117,6 +117,39 @@ struct PostBatcherTests {
         #expect((completions[1].map { if case .failure(let e as HTTPError) = $0 { e.kind == .connectionFailed } else { false } }) == true)
         #expect((completions[2].map { if case .failure(let e as HTTPError) = $0 { e.kind == .invalidRequest } else { false } }) == true)
         #expect((completions[3].map { if case .failure(let e) = $0 { e is CancellationError } else { false } }) == true)
+    }
+
+    /// A busy client's requests in flight swing by hundreds from one step to the next: the easy
+    /// handles of a burst are kept for the next one (up to the connection cache), not cleaned
+    /// up and made again (with 64 kept, the second burst made 136 more).
+    @Test func aSecondBurstReusesTheFirstBurstsHandles() async throws {
+        let server = try await TestServer.start()
+        defer { server.stop() }
+        let burst = 200
+        let client = try CurlClient(maxConnectionsPerHost: burst, connectionCacheSize: burst)
+        defer { client.shutdown() }
+        let url = server.url("/echo")
+        for round in 0..<2 {
+            let log = Log()
+            log.expected = burst
+            let first = Atomic<Bool>(true)
+            let batcher = client.makeBatcher { batch in
+                _ = log.record(batch)
+                guard first.exchange(false, ordering: .relaxed) else { return }
+                for tag in 0..<UInt64(burst) {
+                    batch.start(PostRequest(tag: tag, url: url, body: Array(#"{"round":\#(round)}"#.utf8),
+                                            headers: ["Content-Type": "application/json"], timeout: .seconds(30)))
+                }
+            }
+            await withCheckedContinuation { c in
+                log.waitUntilDone(c)
+                batcher.wake()
+            }
+            let completions = log.results
+            #expect(completions.count == burst)
+            #expect(completions.values.allSatisfy { (try? $0.get().status) == 200 })
+            #expect(client.easyHandlesMade == burst, "after round \(round)")
+        }
     }
 
     @Test func shutdownFailsRunningPostsInALastCall() async throws {
