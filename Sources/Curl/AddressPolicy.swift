@@ -83,12 +83,41 @@ public struct IPRange: Sendable, Hashable, CustomStringConvertible {
 /// `0.0.0.0` and `::` are always blocked (connecting to them reaches this host), as Synapse
 /// does; a range in ``allowed`` can still let them through.
 public struct AddressPolicy: Sendable, Hashable {
-    public var blocked: [IPRange]
-    public var allowed: [IPRange]
+    /// Both lists in one box: every request carries the policy, and a copy is then one
+    /// reference counted, not two (the box is copied on write).
+    private final class Ranges: Sendable {
+        let blocked: [IPRange]
+        let allowed: [IPRange]
+
+        init(blocked: [IPRange], allowed: [IPRange]) {
+            self.blocked = blocked
+            self.allowed = allowed
+        }
+    }
+
+    private var ranges: Ranges
+
+    public var blocked: [IPRange] {
+        get { ranges.blocked }
+        set { ranges = Ranges(blocked: newValue, allowed: ranges.allowed) }
+    }
+
+    public var allowed: [IPRange] {
+        get { ranges.allowed }
+        set { ranges = Ranges(blocked: ranges.blocked, allowed: newValue) }
+    }
 
     public init(blocked: [IPRange], allowed: [IPRange] = []) {
-        self.blocked = blocked
-        self.allowed = allowed
+        ranges = Ranges(blocked: blocked, allowed: allowed)
+    }
+
+    public static func == (a: AddressPolicy, b: AddressPolicy) -> Bool {
+        a.ranges === b.ranges || (a.blocked == b.blocked && a.allowed == b.allowed)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(blocked)
+        hasher.combine(allowed)
     }
 
     /// Synapse's default `ip_range_blacklist`: loopback, private (RFC 1918), carrier-grade

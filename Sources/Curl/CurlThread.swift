@@ -270,12 +270,8 @@ final class CurlThread: Sendable {
             var request = HTTPRequest(method: "POST", url: post.url, body: post.body, headers: post.headers)
             request.collectsHeaders = post.collectsResponseHeaders
             request.addressPolicy = post.addressPolicy
-            do {
-                try request.validate()
-            } catch {
-                sink.completed(tag: post.tag, .failure(error))
-                continue
-            }
+            // Validated by the transfer before it is configured (`TransferRequest.configure`):
+            // a refusal then completes through the sink like any failure to start.
             let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
             sink.running[post.tag] = id
             // Header collection changes the options: only the usual kind is kept warm.

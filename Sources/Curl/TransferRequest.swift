@@ -54,7 +54,11 @@ struct TransferRequest: Sendable {
     func configure(_ transfer: Transfer) throws(HTTPError) {
         switch setup {
         case .closure(let configure): try configure(transfer)
-        case .post(let http, _): try http.configure(transfer)
+        case .post(let http, _):
+            // Checked here, before the handle is configured from scratch: a warm handle only
+            // ever takes a request of the shape (headers included) it was configured for.
+            try http.validate()
+            try http.configure(transfer)
         }
     }
 }
