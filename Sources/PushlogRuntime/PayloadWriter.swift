@@ -81,39 +81,43 @@ package final class PayloadWriter {
         let encrypted = type.map { RawJSON.equal($0, "\"m.room.encrypted\"") } ?? false
         let urgent = encrypted || actions.urgent
 
-        out.count = 0
-        append("{\"notification\":{")
+        // Written into a local copy (a pointer, a capacity and a count) and put back at the end:
+        // appends to the stored property would each be checked for exclusive access.
+        var o = out
+        o.count = 0
+        defer { out = o }
+        o.append("{\"notification\":{")
         if pusher.eventIDOnly {
             if !pusher.badgeDisabled {
-                appendCounts(badge)
-                append(",")
+                o.appendCounts(badge)
+                o.append(",")
             }
-            appendDevices(pusher, tweaks: nil)
-            append(",\"event_id\":"); appendString(n.eventID)
-            append(urgent ? ",\"prio\":\"high\"" : ",\"prio\":\"low\"")
-            append(",\"room_id\":"); appendString(n.roomID)
-            append("}}")
-            return out.bytes
+            o.appendDevices(pusher, tweaks: nil)
+            o.append(",\"event_id\":"); o.appendString(n.eventID)
+            o.append(urgent ? ",\"prio\":\"high\"" : ",\"prio\":\"low\"")
+            o.append(",\"room_id\":"); o.appendString(n.roomID)
+            o.append("}}")
+            return o.bytes
         }
         var first = true
         if includeContent, let content {
-            append("\"content\":"); append(content)
+            o.append("\"content\":"); o.append(content)
             first = false
         }
         if !pusher.badgeDisabled {
-            if !first { append(",") }
-            appendCounts(badge)
+            if !first { o.append(",") }
+            o.appendCounts(badge)
             first = false
         }
-        if !first { append(",") }
-        appendDevices(pusher, tweaks: actions.tweaksMember)
-        append(",\"event_id\":"); appendString(n.eventID)
-        append(",\"id\":"); appendString(n.eventID)
+        if !first { o.append(",") }
+        o.appendDevices(pusher, tweaks: actions.tweaksMember)
+        o.append(",\"event_id\":"); o.appendString(n.eventID)
+        o.append(",\"id\":"); o.appendString(n.eventID)
         let member = type.map { RawJSON.equal($0, "\"m.room.member\"") } ?? false
         if member, let content, let membership = RawJSON.member(content, "\"membership\"") {
-            append(",\"membership\":"); append(membership)
+            o.append(",\"membership\":"); o.append(membership)
         }
-        append(urgent ? ",\"prio\":\"high\"" : ",\"prio\":\"low\"")
+        o.append(urgent ? ",\"prio\":\"high\"" : ",\"prio\":\"low\"")
         var alias: UnsafeRawBufferPointer?, roomName: UnsafeRawBufferPointer?, displayName: UnsafeRawBufferPointer?
         if let context = n.context {
             guard RawJSON.forEachMember(context, { k, v in
@@ -127,19 +131,19 @@ package final class PayloadWriter {
                 }
             }) else { return nil }
         }
-        if let alias { append(",\"room_alias\":"); append(alias) }
-        append(",\"room_id\":"); appendString(n.roomID)
-        if let roomName { append(",\"room_name\":"); append(roomName) }
-        if let sender { append(",\"sender\":"); append(sender) }
-        if let displayName { append(",\"sender_display_name\":"); append(displayName) }
-        append(",\"type\":")
-        if let type { append(type) } else { append("\"\"") }
+        if let alias { o.append(",\"room_alias\":"); o.append(alias) }
+        o.append(",\"room_id\":"); o.appendString(n.roomID)
+        if let roomName { o.append(",\"room_name\":"); o.append(roomName) }
+        if let sender { o.append(",\"sender\":"); o.append(sender) }
+        if let displayName { o.append(",\"sender_display_name\":"); o.append(displayName) }
+        o.append(",\"type\":")
+        if let type { o.append(type) } else { o.append("\"\"") }
         if member {
             let target = stateKey.map { RawJSON.stringToken($0, equals: n.userID) } ?? false
-            append(target ? ",\"user_is_target\":true" : ",\"user_is_target\":false")
+            o.append(target ? ",\"user_is_target\":true" : ",\"user_is_target\":false")
         }
-        append("}}")
-        return out.bytes
+        o.append("}}")
+        return o.bytes
     }
 
     private func actions(_ text: UnsafeRawBufferPointer) -> Actions? {
@@ -165,54 +169,8 @@ package final class PayloadWriter {
         return value
     }
 
-    private func appendCounts(_ badge: Int) {
-        append("\"counts\":{\"unread\":")
-        appendDecimal(badge)
-        append("}")
-    }
-
-    /// `String(n)`'s digits, without the string.
-    private func appendDecimal(_ n: Int) {
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: enough for any Int64
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            var v = n.magnitude
-            var i = buffer.count
-            repeat {
-                i -= 1
-                buffer[i] = UInt8(ascii: "0") + UInt8(v % 10)
-                v /= 10
-            } while v > 0
-            if n < 0 {
-                i -= 1
-                buffer[i] = UInt8(ascii: "-")
-            }
-            append(UnsafeRawBufferPointer(rebasing: buffer[i...]))
-        }
-    }
-
-    private func appendDevices(_ pusher: PreparedPusher, tweaks: [UInt8]?) {
-        append("\"devices\":[")
-        pusher.devicePrefix.withUnsafeBytes { append($0) }
-        if let tweaks { tweaks.withUnsafeBytes { append($0) } }
-        append("}]")
-    }
-
-    @inline(__always)
-    private func append(_ s: StaticString) {
-        out.append(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
-    }
-
-    @inline(__always)
-    private func append(_ raw: UnsafeRawBufferPointer) {
-        out.append(raw)
-    }
-
-    private func append(_ byte: UInt8) {
-        withUnsafeBytes(of: byte) { out.append($0) }
-    }
-
     /// A growable byte buffer owned by the writer.
-    private struct Buffer {
+    fileprivate struct Buffer {
         private(set) var base = UnsafeMutableRawPointer.allocate(byteCount: 1024, alignment: 16)
         private var capacity = 1024
         var count = 0
@@ -240,9 +198,53 @@ package final class PayloadWriter {
     }
 
     deinit { out.free() }
+}
+
+/// The JSON pieces of a body.
+extension PayloadWriter.Buffer {
+    mutating func appendCounts(_ badge: Int) {
+        append("\"counts\":{\"unread\":")
+        appendDecimal(badge)
+        append("}")
+    }
+
+    /// `String(n)`'s digits, without the string.
+    mutating func appendDecimal(_ n: Int) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: enough for any Int64
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            var v = n.magnitude
+            var i = buffer.count
+            repeat {
+                i -= 1
+                buffer[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+            } while v > 0
+            if n < 0 {
+                i -= 1
+                buffer[i] = UInt8(ascii: "-")
+            }
+            append(UnsafeRawBufferPointer(rebasing: buffer[i...]))
+        }
+    }
+
+    mutating func appendDevices(_ pusher: PayloadWriter.PreparedPusher, tweaks: [UInt8]?) {
+        append("\"devices\":[")
+        pusher.devicePrefix.withUnsafeBytes { append($0) }
+        if let tweaks { tweaks.withUnsafeBytes { append($0) } }
+        append("}]")
+    }
+
+    @inline(__always)
+    mutating func append(_ s: StaticString) {
+        append(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    mutating func append(_ byte: UInt8) {
+        withUnsafeBytes(of: byte) { append($0) }
+    }
 
     /// A JSON string token for raw UTF-8, escaped as ``JSON``'s writer escapes.
-    private func appendString(_ raw: UnsafeRawBufferPointer) {
+    mutating func appendString(_ raw: UnsafeRawBufferPointer) {
         var needsEscape = false
         for b in raw where b < 0x20 || b == 0x22 || b == 0x5C {
             needsEscape = true
