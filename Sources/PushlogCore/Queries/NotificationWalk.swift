@@ -56,11 +56,11 @@ extension StoreReadView {
             if unread {
                 let threadKey = ByteKey(thread)
                 let threadReceipt: Int64
-                if let known = receipts.threads[threadKey] {
+                if let known = receipts.thread(threadKey) {
                     threadReceipt = known
                 } else {
                     threadReceipt = try receipt(room: room, thread: thread)
-                    receipts.threads[threadKey] = threadReceipt
+                    receipts.setThread(threadKey, threadReceipt)
                 }
                 unread = so > threadReceipt
             }
@@ -75,7 +75,21 @@ extension StoreReadView {
 /// A room's receipts as read for one walk of a user's notifications.
 private struct RoomReceipts {
     var unthreaded: Int64
-    var threads: [ByteKey: Int64] = [:]
+    /// The first thread looked up (most rooms have one in a walk: the main timeline), kept
+    /// without a dictionary, which would cost an allocation per room.
+    private var first: (thread: ByteKey, receipt: Int64)?
+    private var threads: [ByteKey: Int64] = [:]
+
+    init(unthreaded: Int64) { self.unthreaded = unthreaded }
+
+    func thread(_ key: ByteKey) -> Int64? {
+        if let first, first.thread == key { return first.receipt }
+        return threads[key]
+    }
+
+    mutating func setThread(_ key: ByteKey, _ receipt: Int64) {
+        if first == nil { first = (key, receipt) } else { threads[key] = receipt }
+    }
 }
 
 /// Bytes in the LMDB map as a dictionary key, hashed in one go. Trap: valid only inside the
