@@ -176,22 +176,22 @@ enum DeliveryRules {
 
     /// A notification push was answered.
     static func answered(_ answer: Answer, pos: UInt64, badge: Int, id: PusherID, state: inout DeliveryState,
-                         config: PushConfig, now: Int64, jitter: Double? = nil) -> (ops: [WriteOp], next: After) {
+                         config: PushConfig, now: Int64, jitter: Double? = nil) -> (op: WriteOp?, next: After) {
         // The jitter is drawn only on a failure: a default argument would cost a getrandom(2)
         // system call on every push.
         switch answer {
         case .accepted(rejectedOwn: true):
-            return ([.removePusher(key: state.key, id: id)], .stop)
+            return (.removePusher(key: state.key, id: id), .stop)
         case .accepted(rejectedOwn: false):
             state.cursor = max(state.cursor, pos)
             state.failingSince = nil
             state.notBefore = 0
             state.lastBadge = Int64(badge)
-            return ([.advance(key: state.key, pos: pos, generation: state.generation, success: true, now: now, badge: badge)], .next)
+            return (.advance(key: state.key, pos: pos, generation: state.generation, success: true, now: now, badge: badge), .next)
         case .retryAfter:
-            return ([], .again)
+            return (nil, .again)
         case .cancelled:
-            return ([], .stop)
+            return (nil, .stop)
         case .failed:
             state.failedThisPass = true
             let since = state.failingSince ?? now
@@ -200,8 +200,8 @@ enum DeliveryRules {
             state.failingSince = since
             state.notBefore = now + delay
             if giveUp { state.cursor = max(state.cursor, pos) }
-            return ([.failure(key: state.key, pos: pos, generation: state.generation, giveUp: giveUp, since: since,
-                              nextAttempt: now + delay, now: now)], .backoff(at: now + delay))
+            return (.failure(key: state.key, pos: pos, generation: state.generation, giveUp: giveUp, since: since,
+                             nextAttempt: now + delay, now: now), .backoff(at: now + delay))
         }
     }
 

@@ -178,7 +178,7 @@ final class GatewayHosts: Sendable {
             if now >= h.pausedUntil, h.inFlight < h.limit.slots {
                 h.inFlight += 1
                 h.held[shard] += 1
-                grants = distribute(h, now: now, releaser: nil)  // any other thread owed a slot gets it now
+                grants = distribute(h, now: now, releaser: nil).others  // any other thread owed a slot gets it now
                 h.metrics.inFlight.record(h.inFlight)
                 return true
             }
@@ -199,8 +199,8 @@ final class GatewayHosts: Sendable {
     @discardableResult
     func release(_ host: String, shard: Int, _ sample: Sample) -> Int {
         let now = SystemClock.nowMS()
-        let grants: [(Int, Int)] = state.withLock { s in
-            guard let h = s.hosts[host] else { return [] }
+        let grants: Grants = state.withLock { s in
+            guard let h = s.hosts[host] else { return Grants() }
             h.inFlight -= 1
             h.held[shard] -= 1
             switch sample {
@@ -217,11 +217,8 @@ final class GatewayHosts: Sendable {
             h.metrics.inFlight.record(h.inFlight)
             return g
         }
-        var own = 0
-        for (to, count) in grants {
-            if to == shard { own += count } else { grant(to, host, count) }
-        }
-        return own
+        for (to, count) in grants.others { grant(to, host, count) }
+        return grants.own
     }
 
     /// A thread that was given slots it no longer needs hands them back. Returns the slots
@@ -279,7 +276,7 @@ final class GatewayHosts: Sendable {
                 again = h.pausedUntil
                 return []
             }
-            return distribute(h, now: now, releaser: nil)
+            return distribute(h, now: now, releaser: nil).others
         }
         if let again { scheduleResume(host, at: again) }
         for (shard, count) in grants { grant(shard, host, count) }
@@ -287,11 +284,18 @@ final class GatewayHosts: Sendable {
 
     /// Hands the free slots to the threads that wait, one at a time to the one holding the
     /// fewest (`releaser` first on a tie, then in turn from ``Host/nextShard``).
-    private func distribute(_ h: Host, now: Int64, releaser: Int?) -> [(Int, Int)] {
-        guard now >= h.pausedUntil else { return [] }
+    /// Slots handed out by ``distribute(_:now:releaser:)``: the releasing thread's own (the
+    /// common case after every answer, counted without an array) and the other threads'.
+    private struct Grants {
+        var own = 0
+        var others: [(Int, Int)] = []
+    }
+
+    private func distribute(_ h: Host, now: Int64, releaser: Int?) -> Grants {
+        var grants = Grants()
+        guard now >= h.pausedUntil else { return grants }
         var free = h.limit.slots - h.inFlight
-        guard free > 0, h.wanted.contains(where: { $0 > 0 }) else { return [] }
-        var given = [Int](repeating: 0, count: shards)
+        guard free > 0, h.wanted.contains(where: { $0 > 0 }) else { return grants }
         while free > 0 {
             var best: Int?
             if let r = releaser, h.wanted[r] > 0 { best = r }
@@ -304,12 +308,20 @@ final class GatewayHosts: Sendable {
             guard let shard = best else { break }
             h.wanted[shard] -= 1
             h.held[shard] += 1
-            given[shard] += 1
             h.inFlight += 1
             free -= 1
-            if shard != releaser { h.nextShard = (shard + 1) % shards }
+            if shard == releaser {
+                grants.own += 1
+            } else {
+                h.nextShard = (shard + 1) % shards
+                if let i = grants.others.firstIndex(where: { $0.0 == shard }) {
+                    grants.others[i].1 += 1
+                } else {
+                    grants.others.append((shard, 1))
+                }
+            }
         }
-        return given.enumerated().compactMap { $0.element > 0 ? ($0.offset, $0.element) : nil }
+        return grants
     }
 
     private func newHost(_ s: inout State, _ host: String) -> Host {

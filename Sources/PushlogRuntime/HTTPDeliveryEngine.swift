@@ -251,6 +251,8 @@ final class DeliveryShard: @unchecked Sendable {
         var error: (any Error)?
         var errorRetries = 0
         var bootTicket: BootTicket?
+        /// Taken out of `runs`: a reference still queued somewhere (a host's waiting runs) is stale.
+        var ended = false
 
         init(key: [UInt8], userID: String, context: BackgroundProcessContext) {
             self.key = key
@@ -685,7 +687,9 @@ final class DeliveryShard: @unchecked Sendable {
                 counters.pushesProcessed.increment()
                 let latency = Double(SystemClock.nowMS() - loggedTS) / 1000
                 counters.pushLatency.recordSeconds(latency)
-                counters.onDelivered.withLock { $0.call }?(pos, latency)
+                // The hook is taken out in its struct: a closure returned by `withLock` (generic)
+                // would be re-wrapped, an allocation per push.
+                counters.onDelivered.withLock { $0 }.call?(pos, latency)
             }
             answered(run, answer, pos: pos, badge: badge, pusher: f.pusher, loggedTS: loggedTS)
         case .badge(let badge):
@@ -713,15 +717,15 @@ final class DeliveryShard: @unchecked Sendable {
     /// A notification push's answer, through the rules.
     private func answered(_ run: Run, _ answer: DeliveryRules.Answer, pos: UInt64, badge: Int,
                           pusher: PayloadWriter.PreparedPusher, loggedTS: Int64 = 0) {
-        let (ops, next) = DeliveryRules.answered(answer, pos: pos, badge: badge, id: pusher.config.id, state: &run.state,
-                                                 config: config, now: SystemClock.nowMS())
-        for op in ops { write(op, run) }
+        let (op, next) = DeliveryRules.answered(answer, pos: pos, badge: badge, id: pusher.config.id, state: &run.state,
+                                                config: config, now: SystemClock.nowMS())
+        if let op { write(op, run) }
         if case .failed(let failure) = answer {
             counters.pushesFailed.increment()
             failure.count()
             var gaveUp = false
             var delay: Int64 = 0
-            for case .failure(_, _, _, let giveUp, _, let nextAttempt, let now) in ops {
+            if case .failure(_, _, _, let giveUp, _, let nextAttempt, let now)? = op {
                 gaveUp = giveUp
                 delay = nextAttempt - now
             }
@@ -834,6 +838,7 @@ final class DeliveryShard: @unchecked Sendable {
                 continue
             }
             runs[run.key] = nil
+            run.ended = true
             processes.end(run.context, error: nil)
             if let ticket = run.bootTicket {
                 run.bootTicket = nil
@@ -867,14 +872,17 @@ final class DeliveryShard: @unchecked Sendable {
     private func give(_ host: String, count: Int) {
         var left = count
         while left > 0 {
-            while left > 0, let run = waiting[host]?.popFirst() {
-                guard run.phase == .waitingHost, !run.holdsSlot, runs[run.key] === run else { continue }
-                run.holdsSlot = true
-                run.phase = .ready
-                ready.append(run)
-                left -= 1
+            // One lookup of the host's queue (this runs after every answer): popped in place.
+            if let i = waiting.index(forKey: host) {
+                while left > 0, let run = waiting.values[i].popFirst() {
+                    guard run.phase == .waitingHost, !run.holdsSlot, !run.ended else { continue }
+                    run.holdsSlot = true
+                    run.phase = .ready
+                    ready.append(run)
+                    left -= 1
+                }
+                if waiting.values[i].isEmpty { waiting.remove(at: i) }
             }
-            if waiting[host]?.isEmpty == true { waiting[host] = nil }
             guard left > 0 else { break }
             left = hosts.giveBack(host, shard: index, count: left)
         }

@@ -43,7 +43,7 @@ struct DeliveryRulesTests {
     func answers() {
         var s = DeliveryState(key: key)
         let first = DeliveryRules.answered(.failed(.status(500)), pos: 5, badge: 1, id: id, state: &s, config: config, now: 10_000, jitter: 0)
-        #expect(first.ops == [.failure(key: key, pos: 5, generation: 0, giveUp: false, since: 10_000, nextAttempt: 11_000, now: 10_000)])
+        #expect(first.op == .failure(key: key, pos: 5, generation: 0, giveUp: false, since: 10_000, nextAttempt: 11_000, now: 10_000))
         #expect(first.next == .backoff(at: 11_000))
         // Failing for 8 s: the wait is 8 s (doubling with nothing remembered but failing_since).
         let later = DeliveryRules.answered(.failed(.status(500)), pos: 5, badge: 1, id: id, state: &s, config: config, now: 18_000, jitter: 0)
@@ -51,13 +51,13 @@ struct DeliveryRulesTests {
         // Past give_up_after: the notification is given up and the cursor passes it.
         let giveUp = DeliveryRules.answered(.failed(.timeout("30 s")), pos: 5, badge: 1, id: id, state: &s, config: config,
                                             now: 10_000 + 86_400_000, jitter: 0)
-        guard case .failure(_, _, _, true, 10_000, _, _) = giveUp.ops[0] else {
-            Issue.record("expected a give-up, got \(giveUp.ops)")
+        guard case .failure(_, _, _, true, 10_000, _, _)? = giveUp.op else {
+            Issue.record("expected a give-up, got \(String(describing: giveUp.op))")
             return
         }
         #expect(s.cursor == 5)
         let ok = DeliveryRules.answered(.accepted(rejectedOwn: false), pos: 6, badge: 2, id: id, state: &s, config: config, now: 1)
-        #expect(ok.ops == [.advance(key: key, pos: 6, generation: 0, success: true, now: 1, badge: 2)])
+        #expect(ok.op == .advance(key: key, pos: 6, generation: 0, success: true, now: 1, badge: 2))
         #expect(ok.next == .next)
         #expect(s.failingSince == nil && s.notBefore == 0 && s.lastBadge == 2)
     }
@@ -66,13 +66,13 @@ struct DeliveryRulesTests {
     func otherAnswers() {
         var s = DeliveryState(key: key)
         let rejected = DeliveryRules.answered(.accepted(rejectedOwn: true), pos: 1, badge: 0, id: id, state: &s, config: config, now: 0)
-        #expect(rejected.ops == [.removePusher(key: key, id: id)])
+        #expect(rejected.op == .removePusher(key: key, id: id))
         #expect(rejected.next == .stop)
         let paused = DeliveryRules.answered(.retryAfter(ms: 5_000), pos: 1, badge: 0, id: id, state: &s, config: config, now: 0)
-        #expect(paused.ops.isEmpty && paused.next == .again)
+        #expect(paused.op == nil && paused.next == .again)
         #expect(s.failingSince == nil && s.notBefore == 0)
         let cancelled = DeliveryRules.answered(.cancelled, pos: 1, badge: 0, id: id, state: &s, config: config, now: 0)
-        #expect(cancelled.ops.isEmpty && cancelled.next == .stop)
+        #expect(cancelled.op == nil && cancelled.next == .stop)
     }
 
     @Test("a pass that ends caught up with no failure clears failing_since (unlike Synapse); one that failed does not")
