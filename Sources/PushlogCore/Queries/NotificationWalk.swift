@@ -51,20 +51,27 @@ extension StoreReadView {
             let room = try r.rawBytes()
             let thread = try r.rawBytes()
             let roomKey = ByteKey(room)
-            var receipts = try rooms[roomKey] ?? RoomReceipts(unthreaded: receipt(room: room, thread: nil))
+            let known = rooms.index(forKey: roomKey)  // hashed once, for the read and the write back
+            var receipts = try known.map { rooms.values[$0] } ?? RoomReceipts(unthreaded: receipt(room: room, thread: nil))
             var unread = so > receipts.unthreaded
             if unread {
                 let threadKey = ByteKey(thread)
                 let threadReceipt: Int64
-                if let known = receipts.thread(threadKey) {
-                    threadReceipt = known
+                if let cached = receipts.thread(threadKey) {
+                    threadReceipt = cached
                 } else {
                     threadReceipt = try receipt(room: room, thread: thread)
                     receipts.setThread(threadKey, threadReceipt)
                 }
                 unread = so > threadReceipt
             }
-            rooms[roomKey] = receipts
+            if let known {
+                rooms.values[known] = receipts
+            } else {
+                // A backlog's rows are often each in another room: room for several at once.
+                if rooms.isEmpty { rooms.reserveCapacity(min(limit, 64)) }
+                rooms[roomKey] = receipts
+            }
             n += 1
             return try body(NotificationRow(pos: pos, streamOrdering: so, highlight: flags & 1 != 0,
                                             room: room, thread: thread, isRead: !unread))
