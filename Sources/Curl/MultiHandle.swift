@@ -65,13 +65,17 @@ final class MultiHandle {
         }
         transfer.begin(id: id, sink: sink)
         do {
-            if let post = request.post, try transfer.rewarm(shape: post.shape, url: post.url, body: post.body) {
+            if let shape = request.shape, let http = request.http, try transfer.rewarm(shape: shape, url: http.url, body: http.body) {
                 // The handle kept a POST of this shape's options: URL, body and id were enough.
             } else {
                 transfer.resetIfNeeded()
                 try transfer.prepare(connectTimeout: configuration.connectTimeout, timeout: request.timeout)
                 try request.configure(transfer)
-                transfer.markWarm(request.post.map { ($0.shape, $0.url) })
+                if let shape = request.shape, let http = request.http {
+                    transfer.markWarm((shape, http.url))
+                } else {
+                    transfer.markWarm(nil)
+                }
             }
         } catch {
             transfer.finish(.failure(error))

@@ -25,36 +25,36 @@ struct CurlConfiguration: Sendable {
 /// client shares, so it must not block or await.
 struct TransferRequest: Sendable {
     var timeout: Duration
-    private let setup: Setup
-
-    private enum Setup {
-        case closure(@Sendable (Transfer) throws(HTTPError) -> Void)
-        /// A batch POST, configured by ``HTTPRequest/configure(_:)`` (kept as a value: no
-        /// closure is allocated per request), with its shape when a handle left configured by a
-        /// POST of the same shape may be reused without a reset (``Transfer/rewarm(shape:url:body:)``).
-        case post(HTTPRequest, shape: Transfer.PostShape?)
-    }
+    /// Sets up the handle, unless this is a batch POST (`http`).
+    private let closure: (@Sendable (Transfer) throws(HTTPError) -> Void)?
+    /// A batch POST, configured by ``HTTPRequest/configure(_:)`` (kept as a value: no closure
+    /// is allocated per request).
+    let http: HTTPRequest?
+    /// The batch POST's shape, when a handle left configured by a POST of the same shape may be
+    /// reused without a reset (``Transfer/rewarm(shape:url:body:)``).
+    ///
+    /// Plain optional fields, not an enum with a payload per kind: taking such a payload apart
+    /// copied the whole request (every string, array and dictionary in it) on each start.
+    let shape: Transfer.PostShape?
 
     init(timeout: Duration, configure: @escaping @Sendable (Transfer) throws(HTTPError) -> Void) {
         self.timeout = timeout
-        self.setup = .closure(configure)
+        closure = configure
+        http = nil
+        shape = nil
     }
 
     init(timeout: Duration, post: HTTPRequest, shape: Transfer.PostShape?) {
         self.timeout = timeout
-        self.setup = .post(post, shape: shape)
-    }
-
-    /// The batch POST's shape, URL and body, when it has a shape to keep warm.
-    var post: (shape: Transfer.PostShape, url: String, body: [UInt8])? {
-        guard case .post(let http, let shape?) = setup else { return nil }
-        return (shape, http.url, http.body)
+        closure = nil
+        http = post
+        self.shape = shape
     }
 
     func configure(_ transfer: Transfer) throws(HTTPError) {
-        switch setup {
-        case .closure(let configure): try configure(transfer)
-        case .post(let http, _):
+        if let closure {
+            try closure(transfer)
+        } else if let http {
             // Checked here, before the handle is configured from scratch: a warm handle only
             // ever takes a request of the shape (headers included) it was configured for.
             try http.validate()
