@@ -79,6 +79,9 @@ public final class CurlClient: Sendable {
     /// there is one).
     var easyHandlesMade: Int { configuration.handlesMade.value.load(ordering: .relaxed) }
 
+    /// Easy handles kept idle for the next requests (of the client's last thread to change it).
+    var easyHandlesIdle: Int { configuration.handlesMade.idle.load(ordering: .relaxed) }
+
     /// POSTs `body` to `url` and returns the answer, whatever its status.
     ///
     /// Trap: without a `Content-Type` in `headers`, libcurl sends

@@ -21,10 +21,13 @@ final class MultiHandle {
     private var transfers: [UInt64: Transfer] = [:]
     /// Reset easy handles ready for the next request, most recently used last.
     private var idle: [Transfer] = []
+    /// Since when nothing has run while more than ``quietIdleLimit`` handles were idle.
+    private var quiet: ContinuousClock.Instant?
     /// The most idle handles kept: as many as connections may be kept open (at least 64). A
     /// busy client's requests in flight go up and down by hundreds from one step to the next;
     /// with fewer kept, every such swing cleaned handles up and made them again
     /// (`curl_easy_init` and a full configuration, a sixth of all requests at ~100 in flight).
+    /// Once nothing has run for ``quietAfter``, only ``quietIdleLimit`` are kept.
     private let idleLimit: Int
 
     init(configuration: CurlConfiguration) throws(HTTPError) {
@@ -55,6 +58,7 @@ final class MultiHandle {
     func start(id: UInt64, request: TransferRequest, sink: TransferSink) {
         let transfer: Transfer
         if let reused = idle.popLast() {
+            configuration.handlesMade.idle.store(idle.count, ordering: .relaxed)
             transfer = reused
         } else if let created = Transfer(maxResponseSize: configuration.maxResponseSize) {
             configuration.handlesMade.value.add(1, ordering: .relaxed)
@@ -120,7 +124,30 @@ final class MultiHandle {
     /// Blocks until there is I/O, libcurl's next timeout is due, `curl_multi_wakeup` is called,
     /// or `maxMilliseconds` pass.
     func wait(maxMilliseconds: Int32) {
+        trimIfQuiet()
         _ = curl_multi_poll(raw, nil, 0, maxMilliseconds, nil)
+    }
+
+    /// Idle handles kept once nothing has run for ``quietAfter``: the handles of a burst (up to
+    /// the connection cache; a handle and its connection come to ~15 KB) are kept while requests
+    /// flow, and given back when the client goes quiet.
+    static let quietIdleLimit = 64
+    static let quietAfter: Duration = .seconds(1)
+
+    private func trimIfQuiet() {
+        guard transfers.isEmpty, idle.count > Self.quietIdleLimit else {
+            quiet = nil
+            return
+        }
+        let now = ContinuousClock.now
+        guard let since = quiet else {
+            quiet = now
+            return
+        }
+        guard now - since >= Self.quietAfter else { return }
+        idle.removeFirst(idle.count - Self.quietIdleLimit)  // the least recently used; deinit cleans up
+        configuration.handlesMade.idle.store(idle.count, ordering: .relaxed)
+        quiet = nil
     }
 
     /// Fails every running transfer with `error` and removes it.
@@ -156,6 +183,7 @@ final class MultiHandle {
         guard idle.count < idleLimit else { return }
         transfer.recycle()
         idle.append(transfer)
+        configuration.handlesMade.idle.store(idle.count, ordering: .relaxed)
     }
 
     private func check(_ code: CURLMcode) throws(HTTPError) {

@@ -6,11 +6,12 @@ struct CurlConfiguration: Sendable {
     var maxResponseSize: Int
     var maxConnectionsPerHost: Int
     var connectionCacheSize: Int
-    /// Easy handles made (`curl_easy_init`) by the client's threads, for the tests.
+    /// Easy handles made (`curl_easy_init`) by the client's threads, and kept idle, for the tests.
     let handlesMade = HandleCount()
 
     final class HandleCount: Sendable {
         let value = Atomic<Int>(0)
+        let idle = Atomic<Int>(0)
     }
 }
 

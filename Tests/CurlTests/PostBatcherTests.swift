@@ -125,31 +125,54 @@ struct PostBatcherTests {
     @Test func aSecondBurstReusesTheFirstBurstsHandles() async throws {
         let server = try await TestServer.start()
         defer { server.stop() }
-        let burst = 200
-        let client = try CurlClient(maxConnectionsPerHost: burst, connectionCacheSize: burst)
+        let client = try CurlClient(maxConnectionsPerHost: Self.burst, connectionCacheSize: Self.burst)
         defer { client.shutdown() }
-        let url = server.url("/echo")
         for round in 0..<2 {
-            let log = Log()
-            log.expected = burst
-            let first = Atomic<Bool>(true)
-            let batcher = client.makeBatcher { batch in
-                _ = log.record(batch)
-                guard first.exchange(false, ordering: .relaxed) else { return }
-                for tag in 0..<UInt64(burst) {
-                    batch.start(PostRequest(tag: tag, url: url, body: Array(#"{"round":\#(round)}"#.utf8),
-                                            headers: ["Content-Type": "application/json"], timeout: .seconds(30)))
-                }
-            }
-            await withCheckedContinuation { c in
-                log.waitUntilDone(c)
-                batcher.wake()
-            }
-            let completions = log.results
-            #expect(completions.count == burst)
-            #expect(completions.values.allSatisfy { (try? $0.get().status) == 200 })
-            #expect(client.easyHandlesMade == burst, "after round \(round)")
+            try await Self.burst(of: client, to: server.url("/echo"), round: round)
+            #expect(client.easyHandlesMade == Self.burst, "after round \(round)")
         }
+    }
+
+    /// ... and given back once the client is quiet: all but 64, the least recently used.
+    @Test func aQuietClientKeepsOnly64IdleHandles() async throws {
+        let server = try await TestServer.start()
+        defer { server.stop() }
+        let client = try CurlClient(maxConnectionsPerHost: Self.burst, connectionCacheSize: Self.burst)
+        defer { client.shutdown() }
+        try await Self.burst(of: client, to: server.url("/echo"), round: 0)
+        #expect(client.easyHandlesIdle == Self.burst)
+        // Trimmed after a second with nothing running (the thread wakes at least once a second).
+        let deadline = ContinuousClock.now + .seconds(10)
+        while client.easyHandlesIdle > 64, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(client.easyHandlesIdle == 64)
+        try await Self.burst(of: client, to: server.url("/echo"), round: 1)
+        #expect(client.easyHandlesMade == 2 * Self.burst - 64)
+    }
+
+    private static let burst = 200
+
+    /// `burst` POSTs started at once from one handler call; returns when all are answered 200.
+    private static func burst(of client: CurlClient, to url: String, round: Int) async throws {
+        let log = Log()
+        log.expected = burst
+        let first = Atomic<Bool>(true)
+        let batcher = client.makeBatcher { batch in
+            _ = log.record(batch)
+            guard first.exchange(false, ordering: .relaxed) else { return }
+            for tag in 0..<UInt64(burst) {
+                batch.start(PostRequest(tag: tag, url: url, body: Array(#"{"round":\#(round)}"#.utf8),
+                                        headers: ["Content-Type": "application/json"], timeout: .seconds(30)))
+            }
+        }
+        await withCheckedContinuation { c in
+            log.waitUntilDone(c)
+            batcher.wake()
+        }
+        let completions = log.results
+        #expect(completions.count == burst)
+        #expect(completions.values.allSatisfy { (try? $0.get().status) == 200 })
     }
 
     @Test func shutdownFailsRunningPostsInALastCall() async throws {
