@@ -77,10 +77,10 @@ public final class CurlClient: Sendable {
 
     /// Easy handles made so far by this client's threads (each request takes an idle one when
     /// there is one).
-    var easyHandlesMade: Int { configuration.handlesMade.value.load(ordering: .relaxed) }
+    var easyHandlesMade: Int { configuration.handles.made.load(ordering: .relaxed) }
 
     /// Easy handles kept idle for the next requests (of the client's last thread to change it).
-    var easyHandlesIdle: Int { configuration.handlesMade.idle.load(ordering: .relaxed) }
+    var easyHandlesIdle: Int { configuration.handles.idle.load(ordering: .relaxed) }
 
     /// POSTs `body` to `url` and returns the answer, whatever its status.
     ///

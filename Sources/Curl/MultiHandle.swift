@@ -58,10 +58,10 @@ final class MultiHandle {
     func start(id: UInt64, request: TransferRequest, sink: TransferSink) {
         let transfer: Transfer
         if let reused = idle.popLast() {
-            configuration.handlesMade.idle.store(idle.count, ordering: .relaxed)
+            configuration.handles.idle.store(idle.count, ordering: .relaxed)
             transfer = reused
         } else if let created = Transfer(maxResponseSize: configuration.maxResponseSize) {
-            configuration.handlesMade.value.add(1, ordering: .relaxed)
+            configuration.handles.made.add(1, ordering: .relaxed)
             transfer = created
         } else {
             sink.deliver(.failure(HTTPError(kind: .other, message: "curl_easy_init failed")))
@@ -146,7 +146,7 @@ final class MultiHandle {
         }
         guard now - since >= Self.quietAfter else { return }
         idle.removeFirst(idle.count - Self.quietIdleLimit)  // the least recently used; deinit cleans up
-        configuration.handlesMade.idle.store(idle.count, ordering: .relaxed)
+        configuration.handles.idle.store(idle.count, ordering: .relaxed)
         quiet = nil
     }
 
@@ -183,7 +183,7 @@ final class MultiHandle {
         guard idle.count < idleLimit else { return }
         transfer.recycle()
         idle.append(transfer)
-        configuration.handlesMade.idle.store(idle.count, ordering: .relaxed)
+        configuration.handles.idle.store(idle.count, ordering: .relaxed)
     }
 
     private func check(_ code: CURLMcode) throws(HTTPError) {

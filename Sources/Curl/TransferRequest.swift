@@ -7,10 +7,10 @@ struct CurlConfiguration: Sendable {
     var maxConnectionsPerHost: Int
     var connectionCacheSize: Int
     /// Easy handles made (`curl_easy_init`) by the client's threads, and kept idle, for the tests.
-    let handlesMade = HandleCount()
+    let handles = HandleCounts()
 
-    final class HandleCount: Sendable {
-        let value = Atomic<Int>(0)
+    final class HandleCounts: Sendable {
+        let made = Atomic<Int>(0)
         let idle = Atomic<Int>(0)
     }
 }

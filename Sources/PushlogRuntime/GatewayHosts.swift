@@ -282,8 +282,6 @@ final class GatewayHosts: Sendable {
         for (shard, count) in grants { grant(shard, host, count) }
     }
 
-    /// Hands the free slots to the threads that wait, one at a time to the one holding the
-    /// fewest (`releaser` first on a tie, then in turn from ``Host/nextShard``).
     /// Slots handed out by ``distribute(_:now:releaser:)``: the releasing thread's own (the
     /// common case after every answer, counted without an array) and the other threads'.
     private struct Grants {
@@ -291,6 +289,8 @@ final class GatewayHosts: Sendable {
         var others: [(Int, Int)] = []
     }
 
+    /// Hands the free slots to the threads that wait, one at a time to the one holding the
+    /// fewest (`releaser` first on a tie, then in turn from ``Host/nextShard``).
     private func distribute(_ h: Host, now: Int64, releaser: Int?) -> Grants {
         var grants = Grants()
         guard now >= h.pausedUntil else { return grants }
