@@ -79,8 +79,8 @@ public final class CurlClient: Sendable {
     /// there is one).
     var easyHandlesMade: Int { configuration.handles.made.load(ordering: .relaxed) }
 
-    /// Easy handles kept idle for the next requests (of the client's last thread to change it).
-    var easyHandlesIdle: Int { configuration.handles.idle.load(ordering: .relaxed) }
+    /// Idle easy handles freed so far because the client's threads went quiet.
+    var easyHandlesFreedWhenQuiet: Int { configuration.handles.freedWhenQuiet.load(ordering: .relaxed) }
 
     /// POSTs `body` to `url` and returns the answer, whatever its status.
     ///

@@ -58,7 +58,6 @@ final class MultiHandle {
     func start(id: UInt64, request: TransferRequest, sink: TransferSink) {
         let transfer: Transfer
         if let reused = idle.popLast() {
-            configuration.handles.idle.store(idle.count, ordering: .relaxed)
             transfer = reused
         } else if let created = Transfer(maxResponseSize: configuration.maxResponseSize) {
             configuration.handles.made.add(1, ordering: .relaxed)
@@ -145,8 +144,9 @@ final class MultiHandle {
             return
         }
         guard now - since >= Self.quietAfter else { return }
-        idle.removeFirst(idle.count - Self.quietIdleLimit)  // the least recently used; deinit cleans up
-        configuration.handles.idle.store(idle.count, ordering: .relaxed)
+        let freed = idle.count - Self.quietIdleLimit
+        idle.removeFirst(freed)  // the least recently used; deinit cleans up
+        configuration.handles.freedWhenQuiet.add(freed, ordering: .relaxed)
         quiet = nil
     }
 
@@ -183,7 +183,6 @@ final class MultiHandle {
         guard idle.count < idleLimit else { return }
         transfer.recycle()
         idle.append(transfer)
-        configuration.handles.idle.store(idle.count, ordering: .relaxed)
     }
 
     private func check(_ code: CURLMcode) throws(HTTPError) {
