@@ -23,6 +23,15 @@ struct PostBatcherTests {
         }
 
         var results: [UInt64: Result<HTTPResponse, any Error>] { lock.withLock { completions } }
+
+        /// Wakes `batcher` and returns the completions once `expected` of them came.
+        func results(wakingUp batcher: PostBatcher) async -> [UInt64: Result<HTTPResponse, any Error>] {
+            await withCheckedContinuation { c in
+                waitUntilDone(c)
+                batcher.wake()
+            }
+            return results
+        }
         var callCount: Int { lock.withLock { calls } }
 
         func record(_ batch: PostBatch) -> Bool {
@@ -69,11 +78,7 @@ struct PostBatcherTests {
                                         headers: ["Content-Type": "application/json"], timeout: .seconds(10)))
             }
         }
-        await withCheckedContinuation { c in
-            log.waitUntilDone(c)
-            batcher.wake()
-        }
-        let completions = log.results
+        let completions = await log.results(wakingUp: batcher)
         #expect(completions.count == total)
         for tag in 0..<UInt64(total) {
             let response = try #require(try completions[tag]?.get())
@@ -165,11 +170,7 @@ struct PostBatcherTests {
                                         headers: ["Content-Type": "application/json"], timeout: .seconds(30)))
             }
         }
-        await withCheckedContinuation { c in
-            log.waitUntilDone(c)
-            batcher.wake()
-        }
-        let completions = log.results
+        let completions = await log.results(wakingUp: batcher)
         #expect(completions.count == burst)
         #expect(completions.values.allSatisfy { (try? $0.get().status) == 200 })
     }
