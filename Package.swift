@@ -105,7 +105,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "pushlog-bench",
-            dependencies: ["PushlogCore", "LMDB", "PushlogRuntime", "PushlogMail", "Curl", "DelayGateway", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["PushlogCore", "LMDB", "PushlogRuntime", "PushlogMail", "Curl", "DelayGateway", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus")],
             path: "Tools/Bench"
         ),
         // A Matrix push gateway test double that answers after a configurable delay (tests and benchmarks).

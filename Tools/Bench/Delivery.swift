@@ -3,6 +3,8 @@
 import Curl
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import PushlogCore
 import PushlogRuntime
 
@@ -56,6 +58,11 @@ func cpuSeconds() -> Double {
 
 /// Child process: open the store, start the pool, wait until every pending push is delivered.
 func deliverChild(_ dir: String, concurrency: Int) async {
+    // BENCH_METRICS=prometheus: the metrics backend `serve` runs with (its registry), so that
+    // their cost per push is in the figures; by default no backend (the metrics are no-ops).
+    if ProcessInfo.processInfo.environment["BENCH_METRICS"] == "prometheus" {
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()))
+    }
     let t0 = now()
     let cpu0 = cpuSeconds()
     let lazyMS = Int(ProcessInfo.processInfo.environment["BENCH_LAZY_MS"] ?? "10")!
