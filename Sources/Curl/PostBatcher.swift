@@ -43,7 +43,7 @@ public struct PostBatch {
     init(completions: [PostCompletion]) { self.completions = completions }
 
     /// Starts `request` when the handler returns. Tags must be unique among running requests.
-    public mutating func start(_ request: PostRequest) { starts.append(request) }
+    public mutating func start(_ request: consuming PostRequest) { starts.append(request) }
 
     /// Aborts the running request `tag` (its completion, `CancellationError`, comes in a later
     /// call); an unknown tag is ignored.

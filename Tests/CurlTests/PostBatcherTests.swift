@@ -155,6 +155,52 @@ struct PostBatcherTests {
         #expect(client.easyHandlesMade == 2 * Self.burst - 64)
     }
 
+    /// A handle keeps the options of its last POST, and the next POST of the same shape sets only
+    /// its URL and body. A POST of another shape (headers, address policy) must get its own
+    /// options: here each request runs alone, so all of them go through the client's one handle.
+    @Test func aWarmHandleTakesAPostOfAnotherShapeOnlyWithItsOwnOptions() async throws {
+        let a = try await TestServer.start()
+        defer { a.stop() }
+        let b = try await TestServer.start()
+        defer { b.stop() }
+        let client = try CurlClient(maxConnectionsPerHost: 1)
+        defer { client.shutdown() }
+        let loopback = AddressPolicy(blocked: AddressPolicy.defaultBlocked, allowed: [IPRange("127.0.0.0/8")!])
+        let strict = AddressPolicy(blocked: AddressPolicy.defaultBlocked)
+        let requests = [
+            PostRequest(tag: 0, url: a.url("/headers"), body: [], headers: ["X-Shape": "a"], timeout: .seconds(5), addressPolicy: loopback),
+            PostRequest(tag: 1, url: a.url("/headers"), body: [], headers: ["X-Shape": "b"], timeout: .seconds(5), addressPolicy: loopback),
+            // A new host (a new connection), with a policy that blocks it.
+            PostRequest(tag: 2, url: b.url("/headers"), body: [], headers: ["X-Shape": "b"], timeout: .seconds(5), addressPolicy: strict),
+            PostRequest(tag: 3, url: b.url("/headers"), body: [], headers: ["X-Shape": "b"], timeout: .seconds(5), addressPolicy: loopback),
+            PostRequest(tag: 4, url: b.url("/headers"), body: [], headers: ["X-Shape": "a"], timeout: .seconds(5), addressPolicy: loopback),
+        ]
+        let log = Log()
+        log.expected = requests.count
+        let next = Atomic<Int>(0)
+        let batcher = client.makeBatcher { batch in
+            _ = log.record(batch)
+            // One at a time: the next when the last has completed (or at the first call).
+            let n = next.load(ordering: .relaxed)
+            guard n < requests.count, n == log.results.count else { return }
+            next.store(n + 1, ordering: .relaxed)
+            batch.start(requests[n])
+        }
+        let completions = await log.results(wakingUp: batcher)
+        func shape(_ tag: UInt64) -> String? {
+            guard let body = try? completions[tag]?.get().body,
+                  let seen = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: String] else { return nil }
+            return seen["x-shape"]
+        }
+        #expect(shape(0) == "a")
+        #expect(shape(1) == "b", "the headers changed on a warm handle")
+        let blocked = completions[2].flatMap { if case .failure(let e as HTTPError) = $0 { e.kind } else { nil } }
+        #expect(blocked == .blockedAddress, "the address policy changed on a warm handle")
+        #expect(shape(3) == "b")
+        #expect(shape(4) == "a")
+        #expect(client.easyHandlesMade == 1)
+    }
+
     private static let burst = 200
 
     /// `burst` POSTs started at once from one handler call; returns when all are answered 200.

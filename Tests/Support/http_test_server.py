@@ -13,6 +13,8 @@ Routes (any method):
 - `/echo`: 200, `Content-Type: application/json`, the request body back; request headers
   starting with `X-` and the request's Content-Type come back prefixed with `X-Echo-`, the
   method as `X-Echo-Method`.
+- `/headers`: 200, a JSON object of the request's headers starting with `X-` (names in lower
+  case), in the body: for a client that does not read the answer's headers.
 - `/sygnal`: 200, `Content-Type: text/html`, body `{"rejected":[]}` (what Sygnal does).
 - `/delay?ms=N&tag=T`: answers like `/echo` after N ms, unless the client goes away first.
 - `/status/N`: status N with a small JSON body.
@@ -81,6 +83,9 @@ class Handler(BaseHTTPRequestHandler):
         path = url.path
         if path == "/echo":
             self.echo(body)
+        elif path == "/headers":
+            seen = {k.lower(): v for k, v in self.headers.items() if k.lower().startswith("x-")}
+            self.reply(200, json.dumps(seen).encode(), "application/json")
         elif path == "/sygnal":
             self.reply(200, b'{"rejected":[]}', "text/html")
         elif path == "/delay":
