@@ -267,14 +267,13 @@ final class CurlThread: Sendable {
                 sink.completed(tag: post.tag, .failure(refusing))
                 continue
             }
-            let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
-            sink.running[post.tag] = id
-            if !post.collectsResponseHeaders, multi.startWarm(id: id, post: post, sink: .batch(sink, tag: post.tag)) { continue }
             var request = HTTPRequest(method: "POST", url: post.url, body: post.body, headers: post.headers)
             request.collectsHeaders = post.collectsResponseHeaders
             request.addressPolicy = post.addressPolicy
             // Validated by the transfer before it is configured (`TransferRequest.configure`):
             // a refusal then completes through the sink like any failure to start.
+            let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+            sink.running[post.tag] = id
             // Header collection changes the options: only the usual kind is kept warm.
             let shape = post.collectsResponseHeaders ? nil
                 : Transfer.PostShape(headers: post.headers, timeout: post.timeout, https: HTTPRequest.isHTTPS(post.url),

@@ -85,29 +85,6 @@ final class MultiHandle {
             recycle(transfer)
             return
         }
-        add(transfer, id: id)
-    }
-
-    /// Starts a batch POST on the idle handle next in line if that handle is warm for its shape
-    /// (``Transfer/rewarm(_:)``): the usual case, with no request built. Returns false, having
-    /// done nothing, otherwise; then build the request and ``start(id:request:sink:)`` it.
-    func startWarm(id: UInt64, post: PostRequest, sink: TransferSink) -> Bool {
-        guard let transfer = idle.last else { return false }
-        transfer.begin(id: id, sink: sink)
-        do {
-            guard try transfer.rewarm(post) else { return false }
-        } catch {
-            idle.removeLast()
-            transfer.finish(.failure(error))
-            recycle(transfer)
-            return true
-        }
-        idle.removeLast()
-        add(transfer, id: id)
-        return true
-    }
-
-    private func add(_ transfer: Transfer, id: UInt64) {
         let code = curl_multi_add_handle(raw, transfer.easy)
         guard code == CURLM_OK else {
             transfer.finish(.failure(HTTPError(kind: .other, curlCode: Int(code.rawValue),

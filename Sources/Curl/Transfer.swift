@@ -158,25 +158,6 @@ final class Transfer {
         return true
     }
 
-    /// ``rewarm(shape:url:body:)`` for a batch POST as it comes, with no shape built: the same
-    /// test (the same headers, timeout and address policy; the same scheme when the URL differs)
-    /// without copying the request's strings and dictionaries into a ``PostShape``.
-    func rewarm(_ post: PostRequest) throws(HTTPError) -> Bool {
-        guard needsReset, let warm = warmShape, warm.timeout == post.timeout, warm.addressPolicy == post.addressPolicy,
-              warm.headers == post.headers  // the same storage, as a batcher's requests share, is one comparison
-        else { return false }
-        let newURL = post.url != warmURL
-        if newURL, HTTPRequest.isHTTPS(post.url) != warm.https { return false }
-        needsReset = false
-        try check(ccurl_easy_setopt_pointer(easy, CURLOPT_PRIVATE, UnsafeMutableRawPointer(bitPattern: UInt(id))), CURLOPT_PRIVATE)
-        if newURL {
-            try set(CURLOPT_URL, post.url)
-            warmURL = post.url
-        }
-        try setBody(post.body)
-        return true
-    }
-
     /// Makes the handle idle again: the response buffers emptied, and the options marked for a
     /// reset (done by ``resetIfNeeded()``, unless ``rewarm(shape:url:body:)`` reuses them). Call
     /// only once the easy handle is out of the multi handle and the transfer is finished.
