@@ -168,20 +168,25 @@ enum SynapseRows {
     /// event is parsed and the notification decoded once for them, then given to each user whose
     /// id passes the decoder's check (the only input that differs). What each row becomes is what
     /// ``pushAction(_:now:)`` alone makes of it.
-    static func pushActions(_ rows: [SQLRow], now: Int64) -> [StreamRow] {
+    ///
+    /// The rows are filled in where they are (`rows` is consumed): a row taken out and changed
+    /// would be copied whole, every string of it retained.
+    static func pushActions(_ rows: consuming [SQLRow], now: Int64) -> [StreamRow] {
+        var rows = rows
         var out: [StreamRow] = []
         out.reserveCapacity(rows.count)
         var previous: (row: SQLRow, notification: PushNotification)?
-        var shared: SQLRow?  // the last row that came with its event's JSON
-        for var r in rows {
-            if r.count >= 13 {
-                if r[8] == .null, let s = shared, s[3] == r[3] {
-                    r[8] = s[8]
-                    r[12] = s[12]
+        var shared: Int?  // the last row that came with its event's JSON
+        for i in rows.indices {
+            if rows[i].count >= 13 {
+                if case .null = rows[i][8], let s = shared, rows[s][3].sameBytes(as: rows[i][3]) {
+                    rows[i][8] = rows[s][8]
+                    rows[i][12] = rows[s][12]
                 } else {
-                    shared = r
+                    shared = i
                 }
             }
+            let r = rows[i]
             if let p = previous, r.count >= 13, let so = r[0].int, let user = r[1].text, sameExceptUser(p.row, r) {
                 var row = StreamRow(position: so, identity: user, userID: user, entry: nil, receivedTS: r[7].int)
                 if (try? EntryDecoder.checkID(user, field: "user_id")) != nil {
@@ -204,17 +209,7 @@ enum SynapseRows {
     static func sameExceptUser(_ a: SQLRow, _ b: SQLRow) -> Bool {
         guard a.count == b.count else { return false }
         for i in a.indices where i != 1 {
-            switch (a[i], b[i]) {
-            case (.text(var x), .text(var y)):
-                guard x.utf8.count == y.utf8.count else { return false }
-                let same = x.withUTF8 { xp in y.withUTF8 { yp in
-                    xp.count == 0 || memcmp(xp.baseAddress!, yp.baseAddress!, xp.count) == 0
-                } }
-                if !same { return false }
-            case (.int(let x), .int(let y)): if x != y { return false }
-            case (.null, .null): break
-            default: if a[i] != b[i] { return false }
-            }
+            if !a[i].sameBytes(as: b[i]) { return false }
         }
         return true
     }

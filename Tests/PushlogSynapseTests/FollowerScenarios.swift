@@ -297,7 +297,8 @@ enum FollowerScenarios {
                                actions: #"["notify",{"set_tweak":"highlight"}]"#, highlight: true)
         try await w.pushAction(103, event: "$e103", room: "!r:example.org", user: users[2], thread: "$root")
         try await w.pushAction(103, event: "$e103", room: "!r:example.org", user: "@erin:example.org")  // no pusher
-        try await w.pushAction(103, event: "$e103", room: "!r:example.org", user: users[3])
+        // A thread id as long as the one before it ("$root"): told apart by its bytes, not its length.
+        try await w.pushAction(103, event: "$e103", room: "!r:example.org", user: users[3], thread: "$r000")
         for so in Int64(104)..<110 { try await w.message(so, room: "!r:example.org", sender: "@bob:example.org", notifying: Array(users[0..<Int(so % 4) + 1])) }
 
         var small = testOptions()
@@ -317,7 +318,7 @@ enum FollowerScenarios {
         let e103 = ns.filter { $0.streamOrdering == 103 }
         #expect(e103.map(\.userID) == [users[0], users[1], users[2], users[3]])
         #expect(e103.map(\.highlights) == [false, true, false, false])
-        #expect(e103.map(\.threadID) == ["main", "main", "$root", "main"])
+        #expect(e103.map(\.threadID) == ["main", "main", "$root", "$r000"])
         #expect(e103.allSatisfy { $0.context?["sender_display_name"] == .string("Bob") && $0.event == e103[0].event })
         batched.close()
         whole.close()
