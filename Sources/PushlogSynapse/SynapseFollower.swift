@@ -9,8 +9,11 @@ public struct SynapseFollowerOptions: Sendable {
     public var lateness: Duration = .seconds(10)
     /// How much history the first start imports (`source.synapse.backfill`).
     public var backfill: Duration = .seconds(7 * 86_400)
-    /// Rows read per stream per poll.
-    public var batchSize = 5_000
+    /// Rows read per stream per poll. Each query costs PostgreSQL ~5 ms of planning (the join,
+    /// the window, the display-name subquery) beside ~3.5 µs a row: a catch-up of 200,000 push
+    /// actions took 1.83 s in batches of 20,000 against 2.01 s in batches of 5,000 (and 1.92 s
+    /// in batches of 50,000, which overlap reading, decoding and writing less).
+    public var batchSize = 20_000
     /// How often a live poll counts its whole trailing window again (a row that commits late
     /// goes out within this); between, it checks only the part leaving the window. Counting a
     /// window of 20,000 rows (10 s at 2,000 pushes/s) took 60–150 ms of every 50 ms poll.
