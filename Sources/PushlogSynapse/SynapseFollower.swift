@@ -208,26 +208,38 @@ public actor SynapseFollower {
 
     /// Appends the rows not taken before (of this shard's users) and stores the positions, in
     /// one write transaction.
-    func write(_ batches: [Batch]) async throws -> Int {
+    ///
+    /// `fresh`: the first start's import, whose batches follow one another from positions with
+    /// no window (the window start is the position), so no row up to a batch's new position can
+    /// have been taken before: those rows are appended without looking them up or marking them.
+    /// The rows above it (the last position of a full batch, read again by the next batch in
+    /// full) are left to the next batch.
+    func write(_ batches: [Batch], fresh: Bool = false) async throws -> Int {
         let shard = options.shard
         let now = SystemClock.nowMS()
         let result: AppendResult? = try await store.writeAsync { ctx in
             var entries: [LogEntry] = []
             for b in batches {
                 let key = Self.key(b.stream)
-                // A row at or below the new window start leaves the window in this transaction
-                // (its mark would be pruned below): it is told apart from a second copy of itself
-                // in this batch here, and not marked. Every row read is above the old window
-                // start, so the window moved whenever there is such a row.
-                var taken: Set<SeenRow> = []
-                for row in b.rows {
-                    if try ctx.sourceSeen(key, row.position, row.identity) { continue }
-                    if row.position <= b.next.windowStart {
-                        guard taken.insert(SeenRow(position: row.position, identity: row.identity)).inserted else { continue }
-                    } else {
-                        try ctx.markSourceSeen(key, row.position, row.identity)
+                if fresh {
+                    for row in b.rows where row.position <= b.next.position {
+                        if let entry = row.entry, shard.owns(row.userID) { entries.append(entry) }
                     }
-                    if let entry = row.entry, shard.owns(row.userID) { entries.append(entry) }
+                } else {
+                    // A row at or below the new window start leaves the window in this
+                    // transaction (its mark would be pruned below): it is told apart from a second
+                    // copy of itself in this batch here, and not marked. Every row read is above
+                    // the old window start, so the window moved whenever there is such a row.
+                    var taken: Set<SeenRow> = []
+                    for row in b.rows {
+                        if try ctx.sourceSeen(key, row.position, row.identity) { continue }
+                        if row.position <= b.next.windowStart {
+                            guard taken.insert(SeenRow(position: row.position, identity: row.identity)).inserted else { continue }
+                        } else {
+                            try ctx.markSourceSeen(key, row.position, row.identity)
+                        }
+                        if let entry = row.entry, shard.owns(row.userID) { entries.append(entry) }
+                    }
                 }
                 let before = try ctx.sourcePosition(key)
                 if before != b.next {
@@ -291,7 +303,7 @@ public actor SynapseFollower {
                     }
                     let rows = stream.mapRows(raw, now)
                     if let w = writing { total += try await w.value }
-                    writing = Task { try await self.write([(stream, rows, next)]) }
+                    writing = Task { try await self.write([(stream, rows, next)], fresh: true) }
                     if !full { break }
                 }
                 if let w = writing { total += try await w.value }
