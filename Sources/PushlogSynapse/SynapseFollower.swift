@@ -157,7 +157,11 @@ public actor SynapseFollower {
 
     /// ``readNew`` before the rows are decoded: the rows as read, the position reached (every
     /// stream's first column is its position) and whether the batch was full.
-    func fetchNew(_ stream: SynapseStream, above: Int64, upTo: Int64) async throws
+    ///
+    /// Off the actor (and started detached, not as a task of the actor), so that the first
+    /// start's next read begins at once, while the actor decodes the batch before it: on the
+    /// actor it began only once that decoding was done, ~50 ms later per batch of 20,000 rows.
+    nonisolated func fetchNew(_ stream: SynapseStream, above: Int64, upTo: Int64) async throws
         -> (raw: [SQLRow], position: Int64, full: Bool)
     {
         let limit = options.batchSize
@@ -291,7 +295,7 @@ public actor SynapseFollower {
             // before it written. Writes run one after the other, in order, each storing its
             // position with its rows.
             let start = position
-            var reading = Task { try await self.fetchNew(stream, above: start, upTo: head) }
+            var reading = Task.detached { try await self.fetchNew(stream, above: start, upTo: head) }
             var writing: Task<Int, Error>?
             do {
                 while true {
@@ -299,7 +303,7 @@ public actor SynapseFollower {
                     let next = SourcePosition(position: full ? reached : head, windowStart: full ? reached : head)
                     if full {
                         let from = next.position
-                        reading = Task { try await self.fetchNew(stream, above: from, upTo: head) }
+                        reading = Task.detached { try await self.fetchNew(stream, above: from, upTo: head) }
                     }
                     let rows = stream.mapRows(raw, now)
                     if let w = writing { total += try await w.value }
