@@ -93,7 +93,13 @@ public actor SynapseFollower {
     }
 
     /// One poll's reads from the positions `stored`: what to append, and where each stream gets.
-    func read(from stored: [String: SourcePosition]) async throws -> ([Batch], Progress) {
+    /// `pending`: the write that will store `stored`, still under way. Its rows are not yet in
+    /// `source_seen`, so the trailing window is counted only once it has finished: counted
+    /// before, the counts differ and the whole part of the window being checked is read again
+    /// (a build whose writes finished after the next poll's read took twice as long to catch up).
+    func read(from stored: [String: SourcePosition], after pending: Task<Int, Error>? = nil) async throws
+        -> ([Batch], Progress)
+    {
         var progress = Progress()
         var batches: [Batch] = []
         let now = SystemClock.nowMS()
@@ -116,6 +122,7 @@ public actor SynapseFollower {
             if wholeWindow { windowChecked[key] = mono }
             let checkedUpTo = wholeWindow ? at.position : min(window, at.position)
             if at.windowStart < checkedUpTo {
+                _ = await pending?.result
                 all += try await lateRows(stream, key: key, above: at.windowStart, atMost: checkedUpTo, now: now)
             }
             if full { progress.caughtUp = false }
@@ -340,7 +347,7 @@ public actor SynapseFollower {
         var writing: Writing?
         do {
             while true {
-                let (batches, p) = try await read(from: stored)
+                let (batches, p) = try await read(from: stored, after: writing?.task)
                 if let w = writing {
                     writing = nil
                     total += try await finished(w, progress)
