@@ -111,6 +111,19 @@ enum FollowerScenarios {
         store.close()
     }
 
+    /// A push action whose event is gone (purged from `events` and `event_json`) is read and
+    /// passed over: nothing is appended for it, and the event after it arrives.
+    static func eventGone(_ db: some SynapseTestDatabase) async throws {
+        let (w, store, follower) = try await followingAlice(db, "gone")
+        try await w.pushAction(30, event: "$gone", room: "!r:example.org", user: "@alice:example.org")
+        try await bobToAlice(w, 31)
+        _ = try await follower.catchUp()
+        #expect(try notifications(store).map(\.eventID) == ["$e31"])
+        #expect(try store.sourcePositions()["synapse.push_actions"]?.position == 31)
+        #expect(try alicePending(store) == 1)
+        store.close()
+    }
+
     /// Catching up (full batches), a row that commits late behind the rows being read is still
     /// appended, once. And once `lateness` has passed since the source's head was seen, the
     /// window closes behind the rows read: nothing is kept to tell them apart, where a window of

@@ -11,6 +11,9 @@ struct PostgresFollowerTests {
     @Test("a lower stream ordering committed after a higher one was read is appended and delivered")
     func lateCommit() async throws { try await FollowerScenarios.lateCommit(try await PostgresTestDatabase.make()) }
 
+    @Test("a push action whose event is gone is passed over, and the event after it arrives")
+    func eventGone() async throws { try await FollowerScenarios.eventGone(try await PostgresTestDatabase.make()) }
+
     @Test("catching up, a late row is appended once and the window closes behind the rows read once lateness has passed")
     func lateCommitWhileCatchingUp() async throws { try await FollowerScenarios.lateCommitWhileCatchingUp(try await PostgresTestDatabase.make()) }
 

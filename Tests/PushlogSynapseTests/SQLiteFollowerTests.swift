@@ -26,6 +26,9 @@ struct SQLiteFollowerTests {
     @Test("a lower stream ordering committed after a higher one was read is appended and delivered")
     func lateCommit() async throws { try await FollowerScenarios.lateCommit(try await SQLiteTestDatabase.make()) }
 
+    @Test("a push action whose event is gone is passed over, and the event after it arrives")
+    func eventGone() async throws { try await FollowerScenarios.eventGone(try await SQLiteTestDatabase.make()) }
+
     @Test("catching up, a late row is appended once and the window closes behind the rows read once lateness has passed")
     func lateCommitWhileCatchingUp() async throws { try await FollowerScenarios.lateCommitWhileCatchingUp(try await SQLiteTestDatabase.make()) }
 
