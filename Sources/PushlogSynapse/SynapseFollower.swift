@@ -9,10 +9,10 @@ public struct SynapseFollowerOptions: Sendable {
     public var lateness: Duration = .seconds(10)
     /// How much history the first start imports (`source.synapse.backfill`).
     public var backfill: Duration = .seconds(7 * 86_400)
-    /// Rows read per stream per poll. Each query costs PostgreSQL ~5 ms of planning (the join,
-    /// the window, the display-name subquery) beside ~3.5 µs a row: a catch-up of 200,000 push
-    /// actions took 1.83 s in batches of 20,000 against 2.01 s in batches of 5,000 (and 1.92 s
-    /// in batches of 50,000, which overlap reading, decoding and writing less).
+    /// Rows read per stream per poll. Each query costs PostgreSQL a few ms of planning: with the
+    /// push-action query as it was then (joined per row), a catch-up of 200,000 push actions
+    /// took 1.83 s in batches of 20,000 against 2.01 s in batches of 5,000 (and 1.92 s in
+    /// batches of 50,000, which overlap reading, decoding and writing less).
     public var batchSize = 20_000
     /// How often a live poll counts its whole trailing window again (a row that commits late
     /// goes out within this); between, it checks only the part leaving the window. Counting a
