@@ -165,6 +165,42 @@ struct DataDirSafetyTests {
         #expect(server.stop()?.status == 0)
     }
 
+    @Test("a running server keeps LMDB's lock on lock.mdb, so a process opening the store after it does not reset the lock table",
+          arguments: [false, true])
+    func lmdbLockHeld(tightenFirst: Bool) throws {
+        let box = try Sandbox()
+        defer { box.cleanup() }
+        try populate(box)
+        let head = try box.head()
+        #expect(head != nil)
+        // An older version's 0644 files: the open tightens them, by path (no descriptor of
+        // lock.mdb may be opened and closed beside LMDB's own).
+        if tightenFirst {
+            chmod(box.dataDir + "/data.mdb", 0o644)
+            chmod(box.dataDir + "/lock.mdb", 0o644)
+        }
+        let server = try ServerProcess(dataDir: box.dataDir)
+        defer { server.killHard() }
+        #expect(server.waitUntilReadyOrRecord())
+        // LMDB holds a shared record lock on byte 0 of lock.mdb for as long as the environment
+        // is open; the first process to open it takes that byte exclusively and resets the table.
+        let fd = open(box.dataDir + "/lock.mdb", O_RDWR | O_CLOEXEC)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        var probe = flock()
+        probe.l_type = Int16(F_WRLCK)
+        probe.l_whence = Int16(SEEK_SET)
+        probe.l_start = 0
+        probe.l_len = 1
+        #expect(fcntl(fd, F_GETLK, &probe) == 0)
+        #expect(probe.l_type == Int16(F_RDLCK) && probe.l_pid == server.process.processIdentifier,
+                "the server holds no lock on lock.mdb (l_type \(probe.l_type), pid \(probe.l_pid)): a reader would take itself for the first")
+        #expect(mode(box.dataDir + "/lock.mdb") == 0o600 && mode(box.dataDir + "/data.mdb") == 0o600)
+        // And so a reader beside it sees what was committed.
+        #expect(try box.run(["stats", "--json"]).jsonRows().first.flatMap { int($0["entries"]) } == head)
+        #expect(server.stop()?.status == 0)
+    }
+
     @Test("the data directory is created 0700 and its files 0600, after serve and after compact, whatever the umask")
     func modes() throws {
         let box = try Sandbox()

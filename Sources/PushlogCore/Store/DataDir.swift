@@ -84,17 +84,25 @@ public enum DataDir {
     /// Gives the store's own files (made by LMDB, which cannot be told an owner) the right mode
     /// and owner; also tightens files an older version created 0644. Failures are left to the
     /// next open to report: this is best effort on files that exist.
+    ///
+    /// By path, never through a file descriptor: LMDB holds a POSIX record lock on `lock.mdb`,
+    /// and closing *any* descriptor of that file drops every such lock of the process. A reader
+    /// opening the store next would then find it unlocked, take itself for the first user and
+    /// reset the lock table under the running writer, which lost committed batches (`append`
+    /// beside `stats`).
     public static func secureStoreFiles(in dir: String) {
+        var d = stat()
+        let haveDir = stat(dir, &d) == 0
         for name in [dataFile, "lock.mdb"] {
             let path = dir + "/" + name
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { continue }
-            defer { close(fd) }
             var st = stat()
-            if fstat(fd, &st) == 0 && st.st_mode & 0o777 != fileMode && st.st_uid == geteuid() {
-                fchmod(fd, fileMode)
+            guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { continue }
+            if st.st_mode & 0o777 != fileMode && st.st_uid == geteuid() {
+                chmod(path, fileMode)
             }
-            adoptOwner(fd: fd, dir: dir)
+            if geteuid() == 0, haveDir, st.st_uid != d.st_uid || st.st_gid != d.st_gid {
+                _ = lchown(path, d.st_uid, d.st_gid)
+            }
         }
     }
 
