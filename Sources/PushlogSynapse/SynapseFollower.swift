@@ -41,6 +41,8 @@ public actor SynapseFollower {
     private var settled: [String: Int64] = [:]
     /// Per stream, when a live poll last checked the whole window.
     private var windowChecked: [String: Double] = [:]
+    /// The next batch of push actions, read ahead while a catch-up decodes the one before it.
+    private var prefetched: (above: Int64, task: Task<(raw: [SQLRow], position: Int64, full: Bool), Error>)?
     private var started = false
     private let lagGauge = Gauge(label: "pushlog_source_lag_seconds")
     private let errors = Counter(label: "pushlog_source_errors_total")
@@ -97,17 +99,23 @@ public actor SynapseFollower {
     /// `source_seen`, so the trailing window is counted only once it has finished: counted
     /// before, the counts differ and the whole part of the window being checked is read again
     /// (a build whose writes finished after the next poll's read took twice as long to catch up).
+    ///
+    /// Every query of the poll runs first, then the rows are decoded. Behind a full batch of push
+    /// actions, the next batch is read meanwhile (``prefetched``), as the first start does: a
+    /// catch-up after a restart read, then decoded, every batch in turn, ~50 ms more per batch of
+    /// 20,000 rows. The source has one connection, so the prefetch starts only once this poll's
+    /// own queries are done.
     func read(from stored: [String: SourcePosition], after pending: Task<Int, Error>? = nil) async throws
         -> ([Batch], Progress)
     {
         var progress = Progress()
-        var batches: [Batch] = []
         let now = SystemClock.nowMS()
         let mono = SystemClock.monotonicSeconds()
+        var read: [(stream: SynapseStream, raw: [SQLRow], late: [StreamRow], next: SourcePosition, full: Bool)] = []
         for stream in Self.streams {
             let key = Self.key(stream)
             let at = stored[key] ?? SourcePosition(position: 0, windowStart: 0)
-            let (rows, newPosition, full) = try await readNew(stream, above: at.position, upTo: .max, now: now)
+            let (raw, newPosition, full) = try await fetchNext(stream, above: at.position)
             // The source's head as seen now: behind a full batch it is above the position reached.
             let head = full ? max(newPosition, try await source.query(stream.head, []).first?.first?.int ?? 0) : newPosition
             let window = advanceWindow(key, stored: at.windowStart, head: head, position: newPosition,
@@ -117,25 +125,45 @@ public actor SynapseFollower {
             // live, the whole window is too, at most every `windowCheckInterval`, so a late row
             // goes out soon; catching up, never: counting the whole window every batch would
             // cost time in proportion to the window's size.
-            var all = rows
+            var late: [StreamRow] = []
             let wholeWindow = !full && mono - (windowChecked[key] ?? -.infinity) >= seconds(options.windowCheckInterval)
             if wholeWindow { windowChecked[key] = mono }
             let checkedUpTo = wholeWindow ? at.position : min(window, at.position)
             if at.windowStart < checkedUpTo {
                 _ = await pending?.result
-                all += try await lateRows(stream, key: key, above: at.windowStart, atMost: checkedUpTo, now: now)
+                late = try await lateRows(stream, key: key, above: at.windowStart, atMost: checkedUpTo, now: now)
             }
             if full { progress.caughtUp = false }
-            batches.append((stream, all, SourcePosition(position: newPosition, windowStart: window)))
+            read.append((stream, raw, late, SourcePosition(position: newPosition, windowStart: window), full))
             progress.positions[stream.name] = newPosition
-            if stream.name == SynapseStream.pushActions.name {
-                lagGauge.record(full ? max(0, Double(now - (rows.last?.receivedTS ?? now)) / 1000) : 0)
-            }
             // While pushers are still being imported (more than a batch of them), the other
             // streams wait: a notification must not reach the log before its user's pusher.
             if stream.name == SynapseStream.pushers.name && full { break }
         }
+        if let r = read.first(where: { $0.full && $0.stream.name == SynapseStream.pushActions.name }) {
+            let from = r.next.position
+            prefetched = (from, Task.detached { try await self.fetchNew(.pushActions, above: from, upTo: .max) })
+        }
+        var batches: [Batch] = []
+        for r in read {
+            let rows = r.stream.mapRows(r.raw, now)
+            if r.stream.name == SynapseStream.pushActions.name {
+                lagGauge.record(r.full ? max(0, Double(now - (rows.last?.receivedTS ?? now)) / 1000) : 0)
+            }
+            batches.append((r.stream, rows + r.late, r.next))
+        }
         return (batches, progress)
+    }
+
+    /// The next batch of `stream` above `above`: the one read ahead if it starts there, else
+    /// read now. A batch read ahead from elsewhere (a write failed, and the positions went back)
+    /// is dropped.
+    private func fetchNext(_ stream: SynapseStream, above: Int64) async throws -> (raw: [SQLRow], position: Int64, full: Bool) {
+        if stream.name == SynapseStream.pushActions.name, let p = prefetched {
+            prefetched = nil
+            if p.above == above { return try await p.task.value }
+        }
+        return try await fetchNew(stream, above: above, upTo: .max)
     }
 
     /// Writes one poll's batches, read from `stored`; nothing new and no position moved: no
@@ -152,22 +180,14 @@ public actor SynapseFollower {
         }
     }
 
-    /// Reads rows above `above`; returns them, the position reached and whether the batch was
-    /// full (more to read). A full batch may end in the middle of the rows of one position
-    /// (one event notifies many users): that position is read again next time.
-    func readNew(_ stream: SynapseStream, above: Int64, upTo: Int64, now: Int64) async throws
-        -> (rows: [StreamRow], position: Int64, full: Bool)
-    {
-        let batch = try await fetchNew(stream, above: above, upTo: upTo)
-        return (stream.mapRows(batch.raw, now), batch.position, batch.full)
-    }
-
-    /// ``readNew`` before the rows are decoded: the rows as read, the position reached (every
-    /// stream's first column is its position) and whether the batch was full.
+    /// Reads rows above `above`, as read (not decoded); returns them, the position reached (every
+    /// stream's first column is its position) and whether the batch was full (more to read). A
+    /// full batch may end in the middle of the rows of one position (one event notifies many
+    /// users): that position is read again next time.
     ///
-    /// Off the actor (and started detached, not as a task of the actor), so that the first
-    /// start's next read begins at once, while the actor decodes the batch before it: on the
-    /// actor it began only once that decoding was done, ~50 ms later per batch of 20,000 rows.
+    /// Off the actor (and started detached, not as a task of the actor), so that a catch-up's
+    /// next read begins at once, while the actor decodes the batch before it: on the actor it
+    /// began only once that decoding was done, ~50 ms later per batch of 20,000 rows.
     nonisolated func fetchNew(_ stream: SynapseStream, above: Int64, upTo: Int64) async throws
         -> (raw: [SQLRow], position: Int64, full: Bool)
     {

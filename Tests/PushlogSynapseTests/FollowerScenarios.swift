@@ -171,6 +171,27 @@ enum FollowerScenarios {
         store.close()
     }
 
+    /// Behind a full batch, the next batch of push actions is read ahead; a read from positions
+    /// other than the ones it was read for (a write failed, so the stored positions did not move)
+    /// does not take it: the same rows are read again, and the catch-up after has every row once.
+    static func readAhead(_ db: some SynapseTestDatabase) async throws {
+        var options = testOptions()
+        options.batchSize = 3
+        let (w, store, follower) = try await followingAlice(db, "read-ahead", options: options)
+        for so in Int64(20)..<30 { try await bobToAlice(w, so) }
+        let stored = try store.sourcePositions()
+        let (first, progress) = try await follower.read(from: stored)
+        #expect(progress.caughtUp == false)
+        let taken = first.filter { $0.stream.name == "push_actions" }.flatMap { $0.rows.map(\.position) }
+        #expect(taken == [20, 21, 22])
+        // Nothing was written: the same positions again, while the batch after 22 is read ahead.
+        let (again, _) = try await follower.read(from: stored)
+        #expect(again.filter { $0.stream.name == "push_actions" }.flatMap { $0.rows.map(\.position) } == taken)
+        _ = try await follower.catchUp()
+        #expect(try notifications(store).map(\.streamOrdering) == Array(20..<30))
+        store.close()
+    }
+
     /// A new follower on the same store (a restart) goes on where the last one stopped: no gap,
     /// nothing twice.
     static func restart(_ db: some SynapseTestDatabase) async throws {

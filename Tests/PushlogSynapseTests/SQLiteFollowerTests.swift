@@ -35,6 +35,9 @@ struct SQLiteFollowerTests {
     @Test("following live with the whole-window count spaced out, a late row is appended once it leaves the window")
     func lateCommitBetweenWindowChecks() async throws { try await FollowerScenarios.lateCommitBetweenWindowChecks(try await SQLiteTestDatabase.make()) }
 
+    @Test("a batch read ahead is taken only from the positions it was read for")
+    func readAhead() async throws { try await FollowerScenarios.readAhead(try await SQLiteTestDatabase.make()) }
+
     @Test("a restart resumes without a gap and without appending twice")
     func restart() async throws { try await FollowerScenarios.restart(try await SQLiteTestDatabase.make()) }
 
