@@ -111,7 +111,7 @@ public actor SynapseFollower {
         var progress = Progress()
         let now = SystemClock.nowMS()
         let mono = SystemClock.monotonicSeconds()
-        var read: [(stream: SynapseStream, raw: [SQLRow], late: [StreamRow], next: SourcePosition, full: Bool)] = []
+        var fetched: [(stream: SynapseStream, raw: [SQLRow], late: [StreamRow], next: SourcePosition, full: Bool)] = []
         for stream in Self.streams {
             let key = Self.key(stream)
             let at = stored[key] ?? SourcePosition(position: 0, windowStart: 0)
@@ -134,23 +134,24 @@ public actor SynapseFollower {
                 late = try await lateRows(stream, key: key, above: at.windowStart, atMost: checkedUpTo, now: now)
             }
             if full { progress.caughtUp = false }
-            read.append((stream, raw, late, SourcePosition(position: newPosition, windowStart: window), full))
+            fetched.append((stream, raw, late, SourcePosition(position: newPosition, windowStart: window), full))
             progress.positions[stream.name] = newPosition
             // While pushers are still being imported (more than a batch of them), the other
             // streams wait: a notification must not reach the log before its user's pusher.
             if stream.name == SynapseStream.pushers.name && full { break }
         }
-        if let r = read.first(where: { $0.full && $0.stream.name == SynapseStream.pushActions.name }) {
+        if let r = fetched.first(where: { $0.full && $0.stream.name == SynapseStream.pushActions.name }) {
             let from = r.next.position
             prefetched = (from, Task.detached { try await self.fetchNew(.pushActions, above: from, upTo: .max) })
         }
         var batches: [Batch] = []
-        for r in read {
-            let rows = r.stream.mapRows(r.raw, now)
+        for r in fetched {
+            var rows = r.stream.mapRows(r.raw, now)
             if r.stream.name == SynapseStream.pushActions.name {
                 lagGauge.record(r.full ? max(0, Double(now - (rows.last?.receivedTS ?? now)) / 1000) : 0)
             }
-            batches.append((r.stream, rows + r.late, r.next))
+            rows += r.late  // in place: `rows + late` copied every batch, retaining each row's strings
+            batches.append((r.stream, rows, r.next))
         }
         return (batches, progress)
     }
