@@ -91,8 +91,6 @@ public enum DataDir {
     /// reset the lock table under the running writer, which lost committed batches (`append`
     /// beside `stats`).
     public static func secureStoreFiles(in dir: String) {
-        var d = stat()
-        let haveDir = stat(dir, &d) == 0
         for name in [dataFile, "lock.mdb"] {
             let path = dir + "/" + name
             var st = stat()
@@ -100,18 +98,24 @@ public enum DataDir {
             if st.st_mode & 0o777 != fileMode && st.st_uid == geteuid() {
                 chmod(path, fileMode)
             }
-            if geteuid() == 0, haveDir, st.st_uid != d.st_uid || st.st_gid != d.st_gid {
-                _ = lchown(path, d.st_uid, d.st_gid)
-            }
+            if let owner = ownerToAdopt(st, dir: dir) { _ = lchown(path, owner.st_uid, owner.st_gid) }
         }
     }
 
     /// As root, hands the open file `fd` to the owner of `dir`; otherwise nothing (a non-root
     /// process can only create files it owns, in a directory it may write).
     static func adoptOwner(fd: Int32, dir: String) {
-        guard geteuid() == 0 else { return }
-        var d = stat(), f = stat()
-        guard stat(dir, &d) == 0, fstat(fd, &f) == 0 else { return }
-        if f.st_uid != d.st_uid || f.st_gid != d.st_gid { _ = fchown(fd, d.st_uid, d.st_gid) }
+        var f = stat()
+        guard fstat(fd, &f) == 0, let owner = ownerToAdopt(f, dir: dir) else { return }
+        _ = fchown(fd, owner.st_uid, owner.st_gid)
+    }
+
+    /// `dir`'s status when run as root and the file `file` describes is not owned by `dir`'s
+    /// owner and group: whose the file should become. Nil otherwise.
+    private static func ownerToAdopt(_ file: stat, dir: String) -> stat? {
+        guard geteuid() == 0 else { return nil }
+        var d = stat()
+        guard stat(dir, &d) == 0, file.st_uid != d.st_uid || file.st_gid != d.st_gid else { return nil }
+        return d
     }
 }
