@@ -221,6 +221,8 @@ final class TestSMTPServer: Sendable {
     private static let testCertificate: Result<(certificate: String, key: String), any Error> = Result {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pushlog-smtp-tls-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        testCertificateDirectory = directory.path
+        atexit { if let d = testCertificateDirectory { try? FileManager.default.removeItem(atPath: d) } }
         let certificate = directory.appendingPathComponent("cert.pem").path
         let key = directory.appendingPathComponent("key.pem").path
         do {
@@ -233,6 +235,9 @@ final class TestSMTPServer: Sendable {
         return (certificate, key)
     }
 }
+
+/// Where the test certificate is, removed when the test process exits.
+nonisolated(unsafe) private var testCertificateDirectory: String?
 
 /// Reads the server's stdout on a thread of its own (a blocking `read`), feeding the log.
 private struct ReaderThread: Sendable {

@@ -56,9 +56,24 @@ func run(_ exe: String, _ args: [String], environment: [String: String]? = nil, 
 }
 
 func tempDir(_ name: String) -> String {
-    let dir = NSTemporaryDirectory() + "pushlog-synapse-\(name)-\(UUID().uuidString.prefix(8))"
+    let dir = TestRoot.path + "/\(name)-\(UUID().uuidString.prefix(8))"
     try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     return dir
+}
+
+/// One directory per test process that holds every test's files (its PostgreSQL cluster too, a
+/// few hundred MB), removed when the process exits: a directory per test left behind filled
+/// /tmp by gigabytes over repeated runs. Registered before the cluster's own stop, so it runs
+/// after it (`atexit` runs in reverse order).
+enum TestRoot {
+    static let path: String = {
+        let dir = NSTemporaryDirectory() + "pushlog-synapse-tests-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // The cluster runs as `postgres` when the tests run as root: it must reach its directory.
+        chmod(dir, 0o755)
+        atexit { try? FileManager.default.removeItem(atPath: TestRoot.path) }
+        return dir
+    }()
 }
 
 /// Synapse's schema in SQLite, made once per test run by Synapse's own code, then copied.
