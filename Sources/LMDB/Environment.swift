@@ -35,6 +35,8 @@ public final class Environment: @unchecked Sendable {
     /// `mdb_env_set_mapsize` must not run while any transaction of this process is open.
     private var resizeLock = pthread_rwlock_t()
     private let dbis = Mutex<[String: MDB_dbi]>([:])
+    /// Held while databases are opened.
+    private let opening = Mutex<Void>(())
 
     /// Reader slots left by processes that died, cleared when this environment was opened.
     public private(set) var staleReadersCleared: Int32 = 0
@@ -75,16 +77,76 @@ public final class Environment: @unchecked Sendable {
     /// Opens (creating it when `create`) a named database. Handles are cached and live as long as
     /// the environment.
     public func database(_ name: String, create: Bool = true, integerKeys: Bool = false) throws -> Database {
-        if let dbi = dbis.withLock({ $0[name] }) { return Database(dbi: dbi, name: name) }
-        var flags: UInt32 = create ? UInt32(MDB_CREATE) : 0
-        if integerKeys { flags |= UInt32(MDB_INTEGERKEY) }
-        let dbi: MDB_dbi = try write { txn in
-            var dbi = MDB_dbi()
-            try check(clmdb_dbi_open(txn.handle, name, flags, &dbi), "dbi_open", name)
-            return dbi
+        try databases([name], create: create, integerKeys: integerKeys)[0]
+    }
+
+    /// Opens named databases, in the order given, in as few transactions as it can.
+    ///
+    /// Those that exist are opened in one read transaction, committed so that their handles join
+    /// the environment: no write transaction, so a process that only reads never takes LMDB's
+    /// writer lock, and never waits behind another process's long write just to open the store.
+    /// Those missing are created (`create`) in one write transaction, or are an error
+    /// (`MDB_NOTFOUND`).
+    public func databases(_ names: [String], create: Bool = true, integerKeys: Bool = false) throws -> [Database] {
+        var flags: UInt32 = integerKeys ? UInt32(MDB_INTEGERKEY) : 0
+        // mdb_dbi_open must not run in two transactions of a process at once.
+        return try opening.withLock { _ in
+            let uncached = dbis.withLock { cached in names.filter { cached[$0] == nil } }
+            let missing = try openExisting(uncached, flags: flags)
+            if !missing.isEmpty {
+                guard create else { throw LMDBError(code: MDB_NOTFOUND, operation: "dbi_open", database: missing[0]) }
+                flags |= UInt32(MDB_CREATE)
+                let opened: [(String, MDB_dbi)] = try write { txn in
+                    try missing.map { name in
+                        var dbi = MDB_dbi()
+                        try check(clmdb_dbi_open(txn.handle, name, flags, &dbi), "dbi_open", name)
+                        return (name, dbi)
+                    }
+                }
+                dbis.withLock { for (name, dbi) in opened { $0[name] = dbi } }
+            }
+            return try dbis.withLock { cached in
+                try names.map { name in
+                    guard let dbi = cached[name] else { throw LMDBError(code: MDB_NOTFOUND, operation: "dbi_open", database: name) }
+                    return Database(dbi: dbi, name: name)
+                }
+            }
         }
-        dbis.withLock { $0[name] = dbi }
-        return Database(dbi: dbi, name: name)
+    }
+
+    /// Opens the databases of `names` that exist, in a read transaction that it commits; returns
+    /// the names that do not exist.
+    private func openExisting(_ names: [String], flags: UInt32) throws -> [String] {
+        guard !names.isEmpty else { return [] }
+        var txn: OpaquePointer?
+        var rc: Int32
+        while true {
+            pthread_rwlock_rdlock(&resizeLock)
+            rc = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn)
+            guard rc == MDB_MAP_RESIZED else { break }
+            pthread_rwlock_unlock(&resizeLock)
+            try adoptMapSize()
+        }
+        defer { pthread_rwlock_unlock(&resizeLock) }
+        try check(rc, "txn_begin (read)")
+        var opened: [(String, MDB_dbi)] = []
+        var missing: [String] = []
+        for name in names {
+            var dbi = MDB_dbi()
+            rc = clmdb_dbi_open(txn, name, flags, &dbi)
+            if rc == MDB_NOTFOUND {
+                missing.append(name)
+            } else if rc != 0 {
+                mdb_txn_abort(txn)
+                throw LMDBError(code: rc, operation: "dbi_open", database: name)
+            } else {
+                opened.append((name, dbi))
+            }
+        }
+        // A read transaction's commit publishes the handles it opened, as a write's would.
+        try check(mdb_txn_commit(txn), "txn_commit (read)")
+        dbis.withLock { for (name, dbi) in opened { $0[name] = dbi } }
+        return missing
     }
 
     /// Runs `body` in a read-only transaction. Keys and values seen inside are valid only inside.

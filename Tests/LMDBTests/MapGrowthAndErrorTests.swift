@@ -159,6 +159,30 @@ struct ErrorTests {
         }
     }
 
+    @Test("databases opens existing ones and creates missing ones; without create, a missing one is an error naming it")
+    func databasesTogether() throws {
+        try withTempDir { dir throws in
+            do {
+                let env = try Environment(path: dir)
+                let a = try env.database("a")
+                try env.write { txn in try txn.put(a, bytes("k"), bytes("in a")) }
+            }
+            // A new environment (as another process would open it): "a" exists, "b" does not.
+            let env = try Environment(path: dir)
+            let e = #expect(throws: LMDBError.self) { try env.databases(["a", "b"], create: false) }
+            #expect(e?.code == LMDBError.notFound && e?.database == "b")
+            let dbs = try env.databases(["a", "b"])
+            #expect(dbs.map(\.name) == ["a", "b"])
+            try env.write { txn in try txn.put(dbs[1], bytes("k"), bytes("in b")) }
+            try env.read { txn throws in
+                #expect(text(try txn.get(dbs[0], bytes("k"))) == "in a")
+                #expect(text(try txn.get(dbs[1], bytes("k"))) == "in b")
+            }
+            // Handles opened in the read transaction serve later ones, and are the cached ones.
+            #expect(try env.database("a", create: false) == dbs[0])
+        }
+    }
+
     @Test("MDB_NOOVERWRITE on an existing key fails with keyExists naming the database")
     func noOverwrite() throws {
         try withEnvironment { env throws in

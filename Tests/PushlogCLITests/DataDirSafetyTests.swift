@@ -201,6 +201,36 @@ struct DataDirSafetyTests {
         #expect(server.stop()?.status == 0)
     }
 
+    @Test("read-only commands open the store without LMDB's writer lock: they answer while another process holds a write")
+    func readersTakeNoWriterLock() throws {
+        let box = try Sandbox()
+        defer { box.cleanup() }
+        try populate(box)
+        let head = try box.head()
+        // Another process's long write: this one's, holding a write transaction open.
+        let store = try Store(dataDir: box.dataDir)
+        let holding = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let writerDone = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            _ = try? store.env.write { _ in
+                holding.signal()
+                release.wait()
+            }
+            writerDone.signal()
+        }
+        holding.wait()
+        // Opening its databases in write transactions, each command waited for that write to end.
+        let stats = try box.run(["stats", "--json"], timeout: 15)
+        let pushers = try box.run(["pushers", "list", "--json"], timeout: 15)
+        release.signal()
+        writerDone.wait()
+        store.close()
+        #expect(stats.status == 0, "stats did not answer beside a write: \(stats)")
+        #expect(stats.jsonRows().first.flatMap { int($0["entries"]) } == head)
+        #expect(pushers.status == 0 && pushers.jsonRows().count == 2, "pushers list did not answer beside a write: \(pushers)")
+    }
+
     @Test("the data directory is created 0700 and its files 0600, after serve and after compact, whatever the umask")
     func modes() throws {
         let box = try Sandbox()

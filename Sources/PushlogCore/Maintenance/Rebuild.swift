@@ -40,10 +40,8 @@ extension Store {
     static let projectionNames = ["notifs", "heads", "receipts", "unread", "pushers", "pusher_keys"]
 
     func shadowProjections() throws -> Projections {
-        Projections(
-            notifs: try env.database("shadow_notifs"), heads: try env.database("shadow_heads"),
-            receipts: try env.database("shadow_receipts"), unread: try env.database("shadow_unread"),
-            pushers: try env.database("shadow_pushers"), pusherKeys: try env.database("shadow_pusher_keys"))
+        let dbs = try env.databases(Self.projectionNames.map { "shadow_" + $0 })
+        return Projections(notifs: dbs[0], heads: dbs[1], receipts: dbs[2], unread: dbs[3], pushers: dbs[4], pusherKeys: dbs[5])
     }
 
     /// Checks that the log runs from its first pos to the head with no gap and that every entry

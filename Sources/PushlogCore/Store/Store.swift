@@ -61,19 +61,21 @@ public final class Store: Sendable {
         envOptions.mapSize = options.mapSize
         env = try Environment(path: dataDir, options: envOptions)
         DataDir.secureStoreFiles(in: dataDir)
-        log = try env.database("log")
-        meta = try env.database("meta")
-        projections = Projections(
-            notifs: try env.database("notifs"), heads: try env.database("heads"),
-            receipts: try env.database("receipts"), unread: try env.database("unread"),
-            pushers: try env.database("pushers"), pusherKeys: try env.database("pusher_keys"))
-        consumers = try env.database("consumers")
-        throttles = try env.database("throttles")
-        deadLetters = try env.database("dead_letters")
-        checkpoint = try env.database("checkpoint")
-        compactedHeads = try env.database("compacted_heads")
-        sourceState = try env.database("source_state")
-        sourceSeen = try env.database("source_seen")
+        // One transaction for all of them (a read transaction when they exist).
+        let dbs = try env.databases(["log", "meta", "notifs", "heads", "receipts", "unread", "pushers", "pusher_keys",
+                                     "consumers", "throttles", "dead_letters", "checkpoint", "compacted_heads",
+                                     "source_state", "source_seen"])
+        log = dbs[0]
+        meta = dbs[1]
+        projections = Projections(notifs: dbs[2], heads: dbs[3], receipts: dbs[4], unread: dbs[5], pushers: dbs[6],
+                                  pusherKeys: dbs[7])
+        consumers = dbs[8]
+        throttles = dbs[9]
+        deadLetters = dbs[10]
+        checkpoint = dbs[11]
+        compactedHeads = dbs[12]
+        sourceState = dbs[13]
+        sourceSeen = dbs[14]
         let generations = UnreadGenerations()
         unreadGenerations = generations
         writer = StoreWriter(env: env, lazyDelay: options.lazyCommitDelay, own: ownAppends,
