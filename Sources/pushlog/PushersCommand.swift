@@ -131,13 +131,16 @@ struct Pushers: ParsableCommand {
                 try checkOption(user, "--user") { try EntryDecoder.checkID($0, field: $1) }
                 try checkOption(appID, "--app-id", EntryDecoder.checkAppID)
                 try checkOption(pushkey, "--pushkey", EntryDecoder.checkPushkey)
+                // The appenders' lock before the store opens, as `append` takes it: `compact`
+                // replaces the data file while it holds that lock, and a store opened before
+                // would write to the file it replaced (exit 0, and the removal lost).
+                let lock = try DataDirLock.appender(dataDir: dataDir.dataDir)
+                defer { withExtendedLifetime(lock) {} }
                 let store = try dataDir.openStore()
                 let id = PusherID(userID: user, appID: appID, pushkey: pushkey)
                 guard try store.read({ view in try view.pusherState(id) }) != nil else {
                     throw InputError(field: "pushkey", message: "no pusher \(appID)/\(pushkey) for \(user)", kind: .invalid)
                 }
-                let lock = try DataDirLock.appender(dataDir: dataDir.dataDir)
-                defer { withExtendedLifetime(lock) {} }
                 let r = try store.append([.pusherRemoved(id)])
                 if json {
                     Output.json(.object(["removed": .object(["user_id": .string(user), "app_id": .string(appID),

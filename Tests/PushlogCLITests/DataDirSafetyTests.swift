@@ -231,6 +231,31 @@ struct DataDirSafetyTests {
         #expect(pushers.status == 0 && pushers.jsonRows().count == 2, "pushers list did not answer beside a write: \(pushers)")
     }
 
+    @Test("pushers remove that waits for a compact writes to the compacted data file, not to the one compact replaced")
+    func removeWaitingForCompact() throws {
+        let box = try Sandbox()
+        defer { box.cleanup() }
+        try populate(box)
+        // What compact holds while it replaces data.mdb: appenders are kept out.
+        var held: DataDirLock? = try DataDirLock.noAppenders(dataDir: box.dataDir)
+        let remove = try box.start(["pushers", "remove", "--user", Self.alice, "--app-id", "com.example.app", "--pushkey", "a"])
+        // It waits for the appenders' lock once it has opened that file.
+        let fds = "/proc/\(remove.pid)/fd"
+        #expect(poll(timeout: 20) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: fds)) ?? []).contains { fd in
+                (try? FileManager.default.destinationOfSymbolicLink(atPath: fds + "/" + fd))?.hasSuffix("/append.lock") == true
+            }
+        })
+        _ = try Store.rewriteCompactly(dataDir: box.dataDir)
+        held = nil
+        withExtendedLifetime(held) {}
+        let r = remove.wait(timeout: 30)
+        #expect(r.status == 0, "\(r)")
+        // Acknowledged, so in the store: a store opened before the swap wrote to the old file.
+        let keys = try box.pusherRows().compactMap { str($0["pushkey"]) }
+        #expect(keys == ["b"], "the removal that exited 0 is not in the store: pushers \(keys)")
+    }
+
     @Test("the data directory is created 0700 and its files 0600, after serve and after compact, whatever the umask")
     func modes() throws {
         let box = try Sandbox()
