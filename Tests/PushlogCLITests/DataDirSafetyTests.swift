@@ -256,6 +256,34 @@ struct DataDirSafetyTests {
         #expect(keys == ["b"], "the removal that exited 0 is not in the store: pushers \(keys)")
     }
 
+    /// The files a process has open, by the names of their paths' last components.
+    func openFiles(_ pid: Int32) -> [String] {
+        let fds = "/proc/\(pid)/fd"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: fds)) ?? []).compactMap { fd in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: fds + "/" + fd)).map { ($0 as NSString).lastPathComponent }
+        }
+    }
+
+    @Test("a reader does not open the store while compact swaps data.mdb and removes lock.mdb, and opens it after")
+    func readerWaitsForTheSwap() throws {
+        let box = try Sandbox()
+        defer { box.cleanup() }
+        try populate(box)
+        let head = try box.head()
+        var swapping: DataDirLock? = try DataDirLock.replacingFiles(dataDir: box.dataDir)
+        let stats = try box.start(["stats", "--json"])
+        #expect(poll(timeout: 20) { openFiles(stats.pid).contains("open.lock") })
+        // Waiting for the lock, it has opened neither LMDB file: it cannot pair the old lock.mdb
+        // with the new data.mdb.
+        let files = openFiles(stats.pid)
+        #expect(!files.contains("lock.mdb") && !files.contains("data.mdb"), "\(files)")
+        #expect(stats.isRunning)
+        swapping = nil
+        withExtendedLifetime(swapping) {}
+        let r = stats.wait(timeout: 30)
+        #expect(r.status == 0 && r.jsonRows().first.flatMap { int($0["entries"]) } == head, "\(r)")
+    }
+
     @Test("the data directory is created 0700 and its files 0600, after serve and after compact, whatever the umask")
     func modes() throws {
         let box = try Sandbox()

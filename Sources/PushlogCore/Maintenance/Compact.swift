@@ -117,12 +117,16 @@ extension Store {
             let env = try Environment(path: dataDir)
             try env.copyCompacted(toFile: fd, path: tmp)
         }
+        // No process opens the store from here until lock.mdb is gone (readers take no other lock).
+        let replacing = try DataDirLock.replacingFiles(dataDir: dataDir)
         // rename(2) is atomic: a crash leaves either the old file or the new one.
         guard rename(tmp, dataFile) == 0 else {
             throw DataDir.FileError(dataFile, errno: errno)
         }
-        // The reader table in lock.mdb describes the old file; nobody else has it open now.
+        // The reader table in lock.mdb describes the old file; no writer has it open now, and a
+        // reader that still does reads the old file, which it keeps open.
         try? fm.removeItem(atPath: dataDir + "/lock.mdb")
+        withExtendedLifetime(replacing) {}
         let after = (try? fm.attributesOfItem(atPath: dataFile)[.size] as? Int) ?? 0
         return (before, after)
     }

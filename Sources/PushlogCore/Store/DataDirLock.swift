@@ -11,7 +11,8 @@ import Glibc
 /// and the read-only commands do not take it, since LMDB lets them run beside a server.
 /// `compact` replaces the data file, so it also waits for `append.lock`, which every appending
 /// process holds shared while it writes. Every rebuild and check holds `shadow.lock` while it
-/// uses the shadow databases. The lock files are made like every file of the data directory
+/// uses the shadow databases. Every process holds `open.lock` shared while it opens the LMDB
+/// files, and `compact` exclusively while it swaps them. The lock files are made like every file of the data directory
 /// (see ``DataDir``).
 public final class DataDirLock: @unchecked Sendable {
     private let fd: Int32
@@ -64,6 +65,21 @@ public final class DataDirLock: @unchecked Sendable {
                 usleep(50_000)
             }
         }
+    }
+
+    /// Held shared while a process opens the store's LMDB files (`lock.mdb`, then `data.mdb`),
+    /// and exclusively by `compact` while it puts the compacted `data.mdb` in place and removes
+    /// `lock.mdb`: no opener pairs the old lock file with the new data file. (A reader that did
+    /// would read the new file under a lock table that no writer uses any more.) Nil when the
+    /// lock file cannot be made, as for a read-only command in a directory it may not write:
+    /// such an opener goes without.
+    public static func opening(dataDir: String) -> DataDirLock? {
+        try? take(dataDir: dataDir, name: "open.lock", operation: LOCK_SH)
+    }
+
+    /// What `compact` holds while it replaces the data file (see ``opening(dataDir:)``).
+    public static func replacingFiles(dataDir: String) throws -> DataDirLock {
+        try take(dataDir: dataDir, name: "open.lock", operation: LOCK_EX)
     }
 
     private static func take(dataDir: String, name: String, operation: Int32) throws -> DataDirLock {

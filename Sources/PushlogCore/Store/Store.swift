@@ -59,7 +59,9 @@ public final class Store: Sendable {
         var envOptions = EnvironmentOptions()
         envOptions.durability = options.durability
         envOptions.mapSize = options.mapSize
-        env = try Environment(path: dataDir, options: envOptions)
+        env = try withExtendedLifetime(DataDirLock.opening(dataDir: dataDir)) {
+            try Environment(path: dataDir, options: envOptions)
+        }
         DataDir.secureStoreFiles(in: dataDir)
         // One transaction for all of them (a read transaction when they exist).
         let dbs = try env.databases(["log", "meta", "notifs", "heads", "receipts", "unread", "pushers", "pusher_keys",
