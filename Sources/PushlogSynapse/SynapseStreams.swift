@@ -77,8 +77,10 @@ struct SynapseStream: Sendable {
     /// The batch of push actions is taken first (`a`, materialized: its `LIMIT` applies to the
     /// push actions alone), then the event is looked up for the first row of each event only
     /// (one event notifies every member with a pusher: a room of 1,000 would look up and send
-    /// the same JSON 1,000 times); ``SynapseRows/pushActions(_:now:)`` fills the event's columns
-    /// in for the rows after it. A `CASE` evaluates its subquery only when taken. Joined per row,
+    /// the same JSON 1,000 times). The rows after it come without the event's columns (room,
+    /// event id, event, room name and alias, member count, sender's name: NULL), and
+    /// ``SynapseRows/pushActions(_:now:)`` fills them in from it: only what may differ per user
+    /// (user, actions, highlight, thread) is sent for each. A `CASE` evaluates its subquery only when taken. Joined per row,
     /// as before, 1,000,000 rows of 5 users took PostgreSQL 7.7–7.9 s in batches of 20,000
     /// against 4.2–4.6 s so. A row whose event is gone (purged) comes with no event: it is read,
     /// and nothing is appended for it.
@@ -94,10 +96,12 @@ struct SynapseStream: Sendable {
               WHERE epa.stream_ordering > $1 AND epa.stream_ordering <= $2 AND epa.notif = 1
                 AND epa.user_id IN (SELECT user_name FROM pushers)
               ORDER BY epa.stream_ordering, epa.user_id LIMIT $3)
-            SELECT a.stream_ordering, a.user_id, a.room_id, a.event_id, a.actions, a.highlight, a.thread_id,
+            SELECT a.stream_ordering, a.user_id, CASE WHEN a.first THEN a.room_id END,
+                   CASE WHEN a.first THEN a.event_id END, a.actions, a.highlight, a.thread_id,
                    CASE WHEN a.first THEN (SELECT e.received_ts FROM events e WHERE e.event_id = a.event_id) END,
                    CASE WHEN a.first THEN (SELECT ej.json FROM event_json ej WHERE ej.event_id = a.event_id) END,
-                   rss.name, rss.canonical_alias, rsc.joined_members,
+                   CASE WHEN a.first THEN rss.name END, CASE WHEN a.first THEN rss.canonical_alias END,
+                   CASE WHEN a.first THEN rsc.joined_members END,
                    CASE WHEN a.first THEN
                      (SELECT rm.display_name FROM events e
                         JOIN current_state_events cse ON cse.room_id = a.room_id AND cse.type = 'm.room.member'
@@ -188,13 +192,13 @@ enum SynapseRows {
         var out: [StreamRow] = []
         out.reserveCapacity(rows.count)
         var previous: (row: SQLRow, notification: PushNotification)?
-        var shared: Int?  // the last row that came with its event's JSON
+        var shared: Int?  // the last row that came with its event's columns
         for i in rows.indices {
             if rows[i].count >= 13 {
-                if case .null = rows[i][8], let s = shared, rows[s][3].sameBytes(as: rows[i][3]) {
-                    rows[i][7] = rows[s][7]
-                    rows[i][8] = rows[s][8]
-                    rows[i][12] = rows[s][12]
+                // No event id: a later row of the event before it (the query sends the event's
+                // columns with its first row only).
+                if case .null = rows[i][3], let s = shared {
+                    for c in Self.eventColumns { rows[i][c] = rows[s][c] }
                 } else {
                     shared = i
                 }
@@ -216,6 +220,11 @@ enum SynapseRows {
         }
         return out
     }
+
+    /// The columns of a push-action row that belong to its event (the same for every user it
+    /// notifies): room, event id, received time, event JSON, room name, alias, member count and
+    /// the sender's display name.
+    static let eventColumns = [2, 3, 7, 8, 9, 10, 11, 12]
 
     /// Whether two push-action rows have the same columns but the user's, byte for byte (a
     /// String's `==` would take canonically equivalent text as equal).
