@@ -62,17 +62,29 @@ join="SELECT epa.stream_ordering, epa.user_id, epa.room_id, epa.event_id, epa.ac
   FROM event_push_actions epa JOIN events e ON e.event_id = epa.event_id JOIN event_json ej ON ej.event_id = epa.event_id
   LEFT JOIN room_stats_state rss ON rss.room_id = epa.room_id LEFT JOIN room_stats_current rsc ON rsc.room_id = epa.room_id
   WHERE epa.notif = 1 AND epa.user_id IN (SELECT user_name FROM pushers) ORDER BY epa.stream_ordering, epa.user_id"
+# CPU seconds of the cluster's ended backends: the postmaster's reaped children (cutime + cstime;
+# an autovacuum worker that ends meanwhile counts too).
+postmaster=$(head -n 1 "$dir/data/postmaster.pid")
+pgcpu() { python3 -c 'import os,sys; f=open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")",1)[1].split(); print((int(f[13])+int(f[14]))/os.sysconf("SC_CLK_TCK"))' "$postmaster"; }
+c0=$(pgcpu)
 t0=$(date +%s.%N)
 psql -d synapse -c "COPY ($join) TO STDOUT" > /dev/null
 t1=$(date +%s.%N)
-"$bin" follow synapse --database "postgresql://postgres@127.0.0.1:$port/synapse" --once --backfill 3650d --data-dir "$dir/pushlog" 2>"$dir/follow.log" || { cat "$dir/follow.log" >&2; exit 1; }
+sleep 0.5  # the postmaster reaps the ended backend, and only then counts its CPU
+c1=$(pgcpu)
+TIMEFORMAT='%U %S'
+{ time "$bin" follow synapse --database "postgresql://postgres@127.0.0.1:$port/synapse" --once --backfill 3650d --data-dir "$dir/pushlog" 2>"$dir/follow.log"; } 2>"$dir/cpu" || { cat "$dir/follow.log" >&2; exit 1; }
 t2=$(date +%s.%N)
+sleep 0.5
+c2=$(pgcpu)
 head=$("$bin" stats --data-dir "$dir/pushlog" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["head"])')
-python3 - "$actions" "$t0" "$t1" "$t2" "$head" "$mode" <<'PY'
+python3 - "$actions" "$t0" "$t1" "$t2" "$head" "$mode" "$c0" "$c1" "$c2" $(cat "$dir/cpu") <<'PY'
 import sys
 n, t0, t1, t2, head = int(sys.argv[1]), *map(float, sys.argv[2:5]), int(sys.argv[5])
+c0, c1, c2, user, system = map(float, sys.argv[7:12])
 copy, follow = t1 - t0, t2 - t1
 print(f"push actions: {n}; log head after: {head} (entries: {n} notifications + pushers)")
-print(f"COPY (SELECT join) TO STDOUT: {copy:.2f} s, {n / copy:,.0f} rows/s")
+print(f"COPY (SELECT join) TO STDOUT: {copy:.2f} s, {n / copy:,.0f} rows/s; PostgreSQL CPU {c1 - c0:.2f} s")
 print(f"pushlog follow synapse --once ({sys.argv[6]} start): {follow:.2f} s, {n / follow:,.0f} rows/s; ratio {follow / copy:.2f}x the COPY")
+print(f"  CPU: pushlog {user:.2f} s user + {system:.2f} s system, PostgreSQL {c2 - c1:.2f} s")
 PY
