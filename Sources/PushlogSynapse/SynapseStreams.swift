@@ -180,32 +180,32 @@ enum SynapseRows {
     ]
 
     /// Push actions in the order read. One event notifies many users, and their rows come one
-    /// after the other (ordered by stream ordering, then user) and differ only in the user: the
-    /// event is parsed and the notification decoded once for them, then given to each user whose
-    /// id passes the decoder's check (the only input that differs). What each row becomes is what
-    /// ``pushAction(_:now:)`` alone makes of it.
+    /// after the other (ordered by stream ordering, then user); the query sends the event's
+    /// columns with the first of them only. The event is parsed and the notification decoded
+    /// once, then given to each user whose actions, highlight and thread are the same and whose
+    /// id passes the decoder's check (the only input that differs). What each row becomes is
+    /// what ``pushAction(_:now:)`` alone makes of it with the event's columns filled in.
     ///
-    /// The rows are filled in where they are (`rows` is consumed): a row taken out and changed
-    /// would be copied whole, every string of it retained.
+    /// A row whose actions differ (a mention, another thread) is decoded on its own, its event's
+    /// columns filled in where it is (`rows` is consumed: a row taken out and changed would be
+    /// copied whole, every string of it retained). The rows that share the notification are not
+    /// filled in nor compared column by column: an event's JSON, compared for each of a
+    /// thousand members, is a thousand times its size.
     static func pushActions(_ rows: consuming [SQLRow], now: Int64) -> [StreamRow] {
         var rows = rows
         var out: [StreamRow] = []
         out.reserveCapacity(rows.count)
-        var previous: (row: SQLRow, notification: PushNotification)?
+        // The last row decoded, the row that came with its event's columns, and its notification.
+        var previous: (index: Int, shared: Int, notification: PushNotification)?
         var shared: Int?  // the last row that came with its event's columns
-        for i in rows.indices {
-            if rows[i].count >= 13 {
-                // No event id: a later row of the event before it (the query sends the event's
-                // columns with its first row only).
-                if case .null = rows[i][3], let s = shared {
-                    for c in Self.eventColumns { rows[i][c] = rows[s][c] }
-                } else {
-                    shared = i
-                }
-            }
-            let r = rows[i]
-            if let p = previous, r.count >= 13, let so = r[0].int, let user = r[1].text, sameExceptUser(p.row, r) {
-                var row = StreamRow(position: so, identity: user, userID: user, entry: nil, receivedTS: r[7].int)
+        for i in rows.indices where rows[i].count >= 13 {
+            // No event id: a later row of the event before it.
+            let follows: Bool
+            if case .null = rows[i][3], shared != nil { follows = true } else { shared = i; follows = false }
+            let s = shared!
+            if let p = previous, p.shared == s, sameForUser(rows[p.index], rows[i]), let so = rows[i][0].int,
+               let user = rows[i][1].text {
+                var row = StreamRow(position: so, identity: user, userID: user, entry: nil, receivedTS: rows[s][7].int)
                 if (try? EntryDecoder.checkID(user, field: "user_id")) != nil {
                     var n = p.notification
                     n.userID = user
@@ -214,8 +214,11 @@ enum SynapseRows {
                 out.append(row)
                 continue
             }
-            guard let row = pushAction(r, now: now) else { continue }
-            if case .notification(let n)? = row.entry { previous = (r, n) } else { previous = nil }
+            if follows {
+                for c in Self.eventColumns { rows[i][c] = rows[s][c] }
+            }
+            guard let row = pushAction(rows[i], now: now) else { continue }
+            if case .notification(let n)? = row.entry { previous = (i, s, n) } else { previous = nil }
             out.append(row)
         }
         return out
@@ -225,14 +228,14 @@ enum SynapseRows {
     /// notifies): room, event id, received time, event JSON, room name, alias, member count and
     /// the sender's display name.
     static let eventColumns = [2, 3, 7, 8, 9, 10, 11, 12]
+    /// The columns besides the user's that may differ between the rows of one event: its stream
+    /// ordering (the same, but checked), actions, highlight and thread.
+    static let userColumns = [0, 4, 5, 6]
 
-    /// Whether two push-action rows have the same columns but the user's, byte for byte (a
+    /// Whether two push-action rows of one event have the same `userColumns`, byte for byte (a
     /// String's `==` would take canonically equivalent text as equal).
-    static func sameExceptUser(_ a: SQLRow, _ b: SQLRow) -> Bool {
-        guard a.count == b.count else { return false }
-        for i in a.indices where i != 1 {
-            if !a[i].sameBytes(as: b[i]) { return false }
-        }
+    static func sameForUser(_ a: SQLRow, _ b: SQLRow) -> Bool {
+        for i in userColumns where !a[i].sameBytes(as: b[i]) { return false }
         return true
     }
 
