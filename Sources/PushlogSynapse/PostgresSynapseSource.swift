@@ -15,6 +15,7 @@ public final class PostgresSynapseSource: SynapseSource, @unchecked Sendable {
     private var connection: PostgresConnection?
     private var nextID = 0
     public let description: String
+    public var dialect: SQLDialect { .postgres }
 
     init(url: SynapseDatabaseURL.Postgres, timeout: Double) {
         self.url = url

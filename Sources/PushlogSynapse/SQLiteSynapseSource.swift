@@ -13,6 +13,7 @@ public final class SQLiteSynapseSource: SynapseSource {
     let connection: SQLiteConnection
     let timeout: Double
     public let description: String
+    public var dialect: SQLDialect { .sqlite }
 
     init(connection: SQLiteConnection, path: String, timeout: Double) {
         self.connection = connection

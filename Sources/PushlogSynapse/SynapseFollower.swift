@@ -193,14 +193,15 @@ public actor SynapseFollower {
         -> (raw: [SQLRow], position: Int64, full: Bool)
     {
         let limit = options.batchSize
-        let raw = try await source.query(stream.select, [.int(above), .int(upTo), .int(Int64(limit))])
-        guard raw.count >= limit, let first = raw.first?.first?.int, let last = raw.last?.first?.int else {
+        let select = stream.select(source.dialect)
+        let raw = try await source.query(select, [.int(above), .int(upTo), .int(Int64(limit))])
+        guard stream.tableRows(raw) >= limit, let first = raw.first?.first?.int, let last = raw.last?.first?.int else {
             return (raw, max(above, raw.last?.first?.int ?? above), false)
         }
         if first == last {
             // One position holds more rows than a batch: take all of them at once (the rows
             // just read are among them).
-            let all = try await source.query(stream.select, [.int(last - 1), .int(last), .int(Int64(Int32.max))])
+            let all = try await source.query(select, [.int(last - 1), .int(last), .int(Int64(Int32.max))])
             return (all, last, true)
         }
         return (raw, last - 1, true)
@@ -212,7 +213,8 @@ public actor SynapseFollower {
         let counted = try await source.query(stream.count, [.int(above), .int(atMost)]).first?.first?.int ?? 0
         let seen = try store.sourceSeenCount(key, above: above, atMost: atMost)
         guard counted != seen else { return [] }
-        return stream.mapRows(try await source.query(stream.select, [.int(above), .int(atMost), .int(Int64(Int32.max))]), now)
+        return stream.mapRows(try await source.query(stream.select(source.dialect),
+                                                     [.int(above), .int(atMost), .int(Int64(Int32.max))]), now)
     }
 
     /// The new window start: the newest head of the source seen at least `lateness` before

@@ -62,7 +62,13 @@ public typealias SQLRow = [SQLValue]
 /// Every call sees what was committed when it started (a fresh read transaction); an
 /// implementation reconnects after a lost connection on the next call, and never waits longer
 /// than its timeout.
+/// Which SQL a source speaks, where the two engines differ.
+public enum SQLDialect: Sendable {
+    case postgres, sqlite
+}
+
 public protocol SynapseSource: Sendable {
+    var dialect: SQLDialect { get }
     func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow]
     /// Closes the connection; the source must not be used after.
     func close() async

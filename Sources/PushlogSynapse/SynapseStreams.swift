@@ -21,8 +21,12 @@ struct StreamRow: Sendable {
 struct SynapseStream: Sendable {
     /// The name in `source_state` and in `pushlog_source_position{stream}`.
     let name: String
-    /// `$1`: rows above this position; `$2`: at most this position; `$3`: how many.
-    let select: String
+    /// `$1`: rows above this position; `$2`: at most this position; `$3`: how many. Written for
+    /// both engines but for ``usersAggregate``, which ``select(_:)`` puts in.
+    let template: String
+    /// Set when a row read stands for several of the table's rows: the column that says how
+    /// many. A batch's `LIMIT` counts the table's rows.
+    let rowsColumn: Int?
     /// `$1` < position <= `$2`.
     let count: String
     let head: String
@@ -30,13 +34,35 @@ struct SynapseStream: Sendable {
     /// position) is left out.
     let mapRows: @Sendable ([SQLRow], Int64) -> [StreamRow]
 
-    init(name: String, select: String, count: String, head: String,
+    init(name: String, select: String, count: String, head: String, rowsColumn: Int? = nil,
          mapRows: @escaping @Sendable ([SQLRow], Int64) -> [StreamRow]) {
         self.name = name
-        self.select = select
+        self.template = select
         self.count = count
         self.head = head
+        self.rowsColumn = rowsColumn
         self.mapRows = mapRows
+    }
+
+    /// Where the select aggregates user ids into a JSON array, sorted: the one thing of it the
+    /// engines spell differently.
+    static let usersAggregate = "%users%"
+
+    /// The select in `dialect`.
+    func select(_ dialect: SQLDialect) -> String {
+        guard template.contains(Self.usersAggregate) else { return template }
+        return template.replacingOccurrences(of: Self.usersAggregate, with: dialect == .postgres
+            ? "json_agg(a.user_id ORDER BY a.user_id)::text"
+            // Sorted by the decoder: SQLite's order within a group is the rows' order, not a promise.
+            : "json_group_array(a.user_id)")
+    }
+
+    /// How many of the table's rows the rows read stand for.
+    func tableRows(_ raw: [SQLRow]) -> Int {
+        guard let c = rowsColumn else { return raw.count }
+        var n = 0
+        for r in raw where r.count > c { n += Int(r[c].int ?? 1) }
+        return n
     }
 
     /// A stream whose rows map one by one.
@@ -75,15 +101,18 @@ struct SynapseStream: Sendable {
     /// state, not the state at the event: they differ only when a name changed since).
     ///
     /// The batch of push actions is taken first (`a`, materialized: its `LIMIT` applies to the
-    /// push actions alone), then the event is looked up for the first row of each event only
-    /// (one event notifies every member with a pusher: a room of 1,000 would look up and send
-    /// the same JSON 1,000 times). The rows after it come without the event's columns (room,
-    /// event id, event, room name and alias, member count, sender's name: NULL), and
-    /// ``SynapseRows/pushActions(_:now:)`` fills them in from it: only what may differ per user
-    /// (user, actions, highlight, thread) is sent for each. A `CASE` evaluates its subquery only when taken. Joined per row,
-    /// as before, 1,000,000 rows of 5 users took PostgreSQL 7.7–7.9 s in batches of 20,000
-    /// against 4.2–4.6 s so. A row whose event is gone (purged) comes with no event: it is read,
-    /// and nothing is appended for it.
+    /// push actions alone). One event notifies every member with a pusher, and their rows differ
+    /// only in user, actions, highlight and thread: they are grouped (`g`), one row per event and
+    /// (actions, highlight, thread), its users a JSON array and their number in the last column.
+    /// A room of 1,000 sends one row for a message where it sent 1,000, each a cell per column
+    /// to read and convert.
+    ///
+    /// The event is looked up for the event's first group only (the one with its first row,
+    /// ordered first); the groups after it come without the event's columns (NULL), and
+    /// ``SynapseRows/pushActions(_:now:)`` fills them in from it. A `CASE` evaluates its subquery
+    /// only when taken. Joined per row, as before, 1,000,000 rows of 5 users took PostgreSQL
+    /// 7.7–7.9 s in batches of 20,000 against 4.2–4.6 s so. A row whose event is gone (purged)
+    /// comes with no event: it is read, and nothing is appended for it.
     static let pushActions = SynapseStream(
         name: "push_actions",
         select: """
@@ -95,23 +124,28 @@ struct SynapseStream: Sendable {
               FROM event_push_actions epa
               WHERE epa.stream_ordering > $1 AND epa.stream_ordering <= $2 AND epa.notif = 1
                 AND epa.user_id IN (SELECT user_name FROM pushers)
-              ORDER BY epa.stream_ordering, epa.user_id LIMIT $3)
-            SELECT a.stream_ordering, a.user_id, CASE WHEN a.first THEN a.room_id END,
-                   CASE WHEN a.first THEN a.event_id END, a.actions, a.highlight, a.thread_id,
-                   CASE WHEN a.first THEN (SELECT e.received_ts FROM events e WHERE e.event_id = a.event_id) END,
-                   CASE WHEN a.first THEN (SELECT ej.json FROM event_json ej WHERE ej.event_id = a.event_id) END,
-                   CASE WHEN a.first THEN rss.name END, CASE WHEN a.first THEN rss.canonical_alias END,
-                   CASE WHEN a.first THEN rsc.joined_members END,
-                   CASE WHEN a.first THEN
+              ORDER BY epa.stream_ordering, epa.user_id LIMIT $3),
+            g AS (
+              SELECT a.stream_ordering, a.room_id, a.event_id, a.actions, a.highlight, a.thread_id,
+                     MAX(CASE WHEN a.first THEN 1 ELSE 0 END) AS first, COUNT(*) AS n, %users% AS users
+              FROM a GROUP BY a.stream_ordering, a.room_id, a.event_id, a.actions, a.highlight, a.thread_id)
+            SELECT g.stream_ordering, g.users, CASE WHEN g.first = 1 THEN g.room_id END,
+                   CASE WHEN g.first = 1 THEN g.event_id END, g.actions, g.highlight, g.thread_id,
+                   CASE WHEN g.first = 1 THEN (SELECT e.received_ts FROM events e WHERE e.event_id = g.event_id) END,
+                   CASE WHEN g.first = 1 THEN (SELECT ej.json FROM event_json ej WHERE ej.event_id = g.event_id) END,
+                   CASE WHEN g.first = 1 THEN rss.name END, CASE WHEN g.first = 1 THEN rss.canonical_alias END,
+                   CASE WHEN g.first = 1 THEN rsc.joined_members END,
+                   CASE WHEN g.first = 1 THEN
                      (SELECT rm.display_name FROM events e
-                        JOIN current_state_events cse ON cse.room_id = a.room_id AND cse.type = 'm.room.member'
+                        JOIN current_state_events cse ON cse.room_id = g.room_id AND cse.type = 'm.room.member'
                          AND cse.state_key = e.sender
                         JOIN room_memberships rm ON rm.event_id = cse.event_id
-                       WHERE e.event_id = a.event_id) END
-            FROM a
-            LEFT JOIN room_stats_state rss ON rss.room_id = a.room_id
-            LEFT JOIN room_stats_current rsc ON rsc.room_id = a.room_id
-            ORDER BY a.stream_ordering, a.user_id
+                       WHERE e.event_id = g.event_id) END,
+                   g.n
+            FROM g
+            LEFT JOIN room_stats_state rss ON rss.room_id = g.room_id
+            LEFT JOIN room_stats_current rsc ON rsc.room_id = g.room_id
+            ORDER BY g.stream_ordering, g.first DESC, g.users
             """,
         count: """
             SELECT COUNT(*) FROM event_push_actions
@@ -119,6 +153,7 @@ struct SynapseStream: Sendable {
               AND user_id IN (SELECT user_name FROM pushers)
             """,
         head: "SELECT COALESCE(MAX(stream_ordering), 0) FROM event_push_actions",
+        rowsColumn: 13,
         mapRows: { rows, now in SynapseRows.pushActions(rows, now: now) })
 
     /// `m.read` and `m.read.private` of users with a pusher. Synapse keeps one row per (room,
@@ -179,65 +214,84 @@ enum SynapseRows {
         .object(["set_tweak": .string("highlight")]),
     ]
 
-    /// Push actions in the order read. One event notifies many users, and their rows come one
-    /// after the other (ordered by stream ordering, then user); the query sends the event's
-    /// columns with the first of them only. The event is parsed and the notification decoded
-    /// once, then given to each user whose actions, highlight and thread are the same and whose
-    /// id passes the decoder's check (the only input that differs). What each row becomes is
-    /// what ``pushAction(_:now:)`` alone makes of it with the event's columns filled in.
+    /// Push actions in the order read: a row per event and (actions, highlight, thread), its
+    /// users a JSON array (column 1), the event's columns with the event's first row only. The
+    /// event is parsed and the notification decoded once per row, then given to each user of the
+    /// row whose id passes the decoder's check (the only input that differs). What each user
+    /// gets is what ``pushAction(_:now:)`` alone makes of the row with that user, its event's
+    /// columns filled in. A position's users come out in byte order of their ids, as the table's
+    /// rows were read before they were grouped.
     ///
-    /// A row whose actions differ (a mention, another thread) is decoded on its own, its event's
-    /// columns filled in where it is (`rows` is consumed: a row taken out and changed would be
-    /// copied whole, every string of it retained). The rows that share the notification are not
-    /// filled in nor compared column by column: an event's JSON, compared for each of a
-    /// thousand members, is a thousand times its size.
+    /// A row's event columns are filled in where it is (`rows` is consumed: a row taken out and
+    /// changed would be copied whole, every string of it retained).
     static func pushActions(_ rows: consuming [SQLRow], now: Int64) -> [StreamRow] {
         var rows = rows
         var out: [StreamRow] = []
         out.reserveCapacity(rows.count)
-        // The last row decoded, the row that came with its event's columns, and its notification.
-        var previous: (index: Int, shared: Int, notification: PushNotification)?
         var shared: Int?  // the last row that came with its event's columns
-        for i in rows.indices where rows[i].count >= 13 {
-            // No event id: a later row of the event before it.
-            let follows: Bool
-            if case .null = rows[i][3], shared != nil { follows = true } else { shared = i; follows = false }
-            let s = shared!
-            if let p = previous, p.shared == s, sameForUser(rows[p.index], rows[i]), let so = rows[i][0].int,
-               let user = rows[i][1].text {
-                var row = StreamRow(position: so, identity: user, userID: user, entry: nil, receivedTS: rows[s][7].int)
-                if (try? EntryDecoder.checkID(user, field: "user_id")) != nil {
-                    var n = p.notification
-                    n.userID = user
-                    row.entry = .notification(n)
-                }
-                out.append(row)
-                continue
+        var position: Int64?
+        var positionStart = 0  // where this position's rows begin in `out`
+        var groups = 0  // this position's rows read
+        func sortPosition() {
+            if groups > 1 {
+                out[positionStart...].sort { $0.userID.utf8.lexicographicallyPrecedes($1.userID.utf8) }
             }
-            if follows {
-                for c in Self.eventColumns { rows[i][c] = rows[s][c] }
-            }
-            guard let row = pushAction(rows[i], now: now) else { continue }
-            if case .notification(let n)? = row.entry { previous = (i, s, n) } else { previous = nil }
-            out.append(row)
         }
+        for i in rows.indices where rows[i].count >= 14 {
+            // No event id: a later row of the event before it.
+            if case .null = rows[i][3], let s = shared {
+                for c in Self.eventColumns { rows[i][c] = rows[s][c] }
+            } else {
+                shared = i
+            }
+            guard let so = rows[i][0].int, let users = Self.users(rows[i][1]) else { continue }
+            if so != position {
+                sortPosition()
+                position = so
+                positionStart = out.count
+                groups = 0
+            }
+            groups += 1
+            var decoded: PushNotification?
+            for user in users {
+                if let n = decoded {
+                    var row = StreamRow(position: so, identity: user, userID: user, entry: nil, receivedTS: rows[i][7].int)
+                    if (try? EntryDecoder.checkID(user, field: "user_id")) != nil {
+                        var m = n
+                        m.userID = user
+                        row.entry = .notification(m)
+                    }
+                    out.append(row)
+                    continue
+                }
+                var r = rows[i]
+                r[1] = .text(user)
+                guard let row = pushAction(r, now: now) else { continue }
+                if case .notification(let n)? = row.entry { decoded = n }
+                out.append(row)
+            }
+        }
+        sortPosition()
         return out
+    }
+
+    /// A row's users: a JSON array of strings, sorted by their bytes.
+    static func users(_ v: SQLValue) -> [String]? {
+        guard let text = v.text, case .array(let items)? = try? JSON.parse(text) else { return nil }
+        var users: [String] = []
+        users.reserveCapacity(items.count)
+        for item in items {
+            guard case .string(let user) = item else { return nil }
+            users.append(user)
+        }
+        users.sort { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        return users
     }
 
     /// The columns of a push-action row that belong to its event (the same for every user it
     /// notifies): room, event id, received time, event JSON, room name, alias, member count and
     /// the sender's display name.
     static let eventColumns = [2, 3, 7, 8, 9, 10, 11, 12]
-    /// The columns besides the user's that may differ between the rows of one event: its stream
-    /// ordering (the same, but checked), actions, highlight and thread.
-    static let userColumns = [0, 4, 5, 6]
-
-    /// Whether two push-action rows of one event have the same `userColumns`, byte for byte (a
-    /// String's `==` would take canonically equivalent text as equal).
-    static func sameForUser(_ a: SQLRow, _ b: SQLRow) -> Bool {
-        for i in userColumns where !a[i].sameBytes(as: b[i]) { return false }
-        return true
-    }
 
     static func pushAction(_ r: SQLRow, now: Int64) -> StreamRow? {
         guard r.count >= 13, let so = r[0].int, let user = r[1].text, let room = r[2].text, let eventID = r[3].text else {
