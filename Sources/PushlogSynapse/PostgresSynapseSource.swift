@@ -4,15 +4,23 @@ import NIOCore
 import NIOPosix
 import PostgresNIO
 
-/// Synapse on PostgreSQL (how it runs in production), through postgres-nio. One connection,
-/// opened on first use and again after it is lost; connect and every query have a deadline.
-/// Each query runs in its own transaction (autocommit), so every poll sees the latest commits.
+/// Synapse on PostgreSQL (how it runs in production), through postgres-nio. Up to two
+/// connections, each opened on first use and again after it is lost; connect and every query
+/// have a deadline. Each query runs in its own transaction (autocommit), so every poll sees the
+/// latest commits.
+///
+/// A query goes to an idle connection, the first one first: following live, one query at a
+/// time, only the first connection is ever opened. A catch-up reads a batch while PostgreSQL
+/// already makes the next one, on the second (a backend runs one query at a time).
 public final class PostgresSynapseSource: SynapseSource, @unchecked Sendable {
     let url: SynapseDatabaseURL.Postgres
     let timeout: Double
     let logger = Logger(label: "pushlog.synapse.postgres")
     private let lock = NSLock()
-    private var connection: PostgresConnection?
+    /// Per connection: the connection (nil until opened, or once lost), its opening under way,
+    /// and its queries under way.
+    private var lanes: [(connection: PostgresConnection?, connecting: Task<PostgresConnection, Error>?, busy: Int)] =
+        [(nil, nil, 0), (nil, nil, 0)]
     private var nextID = 0
     public let description: String
     public var dialect: SQLDialect { .postgres }
@@ -23,8 +31,46 @@ public final class PostgresSynapseSource: SynapseSource, @unchecked Sendable {
         description = SynapseDatabaseURL.postgres(url).description
     }
 
-    func connected() async throws -> PostgresConnection {
-        if let c = locked({ connection }), !c.isClosed { return c }
+    /// Takes the connection for a query: the first idle one, else the least busy.
+    private func takeLane() -> Int {
+        locked {
+            let lane = lanes.indices.first { lanes[$0].busy == 0 } ?? lanes.indices.min { lanes[$0].busy < lanes[$1].busy }!
+            lanes[lane].busy += 1
+            return lane
+        }
+    }
+
+    /// The lane's connection; opened (once, however many queries wait for it) when there is none.
+    private func connected(_ lane: Int) async throws -> PostgresConnection {
+        let task = locked { () -> Task<PostgresConnection, Error>? in
+            if let c = lanes[lane].connection, !c.isClosed { return nil }
+            if let t = lanes[lane].connecting { return t }
+            let t = Task { try await self.connect() }
+            lanes[lane].connecting = t
+            return t
+        }
+        guard let task else { return try locked { try lanes[lane].connection.unwrapped() } }
+        do {
+            let c = try await task.value
+            let kept = locked { () -> Bool in
+                guard lanes[lane].connecting == task else { return lanes[lane].connection === c }
+                lanes[lane].connection = c
+                lanes[lane].connecting = nil
+                return true
+            }
+            guard kept else {
+                // The source was closed meanwhile.
+                c.close().whenComplete { _ in withExtendedLifetime(c) {} }
+                throw SynapseSourceError("\(description): closed")
+            }
+            return c
+        } catch {
+            locked { if lanes[lane].connecting == task { lanes[lane].connecting = nil } }
+            throw error
+        }
+    }
+
+    private func connect() async throws -> PostgresConnection {
         var config: PostgresConnection.Configuration
         if let dir = url.socketDirectory {
             config = .init(unixSocketPath: "\(dir)/.s.PGSQL.\(url.port)", username: url.user, password: url.password,
@@ -43,15 +89,15 @@ public final class PostgresSynapseSource: SynapseSource, @unchecked Sendable {
         config.options.additionalStartupParameters = [("jit", "off")]
         let id = locked { nextID += 1; return nextID }
         let logger = self.logger
-        let c = try await withTimeout(timeout, "\(description): connect") { [config] in
+        return try await withTimeout(timeout, "\(description): connect") { [config] in
             try await PostgresConnection.connect(configuration: config, id: id, logger: logger)
         }
-        locked { connection = c }
-        return c
     }
 
     public func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow] {
-        let c = try await connected()
+        let lane = takeLane()
+        defer { locked { lanes[lane].busy -= 1 } }
+        let c = try await connected(lane)
         var bindings = PostgresBindings()
         for b in binds {
             switch b {
@@ -75,8 +121,8 @@ public final class PostgresSynapseSource: SynapseSource, @unchecked Sendable {
                 return out
             }
         } catch {
-            // The next call starts from a new connection.
-            locked { connection = nil }
+            // The next query of this lane starts from a new connection.
+            locked { if lanes[lane].connection === c { lanes[lane].connection = nil } }
             try? await c.close()
             throw error
         }
@@ -100,17 +146,26 @@ public final class PostgresSynapseSource: SynapseSource, @unchecked Sendable {
         return try body()
     }
 
-    /// A source dropped without ``close()`` still closes its connection (postgres-nio asserts
-    /// otherwise); the connection is kept until its channel has closed.
+    /// A source dropped without ``close()`` still closes its connections (postgres-nio asserts
+    /// otherwise); each connection is kept until its channel has closed.
     deinit {
-        if let c = connection, !c.isClosed { c.close().whenComplete { _ in withExtendedLifetime(c) {} } }
+        for lane in lanes {
+            if let c = lane.connection, !c.isClosed { c.close().whenComplete { _ in withExtendedLifetime(c) {} } }
+        }
     }
 
     public func close() async {
-        let c = locked { () -> PostgresConnection? in
-            defer { connection = nil }
-            return connection
+        let open = locked { () -> [PostgresConnection] in
+            defer { for i in lanes.indices { lanes[i].connection = nil; lanes[i].connecting = nil } }
+            return lanes.compactMap(\.connection)
         }
-        try? await c?.close()
+        for c in open { try? await c.close() }
+    }
+}
+
+private extension Optional {
+    func unwrapped() throws -> Wrapped {
+        guard let v = self else { throw SynapseSourceError("the connection was closed") }
+        return v
     }
 }

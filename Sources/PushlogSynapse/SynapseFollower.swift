@@ -182,9 +182,7 @@ public actor SynapseFollower {
     }
 
     /// Reads rows above `above`, as read (not decoded); returns them, the position reached (every
-    /// stream's first column is its position) and whether the batch was full (more to read). A
-    /// full batch may end in the middle of the rows of one position (one event notifies many
-    /// users): that position is read again next time.
+    /// stream's first column is its position) and whether the batch was full (more to read).
     ///
     /// Off the actor (and started detached, not as a task of the actor), so that a catch-up's
     /// next read begins at once, while the actor decodes the batch before it: on the actor it
@@ -192,19 +190,82 @@ public actor SynapseFollower {
     nonisolated func fetchNew(_ stream: SynapseStream, above: Int64, upTo: Int64) async throws
         -> (raw: [SQLRow], position: Int64, full: Bool)
     {
+        try await plan(stream, above: above, upTo: upTo).value
+    }
+
+    /// A batch being read. A range of positions knows its end before its rows come; a batch
+    /// read by `LIMIT` only once they have.
+    enum PlannedBatch: Sendable {
+        case range(rows: Task<[SQLRow], Error>, end: Int64, full: Bool)
+        case limited(Task<(raw: [SQLRow], position: Int64, full: Bool), Error>)
+
+        /// Where the batch ends, and whether it was full (more to read).
+        func end() async throws -> (position: Int64, full: Bool) {
+            switch self {
+            case .range(_, let end, let full): return (end, full)
+            case .limited(let task): let r = try await task.value; return (r.position, r.full)
+            }
+        }
+
+        var value: (raw: [SQLRow], position: Int64, full: Bool) {
+            get async throws {
+                switch self {
+                case .range(let rows, let end, let full): return (try await rows.value, end, full)
+                case .limited(let task): return try await task.value
+                }
+            }
+        }
+
+        func cancel() {
+            switch self {
+            case .range(let rows, _, _): rows.cancel()
+            case .limited(let task): task.cancel()
+            }
+        }
+    }
+
+    /// Starts reading the batch above `above` and returns once its end is known, before its rows
+    /// are: a stream with a ``SynapseStream/boundary`` query reads the range of positions below
+    /// the row after a batch's worth, so the first start reads the next batch while PostgreSQL still
+    /// sends this one (on a second connection: the source's queries run side by side). Reading
+    /// a batch then waiting for its rows to learn where the next began, the reads were the
+    /// catch-up's pace: PostgreSQL made each batch, then sent it, then made the next.
+    ///
+    /// Every position is read whole. A full batch by `LIMIT` may end in the middle of the rows
+    /// of one position (one event notifies many users): that position is read again next time.
+    /// A range stops below the position of the row after a batch's worth (so it holds a batch at
+    /// most), unless every row up to that one has that position: then that position is read
+    /// whole at once.
+    nonisolated func plan(_ stream: SynapseStream, above: Int64, upTo: Int64) async throws -> PlannedBatch {
         let limit = options.batchSize
+        let source = self.source
         let select = stream.select(source.dialect)
-        let raw = try await source.query(select, [.int(above), .int(upTo), .int(Int64(limit))])
-        guard stream.tableRows(raw) >= limit, let first = raw.first?.first?.int, let last = raw.last?.first?.int else {
-            return (raw, max(above, raw.last?.first?.int ?? above), false)
+        guard let boundary = stream.boundary else {
+            return .limited(Task.detached { () -> (raw: [SQLRow], position: Int64, full: Bool) in
+                let raw = try await source.query(select, [.int(above), .int(upTo), .int(Int64(limit))])
+                guard stream.tableRows(raw) >= limit, let first = raw.first?.first?.int, let last = raw.last?.first?.int else {
+                    return (raw, max(above, raw.last?.first?.int ?? above), false)
+                }
+                if first == last {
+                    // One position holds more rows than a batch: take all of them at once (the
+                    // rows just read are among them).
+                    let all = try await source.query(select, [.int(last - 1), .int(last), .int(Int64(Int32.max))])
+                    return (all, last, true)
+                }
+                return (raw, last - 1, true)
+            })
         }
-        if first == last {
-            // One position holds more rows than a batch: take all of them at once (the rows
-            // just read are among them).
-            let all = try await source.query(select, [.int(last - 1), .int(last), .int(Int64(Int32.max))])
-            return (all, last, true)
+        // The position of the row after a batch's worth.
+        let at = try await source.query(boundary, [.int(above), .int(upTo), .int(Int64(limit))]).first?.first?.int
+        guard let at else {
+            // The last batch: it reaches as far as its last row (`upTo` may be far above: `.max`).
+            let raw = try await source.query(select, [.int(above), .int(upTo), .int(Int64(Int32.max))])
+            return .range(rows: Task { raw }, end: max(above, raw.last?.first?.int ?? above), full: false)
         }
-        return (raw, last - 1, true)
+        let end = at - 1 > above ? at - 1 : at
+        return .range(rows: Task.detached {
+            try await source.query(select, [.int(above), .int(end), .int(Int64(Int32.max))])
+        }, end: end, full: true)
     }
 
     /// Rows in the trailing window that may have committed late: counted on both sides first,
@@ -324,17 +385,16 @@ public actor SynapseFollower {
             // Three batches at once: the next one is read while this one is decoded and the one
             // before it written. Writes run one after the other, in order, each storing its
             // position with its rows.
-            let start = position
-            var reading = Task.detached { try await self.fetchNew(stream, above: start, upTo: head) }
+            var reading = try await plan(stream, above: position, upTo: head)
             var writing: Task<Int, Error>?
             do {
                 while true {
-                    let (raw, reached, full) = try await reading.value
+                    let (reached, full) = try await reading.end()
                     let next = SourcePosition(position: full ? reached : head, windowStart: full ? reached : head)
-                    if full {
-                        let from = next.position
-                        reading = Task.detached { try await self.fetchNew(stream, above: from, upTo: head) }
-                    }
+                    let current = reading
+                    // The next batch is under way before this one's rows are awaited.
+                    if full { reading = try await plan(stream, above: reached, upTo: head) }
+                    let raw = try await current.value.raw
                     let rows = stream.mapRows(raw, now)
                     if let w = writing { total += try await w.value }
                     writing = Task { try await self.write([(stream, rows, next)], fresh: true) }

@@ -30,17 +30,23 @@ struct SynapseStream: Sendable {
     /// `$1` < position <= `$2`.
     let count: String
     let head: String
+    /// `$1` < position <= `$2`: the position of the row `$3` places further (0: the first), in
+    /// position order; none when there are not that many. Set, a batch is read as the range of
+    /// positions below it, which needs no `LIMIT`: its end is known before its rows are read,
+    /// so the next batch can be read meanwhile.
+    var boundary: String?
     /// A batch of rows read (in the order read) to stream rows; a row that is not one (no
     /// position) is left out.
     let mapRows: @Sendable ([SQLRow], Int64) -> [StreamRow]
 
-    init(name: String, select: String, count: String, head: String, rowsColumn: Int? = nil,
+    init(name: String, select: String, count: String, head: String, rowsColumn: Int? = nil, boundary: String? = nil,
          mapRows: @escaping @Sendable ([SQLRow], Int64) -> [StreamRow]) {
         self.name = name
         self.template = select
         self.count = count
         self.head = head
         self.rowsColumn = rowsColumn
+        self.boundary = boundary
         self.mapRows = mapRows
     }
 
@@ -154,6 +160,12 @@ struct SynapseStream: Sendable {
             """,
         head: "SELECT COALESCE(MAX(stream_ordering), 0) FROM event_push_actions",
         rowsColumn: 13,
+        boundary: """
+            SELECT stream_ordering FROM event_push_actions
+            WHERE stream_ordering > $1 AND stream_ordering <= $2 AND notif = 1
+              AND user_id IN (SELECT user_name FROM pushers)
+            ORDER BY stream_ordering LIMIT 1 OFFSET $3
+            """,
         mapRows: { rows, now in SynapseRows.pushActions(rows, now: now) })
 
     /// `m.read` and `m.read.private` of users with a pusher. Synapse keeps one row per (room,
