@@ -103,8 +103,8 @@ public actor SynapseFollower {
     /// Every query of the poll runs first, then the rows are decoded. Behind a full batch of push
     /// actions, the next batch is read meanwhile (``prefetched``), as the first start does: a
     /// catch-up after a restart read, then decoded, every batch in turn, ~50 ms more per batch of
-    /// 20,000 rows. The source has one connection, so the prefetch starts only once this poll's
-    /// own queries are done.
+    /// 20,000 rows. The prefetch starts once this poll's own queries are done, so that it never
+    /// holds them up.
     func read(from stored: [String: SourcePosition], after pending: Task<Int, Error>? = nil) async throws
         -> ([Batch], Progress)
     {

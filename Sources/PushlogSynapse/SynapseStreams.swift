@@ -22,8 +22,9 @@ struct SynapseStream: Sendable {
     /// The name in `source_state` and in `pushlog_source_position{stream}`.
     let name: String
     /// `$1`: rows above this position; `$2`: at most this position; `$3`: how many. Written for
-    /// both engines but for ``usersAggregate``, which ``select(_:)`` puts in.
-    let template: String
+    /// both engines but for ``usersAggregate``: each engine's text, made once.
+    private let selectPostgres: String
+    private let selectSQLite: String
     /// Set when a row read stands for several of the table's rows: the column that says how
     /// many. A batch's `LIMIT` counts the table's rows.
     let rowsColumn: Int?
@@ -34,7 +35,7 @@ struct SynapseStream: Sendable {
     /// position order; none when there are not that many. Set, a batch is read as the range of
     /// positions below it, which needs no `LIMIT`: its end is known before its rows are read,
     /// so the next batch can be read meanwhile.
-    var boundary: String?
+    let boundary: String?
     /// A batch of rows read (in the order read) to stream rows; a row that is not one (no
     /// position) is left out.
     let mapRows: @Sendable ([SQLRow], Int64) -> [StreamRow]
@@ -42,7 +43,9 @@ struct SynapseStream: Sendable {
     init(name: String, select: String, count: String, head: String, rowsColumn: Int? = nil, boundary: String? = nil,
          mapRows: @escaping @Sendable ([SQLRow], Int64) -> [StreamRow]) {
         self.name = name
-        self.template = select
+        selectPostgres = select.replacingOccurrences(of: Self.usersAggregate, with: "json_agg(a.user_id ORDER BY a.user_id)::text")
+        // Sorted by the decoder: SQLite's order within a group is the rows' order, not a promise.
+        selectSQLite = select.replacingOccurrences(of: Self.usersAggregate, with: "json_group_array(a.user_id)")
         self.count = count
         self.head = head
         self.rowsColumn = rowsColumn
@@ -55,13 +58,7 @@ struct SynapseStream: Sendable {
     static let usersAggregate = "%users%"
 
     /// The select in `dialect`.
-    func select(_ dialect: SQLDialect) -> String {
-        guard template.contains(Self.usersAggregate) else { return template }
-        return template.replacingOccurrences(of: Self.usersAggregate, with: dialect == .postgres
-            ? "json_agg(a.user_id ORDER BY a.user_id)::text"
-            // Sorted by the decoder: SQLite's order within a group is the rows' order, not a promise.
-            : "json_group_array(a.user_id)")
-    }
+    func select(_ dialect: SQLDialect) -> String { dialect == .postgres ? selectPostgres : selectSQLite }
 
     /// How many of the table's rows the rows read stand for.
     func tableRows(_ raw: [SQLRow]) -> Int {
@@ -239,7 +236,7 @@ enum SynapseRows {
     static func pushActions(_ rows: consuming [SQLRow], now: Int64) -> [StreamRow] {
         var rows = rows
         var out: [StreamRow] = []
-        out.reserveCapacity(rows.count)
+        out.reserveCapacity(SynapseStream.pushActions.tableRows(rows))  // a row per user
         var shared: Int?  // the last row that came with its event's columns
         var position: Int64?
         var positionStart = 0  // where this position's rows begin in `out`
