@@ -7,13 +7,16 @@
 # MODE "restart" times a catch-up after a restart instead of a first start: the data dir first
 # follows the database while it holds only the pushers, then the actions are inserted and
 # `follow synapse --once` resumes from the stored positions.
-# Usage: Tools/synapse-catchup-bench.sh [PUSHLOG_BINARY] [ACTIONS] [first|restart]
+# Usage: Tools/synapse-catchup-bench.sh [PUSHLOG_BINARY] [ACTIONS] [first|restart] [RUNS]
 # (default binary: Tools/release.sh's). Needs Tools/follower-test-deps.sh's PostgreSQL and venv.
+# RUNS (default 3) rounds of COPY then pushlog, each pushlog run into a new copy of its data dir;
+# the ratio is of the medians: one COPY moves by ±20% from run to run on a 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${1:-}"
 actions="${2:-1000000}"
 mode="${3:-first}"
+runs="${4:-3}"
 case "$mode" in first|restart) ;; *) echo "MODE must be first or restart, not $mode" >&2; exit 2 ;; esac
 users=5
 events=$((actions / users))
@@ -42,7 +45,7 @@ INSERT INTO room_stats_current (room_id, current_state_events, joined_members, i
 SQL
 if [ "$mode" = restart ]; then
     echo "first start with the pushers only..." >&2
-    "$bin" follow synapse --database "postgresql://postgres@127.0.0.1:$port/synapse" --once --data-dir "$dir/pushlog" 2>"$dir/first.log"
+    "$bin" follow synapse --database "postgresql://postgres@127.0.0.1:$port/synapse" --once --data-dir "$dir/base" 2>"$dir/first.log"
 fi
 psql -d synapse <<SQL
 INSERT INTO events (stream_ordering, topological_ordering, event_id, type, room_id, processed, outlier, origin_server_ts, received_ts, sender)
@@ -66,25 +69,38 @@ join="SELECT epa.stream_ordering, epa.user_id, epa.room_id, epa.event_id, epa.ac
 # an autovacuum worker that ends meanwhile counts too).
 postmaster=$(head -n 1 "$dir/data/postmaster.pid")
 pgcpu() { python3 -c 'import os,sys; f=open(f"/proc/{sys.argv[1]}/stat").read().rsplit(")",1)[1].split(); print((int(f[13])+int(f[14]))/os.sysconf("SC_CLK_TCK"))' "$postmaster"; }
-c0=$(pgcpu)
-t0=$(date +%s.%N)
-psql -d synapse -c "COPY ($join) TO STDOUT" > /dev/null
-t1=$(date +%s.%N)
-sleep 0.5  # the postmaster reaps the ended backend, and only then counts its CPU
-c1=$(pgcpu)
 TIMEFORMAT='%U %S'
-{ time "$bin" follow synapse --database "postgresql://postgres@127.0.0.1:$port/synapse" --once --backfill 3650d --data-dir "$dir/pushlog" 2>"$dir/follow.log"; } 2>"$dir/cpu" || { cat "$dir/follow.log" >&2; exit 1; }
-t2=$(date +%s.%N)
-sleep 0.5
-c2=$(pgcpu)
-head=$("$bin" stats --data-dir "$dir/pushlog" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["head"])')
-python3 - "$actions" "$t0" "$t1" "$t2" "$head" "$mode" "$c0" "$c1" "$c2" $(cat "$dir/cpu") <<'PY'
-import sys
-n, t0, t1, t2, head = int(sys.argv[1]), *map(float, sys.argv[2:5]), int(sys.argv[5])
-c0, c1, c2, user, system = map(float, sys.argv[7:12])
-copy, follow = t1 - t0, t2 - t1
-print(f"push actions: {n}; log head after: {head} (entries: {n} notifications + pushers)")
-print(f"COPY (SELECT join) TO STDOUT: {copy:.2f} s, {n / copy:,.0f} rows/s; PostgreSQL CPU {c1 - c0:.2f} s")
-print(f"pushlog follow synapse --once ({sys.argv[6]} start): {follow:.2f} s, {n / follow:,.0f} rows/s; ratio {follow / copy:.2f}x the COPY")
-print(f"  CPU: pushlog {user:.2f} s user + {system:.2f} s system, PostgreSQL {c2 - c1:.2f} s")
+: >"$dir/runs"
+for run in $(seq 1 "$runs"); do
+    rm -rf "$dir/pushlog"
+    if [ "$mode" = restart ]; then cp -r "$dir/base" "$dir/pushlog"; fi
+    c0=$(pgcpu)
+    t0=$(date +%s.%N)
+    psql -d synapse -c "COPY ($join) TO STDOUT" > /dev/null
+    t1=$(date +%s.%N)
+    sleep 0.5  # the postmaster reaps the ended backend, and only then counts its CPU
+    c1=$(pgcpu)
+    t1b=$(date +%s.%N)
+    { time "$bin" follow synapse --database "postgresql://postgres@127.0.0.1:$port/synapse" --once --backfill 3650d --data-dir "$dir/pushlog" 2>"$dir/follow.log"; } 2>"$dir/cpu" || { cat "$dir/follow.log" >&2; exit 1; }
+    t2=$(date +%s.%N)
+    sleep 0.5
+    c2=$(pgcpu)
+    head=$("$bin" stats --data-dir "$dir/pushlog" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["head"])')
+    echo "$t0 $t1 $t1b $t2 $c0 $c1 $c2 $(cat "$dir/cpu") $head" >>"$dir/runs"
+done
+python3 - "$actions" "$mode" "$dir/runs" <<'PY'
+import statistics, sys
+n, mode = int(sys.argv[1]), sys.argv[2]
+runs = [list(map(float, line.split())) for line in open(sys.argv[3])]
+print(f"push actions: {n}; {len(runs)} runs of COPY then pushlog ({mode} start)")
+print(f"{'run':>3} {'COPY s':>7} {'PG CPU':>7} {'pushlog s':>9} {'user':>6} {'sys':>6} {'PG CPU':>7} {'ratio':>6} {'log head':>9}")
+copies, follows = [], []
+for i, (t0, t1, t1b, t2, c0, c1, c2, user, system, head) in enumerate(runs, 1):
+    copy, follow = t1 - t0, t2 - t1b
+    copies.append(copy); follows.append(follow)
+    print(f"{i:>3} {copy:7.2f} {c1 - c0:7.2f} {follow:9.2f} {user:6.2f} {system:6.2f} {c2 - c1:7.2f} {follow / copy:5.2f}x {int(head):>9}")
+copy, follow = statistics.median(copies), statistics.median(follows)
+print(f"median: COPY (SELECT join) TO STDOUT {copy:.2f} s, {n / copy:,.0f} rows/s; "
+      f"pushlog follow synapse --once ({mode} start) {follow:.2f} s, {n / follow:,.0f} rows/s; "
+      f"ratio {follow / copy:.2f}x the COPY")
 PY
