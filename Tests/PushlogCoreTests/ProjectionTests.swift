@@ -114,6 +114,43 @@ struct ProjectionTests {
         }
     }
 
+    @Test("notifications and receipts of one room in one append count as they do appended one by one")
+    func roomsWithinOneAppend() throws {
+        let entries = [
+            Make.notify(alice, room: "!r", so: 10), Make.notify(alice, room: "!r", so: 20, thread: "t1"),
+            Make.notify(alice, room: "!s", so: 21),
+            Make.receipt(alice, room: "!r", so: 15),  // reads 10
+            Make.notify(alice, room: "!r", so: 30), Make.notify(alice, room: "!r", so: 35, thread: "t1"),
+            Make.receipt(alice, room: "!r", so: 36, thread: "t1"),  // reads 20 and 35
+            Make.notify(alice, room: "!r", so: 37, thread: "t1"), Make.notify(alice, room: "!s", so: 38),
+        ]
+        func badges(_ store: Store) throws -> [Int] {
+            try store.read { view in
+                [try view.badge(user: alice, rule: .notifications), try view.badge(user: alice, rule: .rooms)]
+            }
+        }
+        let (together, oneByOne) = try withStore { together in
+            try withStore { oneByOne in
+                for store in [together, oneByOne] { try store.append([Make.notify(alice, room: "!s", so: 5)]) }
+                try together.append(entries)
+                for e in entries { try oneByOne.append([e]) }
+                var seen: [[[Int]]] = [[], []]
+                for (i, store) in [together, oneByOne].enumerated() {
+                    seen[i].append(try badges(store))
+                    // Later receipts recount from each room's oldest unread notification.
+                    try store.append([Make.receipt(alice, room: "!s", so: 21)])
+                    seen[i].append(try badges(store))
+                    try store.append([Make.receipt(alice, room: "!r", so: 31)])
+                    seen[i].append(try badges(store))
+                }
+                return (seen[0], seen[1])
+            }
+        }
+        // !r: 30 and 37 unread, !s: 5, 21 and 38; then !s: 38; then !r: 37.
+        #expect(together == [[5, 2], [3, 2], [2, 2]])
+        #expect(together == oneByOne)
+    }
+
     @Test("a notification whose actions lack notify is logged but not indexed: no head move, no badge")
     func nonNotifyNotIndexed() throws {
         try withStore { store in
