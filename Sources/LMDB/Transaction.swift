@@ -48,6 +48,21 @@ public final class Transaction {
         }
     }
 
+    /// Puts `key` only if it is not there yet; returns false (and changes nothing) when it is.
+    /// One search, where a `get` then a `put` make two.
+    public func insert(_ db: Database, _ key: some RawBytes, _ value: some RawBytes) throws -> Bool {
+        try key.withUnsafeBytes { k in
+            try value.withUnsafeBytes { v in
+                var mk = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+                var mv = MDB_val(mv_size: v.count, mv_data: UnsafeMutableRawPointer(mutating: v.baseAddress))
+                let rc = mdb_put(handle, db.dbi, &mk, &mv, UInt32(MDB_NOOVERWRITE))
+                if rc == MDB_KEYEXIST { return false }
+                try check(rc, "put", db.name)
+                return true
+            }
+        }
+    }
+
     /// Deletes `key`; returns false when it was not there.
     @discardableResult
     public func delete(_ db: Database, _ key: some RawBytes) throws -> Bool {

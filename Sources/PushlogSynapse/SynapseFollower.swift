@@ -327,11 +327,11 @@ public actor SynapseFollower {
                     // the old window start, so the window moved whenever there is such a row.
                     var taken: Set<SeenRow> = []
                     for row in b.rows {
-                        if try ctx.sourceSeen(key, row.position, row.identity) { continue }
                         if row.position <= b.next.windowStart {
+                            if try ctx.sourceSeen(key, row.position, row.identity) { continue }
                             guard taken.insert(SeenRow(position: row.position, identity: row.identity)).inserted else { continue }
                         } else {
-                            try ctx.markSourceSeen(key, row.position, row.identity)
+                            guard try ctx.markSourceSeenIfNew(key, row.position, row.identity) else { continue }
                         }
                         if let entry = row.entry, shard.owns(row.userID) { entries.append(entry) }
                     }

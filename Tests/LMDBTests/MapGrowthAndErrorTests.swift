@@ -196,6 +196,19 @@ struct ErrorTests {
         }
     }
 
+    @Test("insert puts a missing key and leaves an existing one, and the transaction goes on")
+    func insertIfMissing() throws {
+        try withEnvironment { env throws in
+            let db = try env.database("unique")
+            let results = try env.write { txn in
+                [try txn.insert(db, bytes("k"), bytes("first")), try txn.insert(db, bytes("k"), bytes("second")),
+                 try txn.insert(db, bytes("l"), bytes("third"))]
+            }
+            #expect(results == [true, false, true])
+            #expect(try env.read { [text(try $0.get(db, bytes("k"))), text(try $0.get(db, bytes("l")))] } == ["first", "third"])
+        }
+    }
+
     @Test("a write through a read-only transaction fails with an LMDBError naming the operation and database")
     func writeInReadTransaction() throws {
         try withEnvironment { env throws in

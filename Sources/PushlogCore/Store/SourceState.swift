@@ -64,8 +64,10 @@ extension StoreWriteContext {
         try txn.get(store.sourceSeen, SourceKeys.seen(stream, position, identity)) != nil
     }
 
-    public func markSourceSeen(_ stream: String, _ position: Int64, _ identity: String = "") throws {
-        try txn.put(store.sourceSeen, SourceKeys.seen(stream, position, identity), [UInt8(1)])
+    /// Marks the row taken unless it already was; returns whether it was not (one lookup, where
+    /// ``sourceSeen(_:_:_:)`` then a put made two).
+    public func markSourceSeenIfNew(_ stream: String, _ position: Int64, _ identity: String = "") throws -> Bool {
+        try txn.insert(store.sourceSeen, SourceKeys.seen(stream, position, identity), [UInt8(1)])
     }
 
     /// Forgets the rows of `stream` below `position`: they are out of the trailing window and
