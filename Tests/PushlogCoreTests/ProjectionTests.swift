@@ -116,6 +116,10 @@ struct ProjectionTests {
 
     @Test("notifications and receipts of one room in one append count as they do appended one by one")
     func roomsWithinOneAppend() throws {
+        let carol = "@carol:example.org"
+        // Carol: 40 rooms in one append (past the 16 a user's rooms are walked for), twice each,
+        // a receipt in room 3 between.
+        let carols = (0..<80).map { i in Make.notify(carol, room: "!c\(i % 40)", so: Int64(100 + i)) }
         let entries = [
             Make.notify(alice, room: "!r", so: 10), Make.notify(alice, room: "!r", so: 20, thread: "t1"),
             Make.notify(alice, room: "!s", so: 21),
@@ -123,10 +127,11 @@ struct ProjectionTests {
             Make.notify(alice, room: "!r", so: 30), Make.notify(alice, room: "!r", so: 35, thread: "t1"),
             Make.receipt(alice, room: "!r", so: 36, thread: "t1"),  // reads 20 and 35
             Make.notify(alice, room: "!r", so: 37, thread: "t1"), Make.notify(alice, room: "!s", so: 38),
-        ]
+        ] + carols[..<50] + [Make.receipt(carol, room: "!c3", so: 143)] + carols[50...]
         func badges(_ store: Store) throws -> [Int] {
             try store.read { view in
-                [try view.badge(user: alice, rule: .notifications), try view.badge(user: alice, rule: .rooms)]
+                [try view.badge(user: alice, rule: .notifications), try view.badge(user: alice, rule: .rooms),
+                 try view.badge(user: carol, rule: .notifications), try view.badge(user: carol, rule: .rooms)]
             }
         }
         let (together, oneByOne) = try withStore { together in
@@ -146,8 +151,9 @@ struct ProjectionTests {
                 return (seen[0], seen[1])
             }
         }
-        // !r: 30 and 37 unread, !s: 5, 21 and 38; then !s: 38; then !r: 37.
-        #expect(together == [[5, 2], [3, 2], [2, 2]])
+        // !r: 30 and 37 unread, !s: 5, 21 and 38; then !s: 38; then !r: 37. Carol: 80 less the
+        // two of !c3 (103 and 143, both at or below its receipt), in 39 rooms.
+        #expect(together == [[5, 2, 78, 39], [3, 2, 78, 39], [2, 2, 78, 39]])
         #expect(together == oneByOne)
     }
 
