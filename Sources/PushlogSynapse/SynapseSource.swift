@@ -27,34 +27,14 @@ public enum SQLValue: Sendable, Equatable {
 
     /// SQLite stores booleans as 0/1, PostgreSQL as `boolean` (read as 0/1 too).
     public var bool: Bool? { int.map { $0 != 0 } }
-
-    /// The same value, text compared byte for byte (a String's `==` would take canonically
-    /// equivalent text as equal). One value matched at a time, not a tuple of the two: a tuple
-    /// would copy both (a retain and a release of each string).
-    func sameBytes(as other: SQLValue) -> Bool {
-        switch self {
-        case .null:
-            if case .null = other { return true }
-        case .int(let x):
-            if case .int(let y) = other { return x == y }
-        case .double(let x):
-            if case .double(let y) = other { return x == y }
-        case .text(let x):
-            guard case .text(let y) = other else { return false }
-            let n = x.utf8.count
-            guard n == y.utf8.count else { return false }
-            if let same = x.utf8.withContiguousStorageIfAvailable({ xp in
-                y.utf8.withContiguousStorageIfAvailable { yp in n == 0 || memcmp(xp.baseAddress!, yp.baseAddress!, n) == 0 }
-            }), let same {
-                return same
-            }
-            return x.utf8.elementsEqual(y.utf8)
-        }
-        return false
-    }
 }
 
 public typealias SQLRow = [SQLValue]
+
+/// Which SQL a source speaks, where the two engines differ.
+public enum SQLDialect: Sendable {
+    case postgres, sqlite
+}
 
 /// Read access to a Synapse database. The follower asks only for rows, by SQL written for both
 /// engines: parameters are `$1`, `$2`, … in order of first use.
@@ -62,11 +42,6 @@ public typealias SQLRow = [SQLValue]
 /// Every call sees what was committed when it started (a fresh read transaction); an
 /// implementation reconnects after a lost connection on the next call, and never waits longer
 /// than its timeout.
-/// Which SQL a source speaks, where the two engines differ.
-public enum SQLDialect: Sendable {
-    case postgres, sqlite
-}
-
 public protocol SynapseSource: Sendable {
     var dialect: SQLDialect { get }
     func query(_ sql: String, _ binds: [SQLValue]) async throws -> [SQLRow]
